@@ -1,0 +1,60 @@
+"""The three roles and what each may do. The same groups govern the admin, the API and the pages."""
+
+from __future__ import annotations
+
+VIEWER = "Viewer"
+OPERATOR = "Operator"
+ADMIN = "Admin"
+ROLES = (VIEWER, OPERATOR, ADMIN)  # lowest to highest
+
+VIEWER_PERMISSIONS = [
+    "contacts.view_contact",
+    "contacts.view_consentevent",
+    "messaging.view_message",
+    "messaging.view_mediafile",
+    "messaging.view_whatsapptemplate",
+    "bulk.view_bulkjob",
+    "bulk.view_bulkrecipient",
+    "automation.view_aisuggestion",
+]
+OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
+    "contacts.add_contact",
+    "contacts.change_contact",
+    "contacts.delete_contact",
+    "messaging.send_message",
+    "bulk.add_bulkjob",
+    "bulk.change_bulkjob",
+    "automation.change_aisuggestion",
+]
+# Admin: every permission there is, including users and system configuration.
+ROLE_PERMISSIONS = {VIEWER: VIEWER_PERMISSIONS, OPERATOR: OPERATOR_PERMISSIONS, ADMIN: None}
+
+
+def sync_role_groups(apps, schema_editor=None) -> None:
+    """Create the role groups and give each its permissions. Idempotent.
+
+    Called from data migrations (each app that adds permissions adds one that calls this),
+    so a fresh database has complete roles right after ``migrate``. Permissions are normally
+    created after all migrations, so this creates the ones it needs first.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, codes in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        if codes is None:
+            perms = list(Permission.objects.all())
+        else:
+            perms = []
+            for code in codes:
+                app_label, codename = code.split(".")
+                perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+                if perm is not None:  # the app that owns it may not be migrated yet
+                    perms.append(perm)
+        group.permissions.set(perms)

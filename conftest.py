@@ -1,0 +1,137 @@
+"""Shared test fixtures. Tests run against real parts: PostgreSQL, moto_server over HTTP,
+and a real Celery worker on the SQS emulator where behaviour depends on one.
+
+Run them through `make test` (or `scripts/with-services.sh pytest ...`), which starts the services.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from wecare import aws
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _require_emulator() -> str:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not endpoint.startswith("http://127.0.0.1"):
+        pytest.exit("AWS_ENDPOINT_URL must point at a local moto_server: run tests with `make test`.", 2)
+    return endpoint
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> str:
+    return _require_emulator()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_resources(aws_endpoint, django_db_blocker):
+    """The queues, buckets, tables and secrets exist on the emulator for the whole session."""
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        call_command("bootstrap_aws", stdout=io.StringIO())
+    yield
+
+
+@pytest.fixture
+def reset_aws(aws_endpoint):
+    """Empty every emulated service, then recreate the platform's resources."""
+    from django.core.management import call_command
+
+    requests.post(f"{aws_endpoint}/moto-api/reset", timeout=10)
+    aws.reset_clients()
+    call_command("bootstrap_aws", stdout=io.StringIO())
+    yield
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class CeleryWorker:
+    """A real `celery worker` subprocess on the emulated SQS broker, using the test database."""
+
+    def __init__(self, queues: list[str], concurrency: int = 2, extra_env: dict | None = None):
+        self.log_path = ROOT / ".run" / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.log_path.parent.mkdir(exist_ok=True)
+        env = {**os.environ, "DATABASE_URL": _database_url(), "CELERY_TASK_ALWAYS_EAGER": "false"}
+        env.update(extra_env or {})
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - open for the worker's lifetime
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "wecare", "worker",
+                "-Q", ",".join(queues), "-c", str(concurrency), "--loglevel=INFO",
+                "--without-heartbeat", "--without-mingle", "--without-gossip",
+            ],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{self.log()}")
+            if "ready." in self.log():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"celery worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: int) -> None:
+        """Send a signal to the worker's main process."""
+        self.process.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db):
+    """Start real workers: ``celery_worker_factory(queues=[...])``. Stopped after the test."""
+    workers: list[CeleryWorker] = []
+
+    def start(queues: list[str] | None = None, concurrency: int = 2, extra_env: dict | None = None):
+        prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
+        names = queues or [settings.QUEUE_DEFAULT, settings.QUEUE_OUTBOUND, settings.QUEUE_INBOUND, settings.QUEUE_BULK]
+        worker = CeleryWorker([prefix + q if not q.startswith(prefix) else q for q in names], concurrency, extra_env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")

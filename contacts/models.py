@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Channel(models.TextChoices):
+    WHATSAPP = "whatsapp", "WhatsApp"
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
+class ConsentSource(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    IMPORT = "import", "Import"
+    UI = "ui", "Operator pages"
+    INBOUND_KEYWORD = "inbound_keyword", "Inbound keyword"
+
+
+class ContactQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(deleted_at__isnull=True)
+
+
+class Contact(models.Model):
+    """Someone the business may talk to, with their consent per channel.
+
+    Opt-ins change only through contacts.services, which writes the consent history.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="contact id")
+    name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164, e.g. +919876543210")
+    email = models.EmailField(max_length=254, null=True, blank=True)
+    opt_in_whatsapp = models.BooleanField(default=False, verbose_name="WhatsApp opt-in")
+    opt_in_sms = models.BooleanField(default=False, verbose_name="SMS opt-in")
+    opt_in_email = models.BooleanField(default=False, verbose_name="Email opt-in")
+    last_inbound_message_at = models.DateTimeField(null=True, blank=True)
+    # Lower-case, accent-free name + email + phone digits: one trigram-indexed column for search.
+    search_text = models.TextField(blank=True, default="", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ContactQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(phone__isnull=False) | Q(email__isnull=False),
+                name="contact_has_phone_or_email",
+                violation_error_message="A contact needs a phone number or an email address.",
+            ),
+            models.UniqueConstraint(
+                fields=["phone"],
+                condition=Q(deleted_at__isnull=True, phone__isnull=False),
+                name="contact_phone_unique_when_active",
+                violation_error_message="Another contact already has this phone number.",
+            ),
+            models.UniqueConstraint(
+                fields=["email"],
+                condition=Q(deleted_at__isnull=True, email__isnull=False),
+                name="contact_email_unique_when_active",
+                violation_error_message="Another contact already has this email address.",
+            ),
+        ]
+        indexes = [models.Index(fields=["deleted_at", "-created_at"], name="contact_active_recent")]
+
+    def __str__(self) -> str:
+        return self.name or self.phone or self.email or str(self.id)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def opt_in(self, channel: str) -> bool:
+        return bool(getattr(self, f"opt_in_{channel}"))
+
+
+class ConsentEvent(models.Model):
+    """One change of one channel's opt-in. Immutable: the history is evidence."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="consent_events")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    old_value = models.BooleanField(null=True)
+    new_value = models.BooleanField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=254, blank=True)
+    source = models.CharField(max_length=32, choices=ConsentSource.choices)
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-changed_at"]
+        indexes = [models.Index(fields=["contact", "-changed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.channel}: {self.old_value} → {self.new_value} ({self.source})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Consent history is immutable.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Consent history is immutable.")

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from contacts.models import Channel, Contact
+
+MESSAGE_RETENTION_DAYS = 30
+DLQ_RETENTION_DAYS = 7
+
+
+class Direction(models.TextChoices):
+    OUTBOUND = "outbound", "Outbound"
+    INBOUND = "inbound", "Inbound"
+
+
+class MessageType(models.TextChoices):
+    TEXT = "text", "Text"
+    IMAGE = "image", "Image"
+    VIDEO = "video", "Video"
+    AUDIO = "audio", "Audio"
+    DOCUMENT = "document", "Document"
+    STICKER = "sticker", "Sticker"
+    LOCATION = "location", "Location"
+    CONTACTS = "contacts", "Contacts"
+    TEMPLATE = "template", "Template"
+    REACTION = "reaction", "Reaction"
+    INTERACTIVE = "interactive", "Interactive"
+    BUTTON = "button", "Button"
+    EMAIL = "email", "Email"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Failed"
+    RECEIVED = "received", "Received"
+
+
+# Status moves only forward. Failed may replace anything before read.
+STATUS_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
+
+
+def status_may_advance(current: str, new: str) -> bool:
+    if current == new or current in (MessageStatus.FAILED, MessageStatus.RECEIVED):
+        return False
+    if new == MessageStatus.FAILED:
+        return current != MessageStatus.READ
+    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1)
+
+
+def _message_expiry():
+    return timezone.now() + timedelta(days=MESSAGE_RETENTION_DAYS)
+
+
+def _dlq_expiry():
+    return timezone.now() + timedelta(days=DLQ_RETENTION_DAYS)
+
+
+class MessageQuerySet(models.QuerySet):
+    def live(self):
+        """Rows not yet expired: lists and the API leave expired rows out before the purge runs."""
+        return self.filter(expires_at__gt=timezone.now())
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="message id")
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="messages")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    direction = models.CharField(max_length=16, choices=Direction.choices, default=Direction.OUTBOUND)
+    message_type = models.CharField(max_length=16, choices=MessageType.choices, default=MessageType.TEXT)
+    content = models.TextField(blank=True)
+    template_name = models.CharField(max_length=512, blank=True)
+    template_language = models.CharField(max_length=16, blank=True)
+    template_parameters = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    html = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_details = models.JSONField(default=dict, blank=True)
+    provider_message_id = models.CharField(max_length=256, blank=True, db_index=True)
+    # Meta's wamid: inbound messages carry it; outbound ones learn it from the first status event.
+    whatsapp_message_id = models.CharField(max_length=256, null=True, blank=True)
+    origination_phone_number_id = models.CharField(max_length=128, blank=True)
+    sender_name = models.CharField(max_length=256, blank=True)
+    segments = models.PositiveIntegerField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(default=_message_expiry, db_index=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("send_message", "Can send messages")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["whatsapp_message_id"],
+                condition=Q(whatsapp_message_id__isnull=False),
+                name="message_whatsapp_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "-created_at"], name="message_contact_recent"),
+            models.Index(fields=["status", "channel"], name="message_status_channel"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.channel} {self.message_type} to {self.contact_id} [{self.status}]"
+
+
+class MediaFile(models.Model):
+    """A file in the private media bucket, attached to a message; served by pre-signed URL."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="file id")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="media")
+    s3_key = models.CharField(max_length=1024)
+    content_type = models.CharField(max_length=128, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    whatsapp_media_id = models.CharField(max_length=128, blank=True)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.s3_key
+
+
+class TemplateStatus(models.TextChoices):
+    APPROVED = "APPROVED", "Approved"
+    PENDING = "PENDING", "Pending"
+    REJECTED = "REJECTED", "Rejected"
+    PAUSED = "PAUSED", "Paused"
+    DISABLED = "DISABLED", "Disabled"
+
+
+class WhatsAppTemplate(models.Model):
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16, default="en_US")
+    category = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=TemplateStatus.choices, default=TemplateStatus.PENDING)
+    waba_id = models.CharField(max_length=128, blank=True)
+    meta_template_id = models.CharField(max_length=128, blank=True)
+    body = models.TextField(blank=True, help_text="Body text with {{1}} or {{name}} placeholders.")
+    # Placeholders of the body, in order: ["1", "2"] (positional) or ["name", "order"] (named).
+    body_parameters = models.JSONField(default=list, blank=True)
+    parameter_format = models.CharField(
+        max_length=16, choices=[("positional", "Positional"), ("named", "Named")], default="positional"
+    )
+    components = models.JSONField(default=list, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "language"]
+        constraints = [models.UniqueConstraint(fields=["name", "language"], name="template_name_language_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+
+class InboundEvent(models.Model):
+    """A verified SNS notification, stored raw before processing so nothing is lost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    sns_message_id = models.CharField(max_length=128, db_index=True)
+    topic_arn = models.CharField(max_length=256)
+    body = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"SNS {self.sns_message_id} [{self.status}]"
+
+
+class DLQMessage(models.Model):
+    """A dead-lettered payload and its replay state (inbound-dlq, outbound-dlq, bulk-dlq)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for replay"
+        REPLAYED = "replayed", "Replayed"
+        PARKED = "parked", "Parked for a human"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="DLQ message id")
+    original_message_id = models.CharField(max_length=256, db_index=True)
+    queue_name = models.CharField(max_length=128, db_index=True)
+    retry_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=_dlq_expiry, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue_name", "original_message_id"], name="dlq_message_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name}:{self.original_message_id} [{self.status}, {self.retry_count} tries]"

@@ -1,0 +1,78 @@
+"""The one place that makes boto3 clients, and the cached reader of Secrets Manager.
+
+boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> by itself, so a local emulator
+(moto_server) or a local fake of a service is reached without any code here knowing about it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import cache, lru_cache
+
+import boto3
+from botocore.config import Config
+
+_session_lock = threading.Lock()
+_secret_cache: dict[str, tuple[float, str]] = {}
+_secret_lock = threading.Lock()
+
+
+def _settings():
+    from django.conf import settings
+
+    return settings
+
+
+@lru_cache(maxsize=1)
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+def _config() -> Config:
+    settings = _settings()
+    return Config(
+        region_name=settings.AWS_REGION,
+        retries={"mode": "standard", "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+        read_timeout=settings.AWS_READ_TIMEOUT,
+        max_pool_connections=50,
+    )
+
+
+@cache
+def client(service: str):
+    """A boto3 client for ``service``; clients are thread-safe and cached per process."""
+    with _session_lock:  # boto3 sessions are not thread-safe while creating clients
+        return _session().client(service, config=_config())
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests that change endpoints or stub a client call this)."""
+    client.cache_clear()
+    _session.cache_clear()
+    with _secret_lock:
+        _secret_cache.clear()
+
+
+def get_secret(name: str, *, region: str | None = None) -> str:
+    """The string value of a Secrets Manager secret, cached for SECRETS_CACHE_SECONDS.
+
+    ``region`` lets settings.py read the Django secret key before settings are loaded.
+    Values are never logged.
+    """
+    now = time.monotonic()
+    with _secret_lock:
+        cached = _secret_cache.get(name)
+        if cached and cached[0] > now:
+            return cached[1]
+    if region is not None:
+        sm = boto3.session.Session().client("secretsmanager", region_name=region)
+        ttl = 300
+    else:
+        sm = client("secretsmanager")
+        ttl = _settings().SECRETS_CACHE_SECONDS
+    value = sm.get_secret_value(SecretId=name)["SecretString"]
+    with _secret_lock:
+        _secret_cache[name] = (now + ttl, value)
+    return value

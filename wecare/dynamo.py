@@ -1,0 +1,35 @@
+"""pynamodb plumbing: table names with the configured prefix, the emulator endpoint when set.
+
+DynamoDB holds only what many workers must update atomically and what expires by TTL
+(de-duplication claims, rate-limit buckets, tier counters). TTL attributes are Number epoch seconds.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pynamodb.models import Model
+
+_models: list[type[Model]] = []
+
+
+def table_name(base: str) -> str:
+    return os.environ.get("DYNAMODB_TABLE_PREFIX", "wecare-") + base
+
+
+def endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def region() -> str:
+    return os.environ.get("AWS_REGION", "us-east-1")
+
+
+def register(model: type[Model]) -> type[Model]:
+    """Class decorator: the bootstrap command creates every registered table (with its TTL)."""
+    _models.append(model)
+    return model
+
+
+def registered_models() -> list[type[Model]]:
+    return list(_models)

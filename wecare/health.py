@@ -1,0 +1,46 @@
+"""GET /healthz: is the database, the broker and AWS reachable?"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from wecare import aws
+
+logger = logging.getLogger(__name__)
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _broker() -> None:
+    # The broker is SQS: the default task queue must exist and answer.
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
+    aws.client("sqs").get_queue_url(QueueName=prefix + settings.QUEUE_DEFAULT)
+
+
+def _aws() -> None:
+    aws.client("s3").head_bucket(Bucket=settings.MEDIA_BUCKET)
+
+
+CHECKS = {"database": _database, "broker": _broker, "aws": _aws}
+
+
+@require_GET
+def healthz(request):
+    result = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            result[name] = "ok"
+        except Exception as exc:  # any failure means "down"; say which, log why
+            logger.warning("healthz: %s is down: %s", name, exc)
+            result[name] = "down"
+    status = 200 if all(v == "ok" for v in result.values()) else 503
+    return JsonResponse(result, status=status)

@@ -1,0 +1,350 @@
+"""Settings for WECARE.DIGITAL, read from the environment (12-factor).
+
+Every setting is documented in the README. The environment is validated here, at import time,
+so the web process, the Celery worker and every management command refuse to start on a
+missing or malformed setting, with a message that names it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+ENVIRONMENTS = ("production", "staging", "preview", "local", "test")
+SEND_MODES = ("DRY_RUN", "LIVE")
+
+env = environ.Env()
+
+
+def _require(name: str) -> str:
+    value = env.str(name, default="").strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} is required: set the environment variable {name}.")
+    return value
+
+
+def _choice(name: str, choices: tuple[str, ...], default: str | None = None) -> str:
+    value = env.str(name, default=default or "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} is required: set it to one of {', '.join(choices)}.")
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not valid: use one of {', '.join(choices)}.")
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("true", "1", "yes", "on"):
+        return True
+    if raw.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
+
+
+def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and {maximum}" if maximum is not None else ""
+        raise ImproperlyConfigured(f"{name}={value} is out of range: use a number between {minimum}{upper}.")
+    return value
+
+
+def _float(name: str, default: float) -> float:
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name}={value} must be greater than zero.")
+    return value
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    raw = env.str(name, default="")
+    if not raw.strip():
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# --- Environment and send mode ------------------------------------------------------------------
+ENVIRONMENT = _choice("ENVIRONMENT", ENVIRONMENTS)
+SEND_MODE = _choice("SEND_MODE", SEND_MODES, default="DRY_RUN")
+if SEND_MODE == "LIVE" and ENVIRONMENT != "production":
+    raise ImproperlyConfigured(
+        f"SEND_MODE=LIVE is refused in ENVIRONMENT={ENVIRONMENT}: only production may send for real. "
+        "Use SEND_MODE=DRY_RUN."
+    )
+IS_PRODUCTION = ENVIRONMENT == "production"
+# The local username/password form is for local and test, and for a break-glass superuser.
+LOCAL_LOGIN_ENABLED = ENVIRONMENT in ("local", "test")
+
+# --- AWS ----------------------------------------------------------------------------------------
+AWS_REGION = env.str("AWS_REGION", default="us-east-1")
+# boto3 reads AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> itself; we only need to know
+# whether a local emulator is in use (plain http), e.g. for the SQS broker.
+AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
+AWS_MAX_ATTEMPTS = _int("AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+AWS_CONNECT_TIMEOUT = _float("AWS_CONNECT_TIMEOUT", 5.0)
+AWS_READ_TIMEOUT = _float("AWS_READ_TIMEOUT", 15.0)
+
+SECRETS_CACHE_SECONDS = _int("SECRETS_CACHE_SECONDS", 300)
+SECRET_NAME_DJANGO_SECRET_KEY = env.str("SECRET_NAME_DJANGO_SECRET_KEY", default="wecare/django-secret-key")
+SECRET_NAME_WHATSAPP_ACCESS_TOKEN = env.str("SECRET_NAME_WHATSAPP_ACCESS_TOKEN", default="wecare/whatsapp-access-token")
+SECRET_NAME_META_APP_SECRET = env.str("SECRET_NAME_META_APP_SECRET", default="wecare/meta-app-secret")
+SECRET_NAME_OIDC_CLIENT_SECRET = env.str("SECRET_NAME_OIDC_CLIENT_SECRET", default="wecare/oidc-client-secret")
+
+# --- Security -----------------------------------------------------------------------------------
+if IS_PRODUCTION:
+    # Production never reads the key from a plain variable: it comes from Secrets Manager.
+    if env.str("DJANGO_SECRET_KEY", default=""):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must not be set in production: the key is read from Secrets Manager "
+            "(SECRET_NAME_DJANGO_SECRET_KEY)."
+        )
+    from wecare.aws import get_secret
+
+    SECRET_KEY = get_secret(SECRET_NAME_DJANGO_SECRET_KEY, region=AWS_REGION)
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) or [_require("ALLOWED_HOSTS")]
+else:
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+    if not SECRET_KEY:
+        if ENVIRONMENT not in ("local", "test"):
+            raise ImproperlyConfigured(f"DJANGO_SECRET_KEY is required in ENVIRONMENT={ENVIRONMENT}.")
+        SECRET_KEY = "local-only-insecure-key-never-used-outside-local-and-test"  # noqa: S105
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+DEBUG = _bool("DJANGO_DEBUG", default=ENVIRONMENT == "local")
+if DEBUG and IS_PRODUCTION:
+    raise ImproperlyConfigured("DJANGO_DEBUG=true is refused in production.")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SESSION_COOKIE_SECURE = IS_PRODUCTION or ENVIRONMENT in ("staging", "preview")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Applications -------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "import_export",
+    "django_celery_beat",
+    "django_htmx",
+    "wecare",
+    "accounts",
+    "contacts",
+    "messaging",
+    "bulk",
+    "automation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "accounts.middleware.AuditForbiddenMiddleware",
+]
+
+ROOT_URLCONF = "wecare.urls"
+WSGI_APPLICATION = "wecare.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+# SQLite is the embedded default; production and CI use PostgreSQL through DATABASE_URL.
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if IS_PRODUCTION and not DATABASE_URL:
+    raise ImproperlyConfigured("DATABASE_URL is required in production (a postgres:// URL).")
+try:
+    DATABASES = {"default": env.db_url_config(DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+except Exception as exc:  # django-environ raises several kinds for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
+DATABASES["default"]["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Resource names (the seeds' names are the defaults) ----------------------------------------
+COGNITO_USER_POOL_ID = env.str("COGNITO_USER_POOL_ID", default="us-east-1_CC9u1fYh6")
+WHATSAPP_PHONE_NUMBER_IDS = _list(
+    "WHATSAPP_PHONE_NUMBER_IDS",
+    [
+        "phone-number-id-baa217c3f11b4ffd956f6f3afb44ce54",
+        "phone-number-id-1447bc72d1b040f4bf2341c9e04b2e06",
+    ],
+)
+SMS_POOL_ID = env.str("SMS_POOL_ID", default="pool-6fbf5a5f390d4eeeaa7dbae39d78933e")
+SES_SENDER_EMAIL = env.str("SES_SENDER_EMAIL", default="one@wecare.digital")
+SES_SENDER_NAME = env.str("SES_SENDER_NAME", default="WECARE.DIGITAL")
+MEDIA_BUCKET = env.str("MEDIA_BUCKET", default="auth.wecare.digital")
+MEDIA_INCOMING_PREFIX = env.str("MEDIA_INCOMING_PREFIX", default="whatsapp-media/whatsapp-media-incoming/")
+MEDIA_OUTGOING_PREFIX = env.str("MEDIA_OUTGOING_PREFIX", default="whatsapp-media/whatsapp-media-outgoing/")
+REPORT_BUCKET = env.str("REPORT_BUCKET", default="stream.wecare.digital")
+REPORT_PREFIX = env.str("REPORT_PREFIX", default="base-wecare-digital/reports/")
+SNS_TOPIC_ARN = env.str("SNS_TOPIC_ARN", default="arn:aws:sns:us-east-1:809904170947:base-wecare-digital")
+LOG_GROUP_NAME = env.str("LOG_GROUP_NAME", default="/base-wecare-digital/common")
+CLOUDWATCH_LOGS_ENABLED = _bool("CLOUDWATCH_LOGS_ENABLED", default=IS_PRODUCTION)
+BEDROCK_KNOWLEDGE_BASE_ID = env.str("BEDROCK_KNOWLEDGE_BASE_ID", default="FZBPKGTOYE")
+BEDROCK_AGENT_ID = env.str("BEDROCK_AGENT_ID", default="HQNT0JXN8G")
+BEDROCK_MODEL_ID = env.str("BEDROCK_MODEL_ID", default="amazon.nova-pro-v1:0")
+
+QUEUE_DEFAULT = env.str("QUEUE_DEFAULT", default="wecare-default")
+QUEUE_OUTBOUND = env.str("QUEUE_OUTBOUND", default="outbound-queue")
+QUEUE_INBOUND = env.str("QUEUE_INBOUND", default="inbound-queue")
+QUEUE_BULK = env.str("QUEUE_BULK", default="bulk-queue")
+QUEUE_INBOUND_DLQ = env.str("QUEUE_INBOUND_DLQ", default="inbound-dlq")
+QUEUE_OUTBOUND_DLQ = env.str("QUEUE_OUTBOUND_DLQ", default="outbound-dlq")
+QUEUE_BULK_DLQ = env.str("QUEUE_BULK_DLQ", default="bulk-dlq")
+
+DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="wecare-")
+
+# --- Contacts -----------------------------------------------------------------------------------
+DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
+
+# --- Audit --------------------------------------------------------------------------------------
+AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 180, minimum=1)
+
+# --- Celery on SQS ------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="sqs://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "region": AWS_REGION,
+    # A local emulator speaks plain http; real SQS is https.
+    "is_secure": not AWS_ENDPOINT_URL.startswith("http://"),
+    "visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=30),
+    "polling_interval": _float("CELERY_POLLING_INTERVAL", 1.0),
+    "wait_time_seconds": _int("CELERY_WAIT_TIME_SECONDS", 1, maximum=20),
+    "queue_name_prefix": env.str("CELERY_QUEUE_PREFIX", default=""),
+}
+CELERY_TASK_DEFAULT_QUEUE = QUEUE_DEFAULT
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Tests may run tasks in-process; the real worker is used where behaviour depends on it.
+CELERY_TASK_ALWAYS_EAGER = _bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
+
+# --- REST API -----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RolePermission"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "wecare.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "WECARE.DIGITAL API",
+    "DESCRIPTION": "Contacts, consent and messaging over WhatsApp, SMS and Email.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Content Security Policy (django-csp 4) -----------------------------------------------------
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "https:", "http:"] if not IS_PRODUCTION else ["'self'", "data:", "https:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# --- Logging ------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+if CLOUDWATCH_LOGS_ENABLED:
+    LOGGING["handlers"]["cloudwatch"] = {
+        "class": "watchtower.CloudWatchLogHandler",
+        "log_group_name": LOG_GROUP_NAME,
+        "formatter": "plain",
+        "create_log_group": False,
+    }
+    LOGGING["root"]["handlers"].append("cloudwatch")
