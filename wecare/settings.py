@@ -282,6 +282,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "queue_name_prefix": env.str("CELERY_QUEUE_PREFIX", default=""),
 }
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_DEFAULT
+# Each workload has its own queue, so a bulk job never delays a one-to-one send or an inbound event.
+CELERY_TASK_ROUTES = {
+    "messaging.tasks.outbound.*": {"queue": QUEUE_OUTBOUND},
+    "messaging.tasks.inbound.*": {"queue": QUEUE_INBOUND},
+    "bulk.tasks.*": {"queue": QUEUE_BULK},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

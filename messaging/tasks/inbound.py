@@ -1,0 +1,1 @@
+"""Inbound event processing tasks (see messaging.inbound)."""

@@ -1,0 +1,1 @@
+"""Outbound send tasks (see messaging.services)."""
