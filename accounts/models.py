@@ -15,6 +15,16 @@ class User(AbstractUser):
     """A person who signs in. The email is the username; the role is the highest role group."""
 
     email = models.EmailField(unique=True)
+    # The identity provider's stable id for this person (the ID token's ``sub``). Bound at the first
+    # OIDC sign-in; from then on the user is found by it, so a changed email cannot take over a row.
+    oidc_subject = models.CharField(max_length=255, unique=True, null=True, blank=True, editable=False)
+    # Where OIDC is the way in, the password form still admits a superuser for whom an Admin turned
+    # this on: the way back in when the identity provider is down.
+    break_glass_enabled = models.BooleanField(
+        "break-glass password sign-in",
+        default=False,
+        help_text="Superusers only: may sign in with a password even where Cognito sign-in is the way in.",
+    )
 
     class Meta:
         ordering = ["email"]
