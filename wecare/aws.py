@@ -67,7 +67,14 @@ def get_secret(name: str, *, region: str | None = None) -> str:
         if cached and cached[0] > now:
             return cached[1]
     if region is not None:
-        sm = boto3.session.Session().client("secretsmanager", region_name=region)
+        # Settings are not loaded yet: the same retries and timeouts as _config(), with their defaults.
+        config = Config(
+            region_name=region,
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=5,
+            read_timeout=15,
+        )
+        sm = _session().client("secretsmanager", config=config)
         ttl = 300
     else:
         sm = client("secretsmanager")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -117,9 +118,19 @@ if IS_PRODUCTION:
             "DJANGO_SECRET_KEY must not be set in production: the key is read from Secrets Manager "
             "(SECRET_NAME_DJANGO_SECRET_KEY)."
         )
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from wecare.aws import get_secret
 
-    SECRET_KEY = get_secret(SECRET_NAME_DJANGO_SECRET_KEY, region=AWS_REGION)
+    try:
+        SECRET_KEY = get_secret(SECRET_NAME_DJANGO_SECRET_KEY, region=AWS_REGION)
+    except (BotoCoreError, ClientError) as exc:
+        raise ImproperlyConfigured(
+            f"SECRET_NAME_DJANGO_SECRET_KEY={SECRET_NAME_DJANGO_SECRET_KEY!r}: the Django secret key could not be "
+            f"read from Secrets Manager in {AWS_REGION}: {exc}"
+        ) from None
+    if not SECRET_KEY.strip():
+        raise ImproperlyConfigured(f"SECRET_NAME_DJANGO_SECRET_KEY={SECRET_NAME_DJANGO_SECRET_KEY!r} is empty.")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) or [_require("ALLOWED_HOSTS")]
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -297,6 +308,15 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Every periodic job, in this one place; the DatabaseScheduler copies these entries into its tables
+# at start-up (the admin shows them under "Periodic tasks"). Times are UTC.
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired": {
+        "task": "wecare.purge_expired",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 6 * 3600},  # a missed night is caught up by the next, not stacked
+    },
+}
 # Tests may run tasks in-process; the real worker is used where behaviour depends on it.
 CELERY_TASK_ALWAYS_EAGER = _bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -1,0 +1,13 @@
+"""Celery tasks of the platform itself. Their schedule is CELERY_BEAT_SCHEDULE in settings."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from wecare import maintenance
+
+
+@shared_task(name="wecare.purge_expired")
+def purge_expired() -> dict[str, int]:
+    """Delete expired audit entries, messages with their media, and DLQ records (idempotent)."""
+    return maintenance.purge_expired().as_dict()
