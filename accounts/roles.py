@@ -30,7 +30,7 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
 ROLE_PERMISSIONS = {VIEWER: VIEWER_PERMISSIONS, OPERATOR: OPERATOR_PERMISSIONS, ADMIN: None}
 
 
-def sync_role_groups(apps, schema_editor=None) -> None:
+def sync_role_groups(apps, schema_editor=None, *, using: str | None = None) -> None:
     """Create the role groups and give each its permissions. Idempotent.
 
     Called from data migrations (each app that adds permissions adds one that calls this),
@@ -38,23 +38,33 @@ def sync_role_groups(apps, schema_editor=None) -> None:
     created after all migrations, so this creates the ones it needs first.
     """
     from django.contrib.auth.management import create_permissions
+    from django.db import DEFAULT_DB_ALIAS
 
+    using = using or (schema_editor.connection.alias if schema_editor is not None else DEFAULT_DB_ALIAS)
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        # Migration-state registries have no models modules, and create_permissions skips apps
+        # without one; the global registry (post_migrate) has them and must keep them.
+        previous = getattr(app_config, "models_module", None)
+        if previous is None:
+            app_config.models_module = True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0, using=using)
+        finally:
+            app_config.models_module = previous
 
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for role, codes in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
+        group, _ = Group.objects.using(using).get_or_create(name=role)
         if codes is None:
-            perms = list(Permission.objects.all())
+            perms = list(Permission.objects.using(using).all())
         else:
             perms = []
             for code in codes:
                 app_label, codename = code.split(".")
-                perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+                perm = (
+                    Permission.objects.using(using).filter(content_type__app_label=app_label, codename=codename).first()
+                )
                 if perm is not None:  # the app that owns it may not be migrated yet
                     perms.append(perm)
         group.permissions.set(perms)
