@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from contacts.search import build_search_text
+
 
 class Channel(models.TextChoices):
     WHATSAPP = "whatsapp", "WhatsApp"
@@ -52,10 +54,16 @@ class Contact(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            # An empty string is not a way to reach anyone: the services store "no phone" as NULL.
             models.CheckConstraint(
-                condition=Q(phone__isnull=False) | Q(email__isnull=False),
+                condition=(Q(phone__isnull=False) & ~Q(phone="")) | (Q(email__isnull=False) & ~Q(email="")),
                 name="contact_has_phone_or_email",
                 violation_error_message="A contact needs a phone number or an email address.",
+            ),
+            models.CheckConstraint(
+                condition=Q(phone__isnull=True) | Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"),
+                name="contact_phone_is_e164",
+                violation_error_message="The phone number must be stored in E.164 form, e.g. +919876543210.",
             ),
             models.UniqueConstraint(
                 fields=["phone"],
@@ -71,9 +79,19 @@ class Contact(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["deleted_at", "-created_at"], name="contact_active_recent")]
+        permissions = [("restore_contact", "Can restore a deleted contact")]
 
     def __str__(self) -> str:
         return self.name or self.phone or self.email or str(self.id)
+
+    def save(self, *args, **kwargs):
+        # search_text is derived from name, phone and email; computing it here keeps it right for
+        # every writer (services, admin, fixtures). bulk_create/update() bypass this: don't use them.
+        self.search_text = build_search_text(name=self.name, phone=self.phone, email=self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"name", "phone", "email"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "search_text"}
+        super().save(*args, **kwargs)
 
     @property
     def is_deleted(self) -> bool:

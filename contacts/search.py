@@ -1,0 +1,47 @@
+"""How contacts are found: one lower-case, accent-free ``search_text`` column per contact.
+
+The column holds the name, the email and the phone's digit forms; a query is normalised the same
+way and matched with ``LIKE '%term%'``, which the GIN trigram index (migration 0002) serves on
+PostgreSQL. Keep ``build_search_text`` and ``search_terms`` in step: they must normalise alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from contacts.phones import phone_query_digits, phone_search_forms
+
+# Characters a typed phone number is made of: digits, "+", spaces, dots, dashes, slashes, brackets.
+_PHONE_LIKE = re.compile(r"[+\d\s().\-/]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(value: str) -> str:
+    """Lower-case (casefold), accents stripped, whitespace collapsed: "  José  ÁLVAREZ" → "jose alvarez"."""
+    decomposed = unicodedata.normalize("NFKD", value or "")
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _SPACES.sub(" ", stripped.casefold()).strip()
+
+
+def build_search_text(*, name: str | None, phone: str | None, email: str | None) -> str:
+    parts = [normalize_text(name or ""), normalize_text(email or "")]
+    if phone:
+        parts.extend(phone_search_forms(phone))
+    return " ".join(part for part in parts if part)
+
+
+def is_phone_query(query: str) -> bool:
+    text = query.strip()
+    return bool(_PHONE_LIKE.fullmatch(text)) and sum(ch.isdigit() for ch in text) >= 3
+
+
+def search_terms(query: str) -> list[str]:
+    """The substrings a contact's search_text must all contain to match ``query``.
+
+    A phone typed in any form ("98765 43210", "+91 98765-43210", "0091 98765 43210") becomes one
+    digit string; anything else is split into normalised words, each of which must appear.
+    """
+    if is_phone_query(query):
+        return [phone_query_digits(query)]
+    return normalize_text(query).split()

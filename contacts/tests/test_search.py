@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+
+from contacts.models import ConsentSource
+from contacts.selectors import contact_get_by_phone, contact_search
+from contacts.services import contact_create, contact_soft_delete, contact_update
+
+pytestmark = pytest.mark.django_db
+
+
+def _names(queryset):
+    return sorted(c.name for c in queryset)
+
+
+@pytest.fixture
+def people():
+    return {
+        "jose": contact_create(name="José Álvarez", phone="+919876543210", source=ConsentSource.API),
+        "plain": contact_create(name="jose kumar", email="J.Kumar@Example.com", source=ConsentSource.API),
+        "zoe": contact_create(name="Zoë Müller", email="zoe@mueller.de", source=ConsentSource.API),
+        "uk": contact_create(name="Priya", phone="+442079460018", source=ConsentSource.API),
+    }
+
+
+def test_jose_finds_jose_with_an_accent(people):
+    assert _names(contact_search(query="jose")) == ["José Álvarez", "jose kumar"]
+
+
+def test_upper_case_with_an_accent_finds_the_plain_name(people):
+    assert _names(contact_search(query="JOSÉ")) == ["José Álvarez", "jose kumar"]
+
+
+def test_a_partial_name_matches_anywhere_in_it(people):
+    assert _names(contact_search(query="varez")) == ["José Álvarez"]
+    assert _names(contact_search(query="MULL")) == ["Zoë Müller"]
+
+
+def test_several_words_must_all_match_in_any_order(people):
+    assert _names(contact_search(query="kumar jose")) == ["jose kumar"]
+
+
+def test_an_email_fragment_matches_case_insensitively(people):
+    assert _names(contact_search(query="j.kumar@EXAMPLE")) == ["jose kumar"]
+    assert _names(contact_search(query="mueller.de")) == ["Zoë Müller"]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "98765 43210",
+        "9876543210",
+        "098765 43210",
+        "+91 98765-43210",
+        "+919876543210",
+        "0091 98765 43210",
+        "(+91) 98765 43210",
+        "98765",
+        "+91 98765",
+        "0091 98765",
+        "43210",
+    ],
+)
+def test_a_phone_typed_in_national_or_international_form_finds_the_contact(people, typed):
+    assert _names(contact_search(query=typed)) == ["José Álvarez"]
+
+
+@pytest.mark.parametrize("typed", ["020 7946 0018", "+44 20 7946 0018", "0044 20 7946 0018", "7946 0018"])
+def test_a_foreign_number_is_found_in_its_own_forms(people, settings, typed):
+    settings.DEFAULT_PHONE_REGION = "GB"
+
+    assert _names(contact_search(query=typed)) == ["Priya"]
+
+
+def test_deleted_contacts_never_appear(people):
+    contact_soft_delete(contact=people["jose"], actor=None)
+
+    assert _names(contact_search(query="jose")) == ["jose kumar"]
+    assert not contact_search(query="98765 43210").exists()
+
+
+def test_search_follows_changes_to_name_and_phone(people):
+    contact_update(
+        contact=people["uk"], data={"name": "Priya Señor", "phone": "+919812345678"}, actor=None, source="api"
+    )
+
+    assert _names(contact_search(query="senor")) == ["Priya Señor"]
+    assert _names(contact_search(query="98123 45678")) == ["Priya Señor"]
+    assert not contact_search(query="2079460018").exists()
+
+
+def test_a_search_that_matches_nothing_returns_nothing(people):
+    assert not contact_search(query="nobody-here").exists()
+
+
+def test_an_empty_search_returns_every_active_contact(people):
+    assert contact_search(query="  ").count() == 4
+
+
+def test_search_can_narrow_a_given_queryset(people):
+    from contacts.models import Contact
+
+    only_email = Contact.objects.filter(email__isnull=False)
+
+    assert _names(contact_search(query="jose", queryset=only_email)) == ["jose kumar"]
+
+
+def test_contact_get_by_phone_accepts_any_usual_form(people):
+    assert contact_get_by_phone("098765 43210") == people["jose"]
+    assert contact_get_by_phone("+91 98765-43210") == people["jose"]
+    assert contact_get_by_phone("not a number") is None
+    assert contact_get_by_phone("+919999999999") is None
