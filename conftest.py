@@ -21,6 +21,9 @@ from wecare import aws
 
 ROOT = Path(__file__).resolve().parent
 
+# Users per role and the Playwright browser fixtures of the operator pages' tests.
+pytest_plugins = ["wecare.tests.pages_fixtures"]
+
 
 def _require_emulator() -> str:
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")

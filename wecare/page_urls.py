@@ -1,0 +1,13 @@
+"""The operator pages (server-rendered, htmx navigation). The REST API lives under /api/."""
+
+from __future__ import annotations
+
+from django.urls import path, re_path
+
+from wecare import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("agent/", views.agent, name="agent"),
+    re_path(rf"^(?P<module>{'|'.join(views.COMING_SOON)})/$", views.coming_soon, name="coming-soon"),
+]
