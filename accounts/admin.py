@@ -4,18 +4,61 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import AuditLog, User
+from accounts.roles import ADMIN
+from accounts.services import role_from_groups, user_set_break_glass
+
+
+class UserChangeForm(DjangoUserAdmin.form):
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("break_glass_enabled") and not cleaned.get("is_superuser"):
+            self.add_error("break_glass_enabled", "Break-glass password sign-in is for superusers only.")
+        return cleaned
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("email", "role", "is_active", "is_staff", "is_superuser", "date_joined", "last_login")
-    list_filter = ("groups", "is_active", "is_staff", "is_superuser")
+    """Users and their roles. Only Admins hold the user permissions, so only they see this page.
+
+    Roles of people who sign in with Cognito follow their Cognito groups at every sign-in.
+    """
+
+    form = UserChangeForm
+    list_display = ("email", "role", "created_at", "last_login_at", "is_active", "break_glass_enabled")
+    list_filter = ("groups", "is_active", "is_staff", "is_superuser", "break_glass_enabled")
     search_fields = ("email", "username", "first_name", "last_name")
     ordering = ("email",)
+    readonly_fields = ("oidc_subject", "last_login", "date_joined")
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        ("Sign-in", {"fields": ("oidc_subject", "break_glass_enabled")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
 
     @admin.display(description="role")
     def role(self, obj: User) -> str:
-        return obj.role or "—"
+        if obj.is_superuser:
+            return ADMIN
+        return role_from_groups([g.name for g in obj.groups.all()]) or "—"
+
+    @admin.display(description="created at", ordering="date_joined")
+    def created_at(self, obj: User):
+        return obj.date_joined
+
+    @admin.display(description="last login at", ordering="last_login")
+    def last_login_at(self, obj: User):
+        return obj.last_login
+
+    def save_model(self, request, obj, form, change):
+        # The break-glass switch goes through its service, which audits who turned it on or off.
+        wanted = obj.break_glass_enabled
+        if change and "break_glass_enabled" in form.changed_data:
+            obj.break_glass_enabled = not wanted
+        super().save_model(request, obj, form, change)
+        if change and "break_glass_enabled" in form.changed_data:
+            user_set_break_glass(user=obj, enabled=wanted, by=request.user)
 
 
 @admin.register(AuditLog)

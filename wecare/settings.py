@@ -193,6 +193,9 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Cognito over OIDC first (it answers only when OIDC_CLIENT_ID is set); the password backend refuses
+# everyone but a break-glass superuser where OIDC is the way in outside local/test.
+AUTHENTICATION_BACKENDS = ["wecare.auth.CognitoOIDCBackend", "accounts.backends.PasswordBackend"]
 
 TEMPLATES = [
     {
@@ -321,9 +324,49 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ALWAYS_EAGER = _bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 
+# --- Sign-in: Cognito over OIDC (browser, /oidc/) and Cognito bearer tokens (REST) -------------
+# OIDC is on when OIDC_CLIENT_ID is set. Endpoints are discovered from the issuer; each OIDC_OP_*
+# setting overrides the discovered value. The client secret is read from Secrets Manager
+# (SECRET_NAME_OIDC_CLIENT_SECRET; empty for a public app client), never from a plain variable.
+_pool_region = COGNITO_USER_POOL_ID.split("_", 1)[0] if "_" in COGNITO_USER_POOL_ID else AWS_REGION
+OIDC_ISSUER = env.str(
+    "OIDC_ISSUER", default=f"https://cognito-idp.{_pool_region}.amazonaws.com/{COGNITO_USER_POOL_ID}"
+).rstrip("/")
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="").strip()
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+if OIDC_ENABLED and not OIDC_ISSUER.startswith("https://") and ENVIRONMENT not in ("local", "test"):
+    raise ImproperlyConfigured(f"OIDC_ISSUER={OIDC_ISSUER!r} must be an https:// URL in ENVIRONMENT={ENVIRONMENT}.")
+OIDC_HOSTED_DOMAIN = env.str("OIDC_HOSTED_DOMAIN", default="sso.wecare.digital").strip()
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+# Cognito publishes no end_session_endpoint: its hosted domain's /logout ends the Cognito session.
+OIDC_OP_LOGOUT_ENDPOINT = env.str(
+    "OIDC_OP_LOGOUT_ENDPOINT", default=f"https://{OIDC_HOSTED_DOMAIN}/logout" if OIDC_HOSTED_DOMAIN else ""
+)
+OIDC_LOGOUT_REDIRECT_PARAM = env.str("OIDC_LOGOUT_REDIRECT_PARAM", default="logout_uri")
+OIDC_LOGOUT_REDIRECT_URL = env.str("OIDC_LOGOUT_REDIRECT_URL", default="")
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email")
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_TOKEN_USE_BASIC_AUTH = _bool("OIDC_TOKEN_USE_BASIC_AUTH", default=True)
+OIDC_TIMEOUT = _float("OIDC_TIMEOUT", 10.0)
+OIDC_DISCOVERY_CACHE_SECONDS = _int("OIDC_DISCOVERY_CACHE_SECONDS", 3600, minimum=60)
+OIDC_JWKS_CACHE_SECONDS = _int("OIDC_JWKS_CACHE_SECONDS", 3600, minimum=60)
+OIDC_JWKS_MIN_REFRESH_SECONDS = _int("OIDC_JWKS_MIN_REFRESH_SECONDS", 60, minimum=1, maximum=3600)
+OIDC_CLOCK_SKEW_SECONDS = _int("OIDC_CLOCK_SKEW_SECONDS", 30, maximum=300)
+OIDC_REQUIRE_VERIFIED_EMAIL = _bool("OIDC_REQUIRE_VERIFIED_EMAIL", default=True)
+OIDC_REDIRECT_FIELD_NAME = "next"
+# Behind a load balancer, how many proxies append to X-Forwarded-For (for the source IP in the audit).
+TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0, maximum=5)
+
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "wecare.auth.CognitoBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RolePermission"],
@@ -355,6 +398,11 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     }
 }
+if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT.startswith(("https://", "http://")):
+    # Sign-out is a form POST answered by a redirect to the provider's logout: browsers apply
+    # form-action to that redirect too.
+    _logout_origin = "/".join(OIDC_OP_LOGOUT_ENDPOINT.split("/", 3)[:3])
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_logout_origin)
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

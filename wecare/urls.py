@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.api import MeView
+from accounts.views import SignInView, SignOutView, admin_login_redirect
 from wecare.health import healthz
 
 admin.site.site_header = "WECARE.DIGITAL"
@@ -11,11 +12,16 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Sign-in and sign-out go through one place (Cognito where configured), the admin's included.
+    path("admin/login/", admin_login_redirect),
+    path("admin/logout/", SignOutView.as_view()),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", SignInView.as_view(), name="login"),
+    path("accounts/logout/", SignOutView.as_view(), name="logout"),
+    path("oidc/", include("wecare.oidc_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/me/", MeView.as_view(), name="api-me"),
     path("api/", include("contacts.urls")),
     path("", include("wecare.page_urls")),
 ]
