@@ -196,6 +196,9 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Cognito over OIDC first (it answers only when OIDC_CLIENT_ID is set); the password backend refuses
 # everyone but a break-glass superuser where OIDC is the way in outside local/test.
 AUTHENTICATION_BACKENDS = ["wecare.auth.CognitoOIDCBackend", "accounts.backends.PasswordBackend"]
+# Cognito over OIDC first (it answers only when OIDC_CLIENT_ID is set); the password backend refuses
+# everyone but a break-glass superuser where OIDC is the way in outside local/test.
+AUTHENTICATION_BACKENDS = ["wecare.auth.CognitoOIDCBackend", "accounts.backends.PasswordBackend"]
 
 TEMPLATES = [
     {
@@ -398,6 +401,11 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     }
 }
+if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT.startswith(("https://", "http://")):
+    # Sign-out is a form POST answered by a redirect to the provider's logout: browsers apply
+    # form-action to that redirect too.
+    _logout_origin = "/".join(OIDC_OP_LOGOUT_ENDPOINT.split("/", 3)[:3])
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_logout_origin)
 if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT.startswith(("https://", "http://")):
     # Sign-out is a form POST answered by a redirect to the provider's logout: browsers apply
     # form-action to that redirect too.

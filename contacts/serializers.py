@@ -1,0 +1,142 @@
+"""JSON for contacts, in the seed platform's names (contactId, optInWhatsApp, createdAt…).
+
+Serializers check types and hand over to contacts.services; the rules live there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.settings import api_settings
+
+from contacts.models import ConsentEvent, ConsentSource, Contact
+from contacts.services import OPT_IN_FIELDS, contact_create, contact_update
+
+# Model field (as the services name it) → JSON field.
+JSON_NAMES = {
+    "id": "contactId",
+    "name": "name",
+    "phone": "phone",
+    "email": "email",
+    "opt_in_whatsapp": "optInWhatsApp",
+    "opt_in_sms": "optInSms",
+    "opt_in_email": "optInEmail",
+    "opt_ins": api_settings.NON_FIELD_ERRORS_KEY,
+    NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY,
+}
+
+
+def api_validation_error(exc: DjangoValidationError) -> serializers.ValidationError:
+    """A services ValidationError as DRF's, keyed by the JSON field names."""
+    if not hasattr(exc, "error_dict"):
+        return serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
+    detail: dict[str, list[str]] = {}
+    for field, messages in exc.message_dict.items():
+        detail.setdefault(JSON_NAMES.get(field, field), []).extend(messages)
+    return serializers.ValidationError(detail)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false, nothing else: "yes", 1, "true" and null are refused.
+
+    DRF's BooleanField accepts "yes", 1 and "on"; consent must never be given by such a guess.
+    """
+
+    default_error_messages = {
+        "invalid": "Must be a JSON boolean, true or false (not {input!r}).",
+        "null": "Must be a JSON boolean, true or false (not null).",
+    }
+
+    def to_internal_value(self, data):
+        if type(data) is bool:
+            return data
+        self.fail("invalid", input=data)
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    contactId = serializers.UUIDField(source="id", read_only=True)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
+    phone = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=40,
+        help_text="E.164 in answers. National input (e.g. 98765 43210) is read in the default region.",
+    )
+    email = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=254)
+    optInWhatsApp = StrictBooleanField(source="opt_in_whatsapp", required=False)
+    optInSms = StrictBooleanField(source="opt_in_sms", required=False)
+    optInEmail = StrictBooleanField(source="opt_in_email", required=False)
+    lastInboundMessageAt = serializers.DateTimeField(source="last_inbound_message_at", read_only=True, allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+    deletedAt = serializers.DateTimeField(source="deleted_at", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Contact
+        fields = [
+            "contactId",
+            "name",
+            "phone",
+            "email",
+            "optInWhatsApp",
+            "optInSms",
+            "optInEmail",
+            "lastInboundMessageAt",
+            "createdAt",
+            "updatedAt",
+            "deletedAt",
+        ]
+
+    def to_internal_value(self, data):
+        # An unknown key is most likely a misspelt field ("optinSms"): refusing it beats ignoring
+        # a consent change the client thinks it made.
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: [f"Unknown field: use one of {', '.join(self.fields)}."] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+    def _actor(self):
+        request = self.context.get("request")
+        return getattr(request, "user", None)
+
+    def create(self, validated_data):
+        opt_ins = {OPT_IN_FIELDS[field]: validated_data[field] for field in OPT_IN_FIELDS if field in validated_data}
+        try:
+            return contact_create(
+                name=validated_data.get("name", ""),
+                phone=validated_data.get("phone"),
+                email=validated_data.get("email"),
+                opt_ins=opt_ins,
+                actor=self._actor(),
+                source=ConsentSource.API,
+            )
+        except DjangoValidationError as exc:
+            raise api_validation_error(exc) from exc
+
+    def update(self, instance, validated_data):
+        try:
+            return contact_update(contact=instance, data=validated_data, actor=self._actor(), source=ConsentSource.API)
+        except DjangoValidationError as exc:
+            raise api_validation_error(exc) from exc
+
+
+class ConsentEventSerializer(serializers.ModelSerializer):
+    eventId = serializers.UUIDField(source="id", read_only=True)
+    contactId = serializers.UUIDField(source="contact_id", read_only=True)
+    channel = serializers.CharField(read_only=True)
+    oldValue = serializers.BooleanField(source="old_value", read_only=True, allow_null=True)
+    newValue = serializers.BooleanField(source="new_value", read_only=True)
+    changedBy = serializers.CharField(source="actor", read_only=True, help_text="Email of who changed it, or system.")
+    source = serializers.CharField(read_only=True)
+    changedAt = serializers.DateTimeField(source="changed_at", read_only=True)
+
+    class Meta:
+        model = ConsentEvent
+        fields = ["eventId", "contactId", "channel", "oldValue", "newValue", "changedBy", "source", "changedAt"]
