@@ -33,7 +33,9 @@ def _config() -> Config:
     settings = _settings()
     return Config(
         region_name=settings.AWS_REGION,
-        retries={"mode": "standard", "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        # total_max_attempts counts the first try too, as AWS_MAX_ATTEMPTS does in the AWS SDKs;
+        # botocore's "max_attempts" key counts retries only (one request more than configured).
+        retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
         connect_timeout=settings.AWS_CONNECT_TIMEOUT,
         read_timeout=settings.AWS_READ_TIMEOUT,
         max_pool_connections=50,
@@ -70,7 +72,7 @@ def get_secret(name: str, *, region: str | None = None) -> str:
         # Settings are not loaded yet: the same retries and timeouts as _config(), with their defaults.
         config = Config(
             region_name=region,
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard", "total_max_attempts": 3},
             connect_timeout=5,
             read_timeout=15,
         )

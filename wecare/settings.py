@@ -217,13 +217,23 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 # SQLite is the embedded default; production and CI use PostgreSQL through DATABASE_URL.
-DATABASE_URL = env.str("DATABASE_URL", default="")
+DATABASE_URL = env.str("DATABASE_URL", default="").strip()
 if IS_PRODUCTION and not DATABASE_URL:
     raise ImproperlyConfigured("DATABASE_URL is required in production (a postgres:// URL).")
 try:
     DATABASES = {"default": env.db_url_config(DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 except Exception as exc:  # django-environ raises several kinds for a bad URL
     raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
+# django-environ turns an unknown scheme into an engine name and a URL without a scheme into the
+# dummy backend: refuse both here rather than fail later without naming the variable.
+if DATABASES["default"].get("ENGINE") not in ("django.db.backends.postgresql", "django.db.backends.sqlite3") or (
+    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not DATABASES["default"].get("NAME")
+):
+    _scheme = DATABASE_URL.split("://", 1)[0] if "://" in DATABASE_URL else "(none)"
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is malformed (scheme {_scheme}): use postgres://USER:PASSWORD@HOST:PORT/NAME "
+        "or sqlite:///PATH."
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
