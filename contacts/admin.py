@@ -1,1 +1,274 @@
-# Register your models here.
+"""Admin for contacts and their consent history. Every write goes through contacts.services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import transaction
+from django.template.response import TemplateResponse
+from import_export.admin import ImportExportActionModelAdmin
+from import_export.formats import base_formats
+
+from contacts.models import ConsentEvent, ConsentSource, Contact
+from contacts.resources import ContactResource, describe_bad_rows
+from contacts.selectors import contact_search_q
+from contacts.services import (
+    OPT_IN_FIELDS,
+    contact_clean,
+    contact_create,
+    contact_restore,
+    contact_soft_delete,
+    contact_update,
+)
+
+
+class DeletedFilter(admin.SimpleListFilter):
+    """Deleted yes/no; the list shows contacts that are not deleted unless asked otherwise."""
+
+    title = "deleted"
+    parameter_name = "deleted"
+
+    def lookups(self, request, model_admin):
+        return (("no", "No"), ("yes", "Yes"), ("all", "All"))
+
+    def value(self):
+        return super().value() or "no"
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(deleted_at__isnull=False)
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(deleted_at__isnull=True)
+
+
+class ContactAdminForm(forms.ModelForm):
+    """Validates like the services do (normalised phone, phone or email, uniqueness) so the form
+    shows each problem on its field; the services then make the change."""
+
+    class Meta:
+        model = Contact
+        fields = ["name", "phone", "email", "opt_in_whatsapp", "opt_in_sms", "opt_in_email"]
+        help_texts = {"phone": "Any usual form; stored as E.164, e.g. +919876543210."}
+
+    def _post_clean(self):
+        # The model's own validation would compare the raw phone against stored E.164 numbers;
+        # contact_clean compares the normalised one.
+        try:
+            cleaned = contact_clean(
+                name=self.cleaned_data.get("name", ""),
+                phone=self.cleaned_data.get("phone"),
+                email=self.cleaned_data.get("email"),
+                exclude=self.instance if self.instance.pk else None,
+            )
+        except ValidationError as exc:
+            for field, messages_ in exc.message_dict.items():
+                self.add_error(None if field == NON_FIELD_ERRORS else field, messages_)
+            return
+        self.cleaned_data.update(cleaned)
+
+
+class ConsentEventInline(admin.TabularInline):
+    model = ConsentEvent
+    extra = 0
+    can_delete = False
+    fields = ("changed_at", "channel", "old_value", "new_value", "actor", "source")
+    readonly_fields = fields
+    ordering = ("-changed_at",)
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Contact)
+class ContactAdmin(ImportExportActionModelAdmin):
+    form = ContactAdminForm
+    resource_classes = [ContactResource]
+    import_formats = [base_formats.CSV]
+    export_formats = [base_formats.CSV]
+    import_template_name = "admin/contacts/contact/import.html"
+    list_display = (
+        "display_name",
+        "phone",
+        "email",
+        "opt_in_whatsapp",
+        "opt_in_sms",
+        "opt_in_email",
+        "last_inbound_message_at",
+        "created_at",
+        "deleted_at",
+    )
+    list_filter = ("opt_in_whatsapp", "opt_in_sms", "opt_in_email", DeletedFilter)
+    # The search box searches name, phone (any format) and email through search_text.
+    search_fields = ("search_text",)
+    search_help_text = "Name, phone (any format) or email; accents and case do not matter."
+    readonly_fields = ("id", "last_inbound_message_at", "created_at", "updated_at", "deleted_at")
+    fieldsets = (
+        (None, {"fields": ("id", "name", "phone", "email")}),
+        ("Consent", {"fields": ("opt_in_whatsapp", "opt_in_sms", "opt_in_email")}),
+        ("Activity", {"fields": ("last_inbound_message_at", "created_at", "updated_at", "deleted_at")}),
+    )
+    inlines = [ConsentEventInline]
+    actions = ["soft_delete_selected", "restore_selected"]
+    date_hierarchy = None
+    show_full_result_count = False
+    list_per_page = 50
+
+    @admin.display(description="name", ordering="name")
+    def display_name(self, obj: Contact) -> str:
+        return obj.name or "—"
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # a new contact has no history yet
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(contact_search_q(search_term)), False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would delete for real
+        return actions
+
+    # --- Permissions ----------------------------------------------------------------------------
+    def has_restore_permission(self, request) -> bool:
+        return request.user.has_perm("contacts.restore_contact")
+
+    def has_import_permission(self, request) -> bool:
+        return request.user.has_perm("contacts.add_contact") and request.user.has_perm("contacts.change_contact")
+
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("contacts.view_contact")
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_deleted:
+            return False  # restore it first
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_deleted:
+            return False  # already deleted
+        return super().has_delete_permission(request, obj)
+
+    # --- Writes through the services ------------------------------------------------------------
+    def save_model(self, request, obj, form, change):
+        opt_in_fields = [f for f in form.changed_data if f in OPT_IN_FIELDS]
+        if not change:
+            created = contact_create(
+                name=form.cleaned_data.get("name", ""),
+                phone=form.cleaned_data.get("phone"),
+                email=form.cleaned_data.get("email"),
+                opt_ins={OPT_IN_FIELDS[f]: form.cleaned_data[f] for f in opt_in_fields},
+                actor=request.user,
+                source=ConsentSource.ADMIN,
+            )
+            for field in Contact._meta.concrete_fields:
+                setattr(obj, field.attname, getattr(created, field.attname))
+            obj._state.adding = False
+            obj._state.db = created._state.db
+            return
+        data = {f: form.cleaned_data[f] for f in form.changed_data if f in form.cleaned_data}
+        current = Contact.objects.get(pk=obj.pk)
+        contact_update(contact=current, data=data, actor=request.user, source=ConsentSource.ADMIN)
+        for field in Contact._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(current, field.attname))
+
+    def get_deleted_objects(self, objs, request):
+        # Deleting is soft: nothing else goes with the contact and its history stays.
+        objs = list(objs)
+        perms_needed = set() if self.has_delete_permission(request) else {"contact"}
+        return [str(obj) for obj in objs], {"contacts": len(objs)}, perms_needed, []
+
+    def delete_model(self, request, obj):
+        contact_soft_delete(contact=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for contact in queryset.filter(deleted_at__isnull=True):
+            contact_soft_delete(contact=contact, actor=request.user)
+
+    # --- Actions --------------------------------------------------------------------------------
+    @admin.action(description="Delete selected contacts (soft: an Admin can restore them)", permissions=["delete"])
+    def soft_delete_selected(self, request, queryset):
+        done = 0
+        for contact in queryset.filter(deleted_at__isnull=True):
+            contact_soft_delete(contact=contact, actor=request.user)
+            done += 1
+        self.message_user(request, f"Deleted {done} contact(s). An Admin can restore them.", messages.SUCCESS)
+
+    @admin.action(description="Restore selected contacts", permissions=["restore"])
+    def restore_selected(self, request, queryset):
+        restored = 0
+        for contact in queryset.filter(deleted_at__isnull=False):
+            try:
+                with transaction.atomic():
+                    contact_restore(contact=contact, actor=request.user)
+                restored += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{contact}: {' '.join(exc.messages)}", messages.ERROR)
+        self.message_user(request, f"Restored {restored} contact(s).", messages.SUCCESS)
+
+    # --- Import: keep the good rows, report the bad ones ----------------------------------------
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        context = getattr(response, "context_data", None)
+        if not isinstance(response, TemplateResponse) or not context:
+            return response
+        result = context.get("result")
+        form = context.get("form")
+        if result is None or "confirm_form" in context or result.has_errors() or form is None:
+            return response
+        # Only some rows are invalid: offer to import the others (they are listed apart).
+        valid = sum(1 for row in result.valid_rows() if row.import_type in ("new", "update"))
+        if valid:
+            context["confirm_form"] = self.create_confirm_form(request, import_form=form)
+        context["bad_rows"] = describe_bad_rows(result)
+        context["valid_row_count"] = valid
+        return response
+
+    def add_success_message(self, result, request):
+        super().add_success_message(result, request)
+        bad = describe_bad_rows(result)
+        if bad:
+            self.message_user(request, f"{len(bad)} row(s) were not imported:", messages.WARNING)
+            for number, reason in bad:
+                self.message_user(request, f"Row {number}: {reason}", messages.WARNING)
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(admin.ModelAdmin):
+    """The consent history: evidence, so read-only for everyone."""
+
+    list_display = ("changed_at", "contact", "channel", "old_value", "new_value", "actor", "source")
+    list_filter = ("channel", "source", "new_value")
+    list_select_related = ("contact",)
+    search_fields = ("actor", "contact__email", "contact__phone")
+    raw_id_fields = ("contact", "changed_by")
+    readonly_fields = [f.name for f in ConsentEvent._meta.fields]
+    date_hierarchy = "changed_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

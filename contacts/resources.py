@@ -1,0 +1,300 @@
+"""CSV import and export of contacts (django-import-export), shared by the admin and the commands.
+
+Columns use the API's names: contactId, name, phone, email, optInWhatsApp, optInSms, optInEmail
+(read on import), and lastInboundMessageAt, createdAt, updatedAt, deletedAt (export only).
+
+Import rules:
+- a row without contactId creates a contact; a row with one updates that (active) contact;
+- every row goes through contacts.services, so phones are normalised, the phone-or-email and
+  uniqueness rules hold, and every opt-in given is written to the consent history with source
+  ``import``;
+- an empty cell means "not given": opt-ins stay false (or unchanged), fields stay unchanged;
+- opt-in cells are ``true`` or ``false`` (any case); anything else rejects the row;
+- a bad row is reported with its number and reason and the good rows are kept; an unknown column
+  stops the whole file (it is most likely a misspelt opt-in column whose values would be lost).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from import_export import fields, resources, widgets
+from import_export.results import Result, RowResult
+from tablib import Dataset
+
+from contacts.models import ConsentSource, Contact
+from contacts.phones import normalize_phone
+from contacts.services import contact_create, contact_update
+
+IMPORT_COLUMNS = ("contactId", "name", "phone", "email", "optInWhatsApp", "optInSms", "optInEmail")
+EXPORT_ONLY_COLUMNS = ("lastInboundMessageAt", "createdAt", "updatedAt", "deletedAt")
+OPT_IN_COLUMNS = {"optInWhatsApp": "opt_in_whatsapp", "optInSms": "opt_in_sms", "optInEmail": "opt_in_email"}
+# Model field (as services report errors) → CSV column.
+COLUMN_FOR_FIELD = {"name": "name", "phone": "phone", "email": "email", **{v: k for k, v in OPT_IN_COLUMNS.items()}}
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (e.g. an unknown column)."""
+
+
+class StrictBooleanWidget(widgets.Widget):
+    """``true``/``false`` (any case) in, ``true``/``false`` out; empty means not given."""
+
+    def clean(self, value, row=None, **kwargs):
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text == "":
+            return None
+        if text == "true":
+            return True
+        if text == "false":
+            return False
+        raise ValueError(f"{value!r} is not a boolean: write true or false, or leave the cell empty.")
+
+    def render(self, value, obj=None, **kwargs):
+        if value is None:
+            return ""
+        return "true" if value else "false"
+
+
+class IsoDateTimeWidget(widgets.Widget):
+    def render(self, value, obj=None, **kwargs):
+        return value.isoformat() if value else ""
+
+
+def check_headers(headers: list[str] | None) -> None:
+    """Refuse a file whose columns we do not know, or that has neither phone nor email."""
+    headers = [h for h in (headers or []) if h is not None]
+    known = set(IMPORT_COLUMNS) | set(EXPORT_ONLY_COLUMNS)
+    unknown = [h for h in headers if h not in known]
+    if unknown:
+        raise ImportFileError(
+            f"Unknown column(s) {', '.join(repr(h) for h in unknown)}: the columns are "
+            f"{', '.join(IMPORT_COLUMNS)} (and, ignored on import, {', '.join(EXPORT_ONLY_COLUMNS)})."
+        )
+    duplicated = sorted({h for h in headers if headers.count(h) > 1})
+    if duplicated:
+        raise ImportFileError(f"Column(s) {', '.join(duplicated)} appear more than once.")
+    if not {"phone", "email", "contactId"} & set(headers):
+        raise ImportFileError("The file needs a phone or an email column (or contactId to update contacts).")
+
+
+def _cell(row, column: str) -> str:
+    value = row.get(column)
+    return "" if value is None else str(value).strip()
+
+
+class ContactResource(resources.ModelResource):
+    contactId = fields.Field(attribute="id", column_name="contactId", readonly=True)
+    name = fields.Field(attribute="name", column_name="name")
+    phone = fields.Field(attribute="phone", column_name="phone")
+    email = fields.Field(attribute="email", column_name="email")
+    optInWhatsApp = fields.Field(attribute="opt_in_whatsapp", column_name="optInWhatsApp", widget=StrictBooleanWidget())
+    optInSms = fields.Field(attribute="opt_in_sms", column_name="optInSms", widget=StrictBooleanWidget())
+    optInEmail = fields.Field(attribute="opt_in_email", column_name="optInEmail", widget=StrictBooleanWidget())
+    lastInboundMessageAt = fields.Field(
+        attribute="last_inbound_message_at",
+        column_name="lastInboundMessageAt",
+        readonly=True,
+        widget=IsoDateTimeWidget(),
+    )
+    createdAt = fields.Field(attribute="created_at", column_name="createdAt", readonly=True, widget=IsoDateTimeWidget())
+    updatedAt = fields.Field(attribute="updated_at", column_name="updatedAt", readonly=True, widget=IsoDateTimeWidget())
+    deletedAt = fields.Field(attribute="deleted_at", column_name="deletedAt", readonly=True, widget=IsoDateTimeWidget())
+
+    class Meta:
+        model = Contact
+        fields = (*IMPORT_COLUMNS, *EXPORT_ONLY_COLUMNS)
+        export_order = (*IMPORT_COLUMNS, *EXPORT_ONLY_COLUMNS)
+        import_id_fields = ("contactId",)
+        use_transactions = True
+        clean_model_instances = False
+        skip_unchanged = False
+        report_skipped = True
+
+    def __init__(
+        self,
+        *,
+        progress: Callable[[], None] | None = None,
+        malformed_rows: dict[int, str] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.progress = progress
+        # Row number → why the reader could not read it (see read_csv); reported as invalid rows.
+        self.malformed_rows = malformed_rows or {}
+        self._seen: dict[tuple[str, str], int] = {}
+
+    # --- Import ---------------------------------------------------------------------------------
+    def _check_import_id_fields(self, headers):
+        check_headers(headers)  # contactId is optional: rows without it create contacts
+
+    def get_or_init_instance(self, instance_loader, row):
+        raw = _cell(row, "contactId")
+        if not raw:
+            return Contact(), True
+        try:
+            contact_id = uuid.UUID(raw)
+        except ValueError:
+            raise ValidationError({"contactId": [f"{raw!r} is not a contactId (a UUID)."]}) from None
+        contact = Contact.objects.active().filter(pk=contact_id).first()
+        if contact is None:
+            raise ValidationError(
+                {"contactId": [f"No contact with contactId {raw} (or it is deleted): leave contactId empty to create."]}
+            )
+        return contact, False
+
+    def import_instance(self, instance, row, **kwargs):
+        """Read the row into ``instance._import_data``; the services apply it in save_instance."""
+        data: dict[str, object] = {}
+        errors: dict[str, list[str]] = {}
+        for column in ("name", "phone", "email"):
+            if column in row and _cell(row, column):
+                data[column] = _cell(row, column)
+        if "phone" in data:
+            try:
+                data["phone"] = normalize_phone(data["phone"])
+            except ValidationError as exc:
+                errors["phone"] = exc.messages
+        for column, field in OPT_IN_COLUMNS.items():
+            if column not in row:
+                continue
+            try:
+                value = self.fields[column].widget.clean(row[column])
+            except ValueError as exc:
+                errors[column] = [str(exc)]
+                continue
+            if value is not None:
+                data[field] = value
+        if errors:
+            raise ValidationError(errors)
+        instance._import_data = data
+
+    def save_instance(self, instance, is_create, row, **kwargs):
+        if not self._is_using_transactions(kwargs) and self._is_dry_run(kwargs):
+            return  # a dry run that cannot be rolled back must not write
+        data = instance._import_data
+        actor = kwargs.get("user")
+        row_number = kwargs.get("row_number")
+        try:
+            if is_create:
+                opt_ins = {f.removeprefix("opt_in_"): data[f] for f in OPT_IN_COLUMNS.values() if f in data}
+                created = contact_create(
+                    name=data.get("name", ""),
+                    phone=data.get("phone"),
+                    email=data.get("email"),
+                    opt_ins=opt_ins,
+                    actor=actor,
+                    source=ConsentSource.IMPORT,
+                )
+                for field in Contact._meta.concrete_fields:
+                    setattr(instance, field.attname, getattr(created, field.attname))
+                instance._state.adding = False
+            else:
+                contact_update(contact=instance, data=data, actor=actor, source=ConsentSource.IMPORT)
+        except ValidationError as exc:
+            raise self._row_error(exc, data) from None
+        for key in ("phone", "email"):
+            if getattr(instance, key):
+                self._seen.setdefault((key, getattr(instance, key)), row_number)
+
+    def _row_error(self, exc: ValidationError, data: dict) -> ValidationError:
+        """The services' error keyed by CSV column, naming the earlier row of this file on a duplicate."""
+        errors: dict[str, list[str]] = {}
+        for field, messages in exc.message_dict.items():
+            column = COLUMN_FOR_FIELD.get(field, NON_FIELD_ERRORS)
+            if field in ("phone", "email") and data.get(field):
+                value = data[field] if field == "phone" else str(data[field]).lower()
+                earlier = self._seen.get((field, value))
+                if earlier is not None:
+                    messages = [f"Duplicate: row {earlier} of this file already has this {field}."]
+            errors.setdefault(column, []).extend(messages)
+        return ValidationError(errors)
+
+    def import_row(self, row, instance_loader, **kwargs):
+        reason = self.malformed_rows.get(kwargs.get("row_number"))
+        if reason is not None:
+            result = self.get_row_result_class()()
+            result.import_type = RowResult.IMPORT_TYPE_INVALID
+            result.validation_error = ValidationError(reason)
+        else:
+            result = super().import_row(row, instance_loader, **kwargs)
+        if self.progress is not None:
+            self.progress()
+        return result
+
+    # --- Export ---------------------------------------------------------------------------------
+    def get_queryset(self):
+        return Contact.objects.all().order_by("created_at", "id")
+
+
+@dataclasses.dataclass
+class CsvFile:
+    """A CSV file read for import: the rows, and what could not be read of them."""
+
+    dataset: Dataset
+    malformed_rows: dict[int, str] = dataclasses.field(default_factory=dict)
+    # Row number (1 = first data row) → line of the file where that row ends.
+    lines: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+def read_csv(path: str | Path) -> CsvFile:
+    """Read a UTF-8 CSV file (a BOM is fine) with a header row, like the admin's reader does.
+
+    Blank lines are skipped and short rows padded with empty cells (as tablib does), but a row
+    with more cells than the header is not cut down: it is kept as a malformed row and reported.
+    Raises ImportFileError if the file cannot be read as UTF-8 CSV or has no header.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8 CSV.")
+    except OSError as exc:
+        raise ImportFileError(f"Cannot read {path}: {exc.strerror or exc}.")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        headers = next(reader, None)
+        if not headers:
+            raise ImportFileError(f"{path} is empty: the first line must name the columns.")
+        headers = [h.strip() for h in headers]
+        dataset = Dataset(headers=headers)
+        csv_file = CsvFile(dataset=dataset)
+        width = len(headers)
+        for cells in reader:
+            if not cells:
+                continue
+            number = len(dataset) + 1
+            csv_file.lines[number] = reader.line_num
+            if len(cells) > width:
+                csv_file.malformed_rows[number] = (
+                    f"The row has {len(cells)} cells but the header names {width} columns "
+                    "(a comma inside a value must be quoted)."
+                )
+                cells = cells[:width]
+            dataset.append(cells + [""] * (width - len(cells)))
+    except csv.Error as exc:
+        raise ImportFileError(f"{path} is not valid CSV at line {reader.line_num}: {exc}.")
+    return csv_file
+
+
+def describe_bad_rows(result: Result) -> list[tuple[int, str]]:
+    """Every rejected row as (row number, reason), in file order. Row 1 is the first data row."""
+    bad: list[tuple[int, str]] = []
+    for invalid in result.invalid_rows:
+        reasons = [
+            f"{column}: {' '.join(messages)}" if column != NON_FIELD_ERRORS else " ".join(messages)
+            for column, messages in invalid.error_dict.items()
+        ]
+        bad.append((invalid.number, "; ".join(reasons)))
+    for error_row in result.error_rows:
+        bad.append((error_row.number, "; ".join(f"unexpected error: {error.error!r}" for error in error_row.errors)))
+    return sorted(bad)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.management import call_command
+
+from contacts.models import ConsentEvent, Contact
+from contacts.services import contact_soft_delete
+
+pytestmark = pytest.mark.django_db
+
+
+def test_export_writes_every_active_contact_in_the_import_format(tmp_path, make_contact):
+    make_contact(name="José", phone="+919876543210", email="jose@example.com", opt_ins={"sms": True})
+    gone = make_contact(name="Gone")
+    contact_soft_delete(contact=gone, actor=None)
+    path = tmp_path / "out.csv"
+
+    call_command("export_contacts", str(path), stderr=io.StringIO())
+
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert list(rows[0]) == [
+        "contactId",
+        "name",
+        "phone",
+        "email",
+        "optInWhatsApp",
+        "optInSms",
+        "optInEmail",
+        "lastInboundMessageAt",
+        "createdAt",
+        "updatedAt",
+        "deletedAt",
+    ]
+    assert [(r["name"], r["phone"], r["optInWhatsApp"], r["optInSms"]) for r in rows] == [
+        ("José", "+919876543210", "false", "true")
+    ]
+
+
+def test_deleted_contacts_are_exported_only_when_asked(tmp_path, make_contact):
+    gone = make_contact(name="Gone")
+    contact_soft_delete(contact=gone, actor=None)
+    path = tmp_path / "out.csv"
+
+    call_command("export_contacts", str(path), "--include-deleted", stderr=io.StringIO())
+
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert [r["name"] for r in rows] == ["Gone"]
+    assert rows[0]["deletedAt"]
+
+
+def test_an_export_imports_back_without_changing_anything(tmp_path, make_contact):
+    contact = make_contact(name="Asha", phone="+919876543210", opt_ins={"whatsapp": True})
+    path = tmp_path / "out.csv"
+    call_command("export_contacts", str(path), stderr=io.StringIO())
+    events_before = ConsentEvent.objects.count()
+
+    out = io.StringIO()
+    call_command("import_contacts", str(path), stdout=out, stderr=io.StringIO())
+
+    assert "0 contact(s) were created, 1 updated, 0 rejected" in out.getvalue()
+    assert Contact.objects.count() == 1
+    contact.refresh_from_db()
+    assert (contact.name, contact.opt_in_whatsapp) == ("Asha", True)
+    assert ConsentEvent.objects.count() == events_before
