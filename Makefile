@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+OIDC_PROVIDER := e2e/oidc-provider
 
 .PHONY: run test lint install system-deps clean
 
@@ -12,16 +13,24 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: system-deps $(BIN)/.installed
+install: system-deps $(BIN)/.installed $(OIDC_PROVIDER)/node_modules/.installed
 
 # Debian packages the platform and its tests need (apt-get runs only when one is missing).
-APT_PACKAGES := postgresql
+# chromium: the browser tests (Playwright drives Debian's build; it cannot download its own).
+APT_PACKAGES := postgresql chromium
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# The OpenID provider the end-to-end sign-in test starts (npm package oidc-provider), installed
+# exactly as locked; again only when node_modules is missing or the lock changed.
+$(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package-lock.json | system-deps
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 run: install
 	scripts/run-local.sh

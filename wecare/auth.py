@@ -87,6 +87,11 @@ class CognitoOIDCBackend(OIDCAuthenticationBackend):
         )
         return None
 
+    def get_user(self, user_id):
+        # Unlike mozilla-django-oidc's, a deactivated user's session ends at the next request.
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
+
     def get_token(self, payload: dict) -> dict:
         """Exchange the code (with the PKCE verifier) at the token endpoint."""
         secret = payload.pop("client_secret", "")

@@ -50,6 +50,7 @@ class FakeProvider:
         self.userinfo: dict[str, dict] = {}  # access token -> claims
         self.codes: dict[str, dict] = {}  # authorization code -> what the token endpoint issues
         self.token_requests: list[dict] = []
+        self.discovery_issuer = ""  # set to publish a discovery document naming another issuer
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -68,7 +69,7 @@ class FakeProvider:
 
     def discovery(self) -> dict:
         return {
-            "issuer": self.issuer,
+            "issuer": self.discovery_issuer or self.issuer,
             "authorization_endpoint": f"{self.issuer}/oauth2/authorize",
             "token_endpoint": f"{self.issuer}/oauth2/token",
             "userinfo_endpoint": f"{self.issuer}/oauth2/userInfo",
@@ -158,8 +159,7 @@ class FakeProvider:
                     return self._json(400, {"error": "invalid_grant", "error_description": "PKCE verification failed"})
                 id_token = provider.token({"nonce": grant["nonce"], **grant["claims"]})
                 access_token = provider.token({"sub": grant["claims"].get("sub", "sub-1")}, use="access")
-                return self._json(
-                    200, {"id_token": id_token, "access_token": access_token, "token_type": "Bearer", "expires_in": 3600}
-                )
+                tokens = {"id_token": id_token, "access_token": access_token, "token_type": "Bearer"}
+                return self._json(200, {**tokens, "expires_in": 3600})
 
         return Handler
