@@ -99,6 +99,12 @@ class Message(models.Model):
     segments = models.PositiveIntegerField(null=True, blank=True)
     dry_run = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
+    # Outbound: a worker sending this message holds it until then (at-least-once tasks send once).
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # Outbound: a replay from the outbound DLQ is a new message pointing at the one that failed.
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays", editable=False
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -141,6 +147,8 @@ class MediaFile(models.Model):
     size = models.BigIntegerField(null=True, blank=True)
     filename = models.CharField(max_length=255, blank=True)
     whatsapp_media_id = models.CharField(max_length=128, blank=True)
+    # When Meta got the file (PostWhatsAppMessageMedia); WhatsApp keeps media 30 days.
+    whatsapp_media_uploaded_at = models.DateTimeField(null=True, blank=True)
     uploaded_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -231,3 +239,68 @@ class DLQMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_name}:{self.original_message_id} [{self.status}, {self.retry_count} tries]"
+
+
+class SafetyRefusalCount(models.Model):
+    """How often the safety gate refused, per day, code and channel (messaging.safety counts)."""
+
+    day = models.DateField()
+    code = models.CharField(max_length=32)
+    channel = models.CharField(max_length=16)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "code", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "code", "channel"], name="safety_refusal_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.code} {self.channel}: {self.count}"
+
+
+class MessageUsage(models.Model):
+    """Outbound messages handed to a provider (or dry-run), per day, for cost reports.
+
+    Templates are counted per template and category, free-form messages (text, media, SMS, email)
+    per channel; business-initiated WhatsApp conversations separately. Kept beyond the 30 days of
+    the messages themselves.
+    """
+
+    class Kind(models.TextChoices):
+        TEMPLATE = "template", "Template"
+        FREE_FORM = "free_form", "Free-form"
+
+    day = models.DateField()
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    template_name = models.CharField(max_length=512, blank=True)
+    template_language = models.CharField(max_length=16, blank=True)
+    category = models.CharField(max_length=32, blank=True)
+    origination_phone_number_id = models.CharField(max_length=128, blank=True)
+    dry_run = models.BooleanField(default=False)
+    count = models.PositiveIntegerField(default=0)
+    business_initiated = models.PositiveIntegerField(default=0)
+    segments = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "channel", "kind", "template_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "day",
+                    "channel",
+                    "kind",
+                    "template_name",
+                    "template_language",
+                    "category",
+                    "origination_phone_number_id",
+                    "dry_run",
+                ],
+                name="message_usage_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = self.template_name or self.kind
+        return f"{self.day} {self.channel} {what}: {self.count}"

@@ -29,13 +29,13 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-def _config() -> Config:
+def _config(max_attempts: int | None = None) -> Config:
     settings = _settings()
     return Config(
         region_name=settings.AWS_REGION,
         # total_max_attempts counts the first try too, as AWS_MAX_ATTEMPTS does in the AWS SDKs;
         # botocore's "max_attempts" key counts retries only (one request more than configured).
-        retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": max_attempts or settings.AWS_MAX_ATTEMPTS},
         connect_timeout=settings.AWS_CONNECT_TIMEOUT,
         read_timeout=settings.AWS_READ_TIMEOUT,
         max_pool_connections=50,
@@ -43,10 +43,14 @@ def _config() -> Config:
 
 
 @cache
-def client(service: str):
-    """A boto3 client for ``service``; clients are thread-safe and cached per process."""
+def client(service: str, *, max_attempts: int | None = None):
+    """A boto3 client for ``service``; clients are thread-safe and cached per process.
+
+    ``max_attempts`` overrides AWS_MAX_ATTEMPTS for callers that retry on their own (outbound
+    sends pass 1, so the task's retries are the only ones and their total stays bounded).
+    """
     with _session_lock:  # boto3 sessions are not thread-safe while creating clients
-        return _session().client(service, config=_config())
+        return _session().client(service, config=_config(max_attempts))
 
 
 def reset_clients() -> None:

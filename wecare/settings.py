@@ -297,6 +297,32 @@ DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
 # --- Audit --------------------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 180, minimum=1)
 
+# --- Outbound messaging (messaging.services, messaging.safety, messaging.ratelimit, messaging.tier) --
+WHATSAPP_META_API_VERSION = env.str("WHATSAPP_META_API_VERSION", default="v20.0")
+if not WHATSAPP_META_API_VERSION.startswith("v") or not WHATSAPP_META_API_VERSION[1:].replace(".", "").isdigit():
+    raise ImproperlyConfigured(f"WHATSAPP_META_API_VERSION={WHATSAPP_META_API_VERSION!r} is not like v20.0.")
+SMS_MESSAGE_TYPE = _choice("SMS_MESSAGE_TYPE", ("TRANSACTIONAL", "PROMOTIONAL"), default="TRANSACTIONAL")
+# Provider errors that may pass (throttling, 5xx, timeouts) are retried this many times by the task,
+# with exponential backoff and jitter; botocore itself makes one attempt per provider call.
+OUTBOUND_MAX_RETRIES = _int("OUTBOUND_MAX_RETRIES", 3, maximum=3)
+OUTBOUND_RETRY_BASE_SECONDS = _float("OUTBOUND_RETRY_BASE_SECONDS", 2.0)
+OUTBOUND_RETRY_MAX_SECONDS = _float("OUTBOUND_RETRY_MAX_SECONDS", 60.0)
+if OUTBOUND_RETRY_MAX_SECONDS > 900:
+    raise ImproperlyConfigured("OUTBOUND_RETRY_MAX_SECONDS must be at most 900 (the longest SQS delay).")
+# Token buckets in DynamoDB shared by every worker, in sends (requests) per second.
+RATE_LIMIT_WHATSAPP_PER_PHONE = _float("RATE_LIMIT_WHATSAPP_PER_PHONE", 80.0)
+RATE_LIMIT_EUM_SOCIAL_ACCOUNT = _float("RATE_LIMIT_EUM_SOCIAL_ACCOUNT", 1000.0)
+RATE_LIMIT_WHATSAPP_MEDIA = _float("RATE_LIMIT_WHATSAPP_MEDIA", 100.0)
+RATE_LIMIT_SMS = _float("RATE_LIMIT_SMS", 5.0)
+RATE_LIMIT_EMAIL = _float("RATE_LIMIT_EMAIL", 10.0)
+# A full bucket holds this many seconds' worth of tokens (the largest burst).
+RATE_LIMIT_BURST_SECONDS = _float("RATE_LIMIT_BURST_SECONDS", 1.0)
+# Past the limit a send waits in the worker up to this long, else it is re-queued with a delay.
+RATE_LIMIT_MAX_WAIT_SECONDS = _float("RATE_LIMIT_MAX_WAIT_SECONDS", 2.0)
+# WhatsApp messaging tier: business-initiated conversations per phone number per rolling 24 hours.
+WHATSAPP_TIER_LIMIT = _int("WHATSAPP_TIER_LIMIT", 250, minimum=1)
+WHATSAPP_TIER_ALERT_PERCENT = _int("WHATSAPP_TIER_ALERT_PERCENT", 80, minimum=1, maximum=100)
+
 # --- Celery on SQS ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="sqs://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -331,6 +357,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wecare.purge_expired",
         "schedule": crontab(hour=3, minute=17),
         "options": {"expires": 6 * 3600},  # a missed night is caught up by the next, not stacked
+    },
+    "sync-whatsapp-templates": {
+        "task": "messaging.sync_whatsapp_templates",
+        "schedule": crontab(minute="*/30"),
+        "options": {"expires": 25 * 60},  # never two syncs stacked
     },
 }
 # Tests may run tasks in-process; the real worker is used where behaviour depends on it.

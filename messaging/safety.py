@@ -1,0 +1,404 @@
+"""THE safety gate: every outbound message passes here, when it is requested and again right before
+the provider call. There is no other path to a provider.
+
+Usage
+-----
+- ``safety_evaluate(request, *, now=None, contact=..., tier=None) -> Refusal | None``: the decision only.
+  Reads the contact, templates and the tier counters; writes nothing, logs nothing, counts nothing.
+  Bulk pre-flight calls it per recipient (pass prefetched ``contact`` and a ``tier`` snapshot from
+  `messaging.tier.tier_status` to save queries).
+- ``safety_check(request, *, now=None, reserve_tier=False) -> Clearance``: the same decision, and a
+  refusal is logged (contactId, channel, code, reason) and counted (SafetyRefusalCount per day, code
+  and channel; `safety_refusal_counts()` reads them), then raised as ``SafetyRefusal(code, reason)``.
+  With ``reserve_tier=True`` (message_deliver, right before the provider call) a business-initiated
+  WhatsApp send atomically takes its place in the tier, or is refused TIER_LIMIT.
+
+Rules, checked in this order; the first that fails is the refusal (codes are stable, API clients
+rely on them):
+
+1. CONTACT_NOT_FOUND  no contact with that id, or it is deleted.
+2. CONTENT_INVALID    the channel is not whatsapp, sms or email.
+3. OPT_IN_REQUIRED    the contact's opt-in for the channel is not true.
+4. ADDRESS_MISSING    no phone (WhatsApp, SMS) or email (Email) on the contact.
+5. PHONE_NOT_ALLOWED  WhatsApp: the origination phone-number id is missing or not in
+                      settings.WHATSAPP_PHONE_NUMBER_IDS.
+6. TEMPLATE_REQUIRED  WhatsApp free-form (text, media, reaction, read receipt) while now is not within
+                      24 hours after the contact's last inbound message (never written: outside).
+                      Logged as a warning.
+7. CONTENT_INVALID    WhatsApp text empty or over 4096 characters; media missing, of a type or size
+                      WhatsApp refuses, or a caption over 1024; SMS empty or over 1600 characters;
+                      email without subject (or with a line break in it) or without body (text, or
+                      HTML that still shows something after nh3 sanitising); a message type the
+                      channel does not carry (e.g. a template by SMS).
+8. TEMPLATE_INVALID   template unknown (name + language), not APPROVED, needing header/button
+                      parameters, or parameters not matching its placeholders in number and format
+                      (positional list for {{1}}, object for {{name}}), or unusable values.
+9. TIER_LIMIT         WhatsApp template outside the window (business-initiated) that would open a
+                      new conversation while the phone number's tier is used up.
+
+Missing data is a refusal. The gate never falls back to another channel or phone number.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from contacts.models import Channel, Contact
+from messaging.channels import email as email_channel
+from messaging.channels import sms as sms_channel
+from messaging.channels import whatsapp as whatsapp_channel
+from messaging.models import MessageType, SafetyRefusalCount, TemplateStatus, WhatsAppTemplate
+from messaging.tier import TierStatus, tier_conversation_open, tier_reserve, tier_status
+from messaging.whatsapp_templates import (
+    template_parameter_problem,
+    template_render,
+    template_unsupported_problem,
+)
+
+logger = logging.getLogger(__name__)
+
+WINDOW = timedelta(hours=24)
+# Not a message but a call on one: a read receipt for an inbound message (never stored as a Message).
+READ_RECEIPT = "read_receipt"
+REACTION_MAX_CHARS = 16  # one emoji, possibly with modifiers and joiners
+FREE_FORM_WHATSAPP = (MessageType.TEXT, MessageType.REACTION, READ_RECEIPT, *whatsapp_channel.MEDIA_TYPES)
+
+
+class RefusalCode(StrEnum):
+    CONTACT_NOT_FOUND = "CONTACT_NOT_FOUND"
+    OPT_IN_REQUIRED = "OPT_IN_REQUIRED"
+    ADDRESS_MISSING = "ADDRESS_MISSING"
+    PHONE_NOT_ALLOWED = "PHONE_NOT_ALLOWED"
+    TEMPLATE_REQUIRED = "TEMPLATE_REQUIRED"
+    CONTENT_INVALID = "CONTENT_INVALID"
+    TEMPLATE_INVALID = "TEMPLATE_INVALID"
+    TIER_LIMIT = "TIER_LIMIT"
+
+
+# Refusals that point at a configuration or policy problem rather than a routine "no".
+WARNING_CODES = (RefusalCode.TEMPLATE_REQUIRED, RefusalCode.PHONE_NOT_ALLOWED, RefusalCode.TIER_LIMIT)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: RefusalCode
+    reason: str
+
+
+class SafetyRefusal(Exception):  # noqa: N818 - the gate's answer, named as in the issue
+    """The gate said no. ``code`` is one of RefusalCode; ``reason`` is a sentence for people."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(f"{code}: {reason}")
+        self.code = str(code)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """What someone asks to send. Build it with messaging.services.send_request_build (which picks
+    the WhatsApp phone number) or SendRequest.from_message for a stored message."""
+
+    contact_id: Any
+    channel: str
+    message_type: str
+    text: str = ""
+    template_name: str = ""
+    template_language: str = ""
+    template_parameters: list | dict | None = None
+    subject: str = ""
+    html: str = ""
+    has_media: bool = False
+    media_content_type: str = ""
+    media_size: int | None = None
+    origination_phone_number_id: str = ""
+    # Reactions and read receipts: the wamid of the inbound message they are about.
+    target_whatsapp_message_id: str = ""
+
+    @classmethod
+    def from_message(cls, message) -> SendRequest:
+        media = message.media.all()[:1] if message.message_type in whatsapp_channel.MEDIA_TYPES else []
+        media_file = media[0] if media else None
+        return cls(
+            contact_id=message.contact_id,
+            channel=message.channel,
+            message_type=message.message_type,
+            # Stored template messages keep the rendered body in content; the text is not sent.
+            text="" if message.message_type == MessageType.TEMPLATE else message.content,
+            template_name=message.template_name,
+            template_language=message.template_language,
+            template_parameters=message.template_parameters,
+            subject=message.subject,
+            html=message.html,
+            has_media=media_file is not None,
+            media_content_type=media_file.content_type if media_file else "",
+            media_size=media_file.size if media_file else None,
+            origination_phone_number_id=message.origination_phone_number_id,
+            target_whatsapp_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
+        )
+
+
+@dataclass
+class Clearance:
+    """The gate's yes, with what it worked out on the way (used to store and send the message)."""
+
+    contact: Contact
+    phone_number_id: str = ""
+    business_initiated: bool = False
+    template: WhatsAppTemplate | None = None
+    content: str = ""  # what the recipient reads: text, caption, rendered template or email text
+    html: str = ""  # sanitised
+    segments: int | None = None  # SMS parts
+    details: dict = field(default_factory=dict)
+
+
+_UNSET: Any = object()
+
+
+def within_window(contact: Contact, now: datetime) -> bool:
+    """Now is within 24 hours after the contact's last inbound message (WhatsApp service window)."""
+    last = contact.last_inbound_message_at
+    return last is not None and now - last < WINDOW
+
+
+def _load_contact(contact_id) -> Contact | None:
+    if contact_id in (None, ""):
+        return None
+    try:
+        return Contact.objects.active().filter(pk=contact_id).first()
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
+def _media_problem(request: SendRequest) -> str | None:
+    if not request.has_media:
+        return f"a WhatsApp {request.message_type} message needs a media file"
+    allowed, max_size = whatsapp_channel.MEDIA_RULES[request.message_type]
+    if request.media_content_type not in allowed:
+        return (
+            f"WhatsApp does not take {request.media_content_type or 'an unknown type'} as {request.message_type}; "
+            f"use {', '.join(sorted(allowed))}"
+        )
+    if not request.media_size or request.media_size <= 0:
+        return "the media file is empty or its size is unknown"
+    if request.media_size > max_size:
+        return f"the {request.message_type} is {request.media_size} bytes; WhatsApp takes at most {max_size}"
+    if request.text and request.message_type not in whatsapp_channel.CAPTIONED_MEDIA:
+        return f"a WhatsApp {request.message_type} cannot carry a caption"
+    if len(request.text) > whatsapp_channel.CAPTION_MAX_CHARS:
+        return f"the caption has {len(request.text)} characters; WhatsApp takes at most 1024"
+    return None
+
+
+def _content_problem(request: SendRequest, clearance: Clearance) -> str | None:
+    """Checks rule 7 and fills the clearance's content, html and segments."""
+    channel, kind = request.channel, request.message_type
+    if channel == Channel.WHATSAPP:
+        if request.subject or request.html:
+            return "WhatsApp messages have no subject or HTML"
+        if kind == MessageType.TEXT:
+            if request.has_media:
+                return "a text message carries no media file"
+            if not request.text.strip():
+                return "the text is empty"
+            if len(request.text) > whatsapp_channel.TEXT_MAX_CHARS:
+                return f"the text has {len(request.text)} characters; WhatsApp takes at most 4096"
+            clearance.content = request.text
+            return None
+        if kind in whatsapp_channel.MEDIA_TYPES:
+            clearance.content = request.text
+            return _media_problem(request)
+        if kind in (MessageType.REACTION, READ_RECEIPT):
+            if not request.target_whatsapp_message_id:
+                return f"a {kind.replace('_', ' ')} needs the WhatsApp id of the message it is about"
+            if request.has_media or request.template_name:
+                return f"a {kind.replace('_', ' ')} carries no media or template"
+            if kind == MessageType.REACTION and not 0 < len(request.text.strip()) <= REACTION_MAX_CHARS:
+                return "a reaction is one emoji"
+            clearance.content = request.text
+            return None
+        if kind == MessageType.TEMPLATE:
+            if request.has_media:
+                return "template messages with media headers are not supported"
+            return None
+        return f"WhatsApp messages of type {kind!r} cannot be sent from here"
+    if channel == Channel.SMS:
+        if kind != MessageType.TEXT or request.has_media or request.template_name or request.subject or request.html:
+            return "an SMS is plain text only (no media, template, subject or HTML)"
+        if not request.text.strip():
+            return "the text is empty"
+        if len(request.text) > sms_channel.BODY_MAX_CHARS:
+            return f"the SMS has {len(request.text)} characters; at most 1600 can be sent"
+        clearance.content = request.text
+        clearance.segments = sms_channel.segment_count(request.text).count
+        return None
+    # Email
+    if kind != MessageType.EMAIL or request.has_media or request.template_name:
+        return "an email has a subject and a text and/or HTML body (no media or WhatsApp template)"
+    subject = request.subject.strip()
+    if not subject:
+        return "the email has no subject"
+    if "\r" in request.subject or "\n" in request.subject:
+        return "the subject contains a line break"
+    if len(request.subject) > email_channel.SUBJECT_MAX_CHARS:
+        return f"the subject is longer than {email_channel.SUBJECT_MAX_CHARS} characters"
+    html = email_channel.sanitize_html(request.html)
+    html_shows_something = bool(email_channel.visible_text(html)) or "<img" in html
+    if not request.text.strip() and not html_shows_something:
+        return "the email has no body (text or HTML)"
+    clearance.content = request.text
+    clearance.html = html if html_shows_something else ""
+    return None
+
+
+def _template_problem(request: SendRequest, clearance: Clearance) -> str | None:
+    if not request.template_name or not request.template_language:
+        return "a template message needs templateName and templateLanguage"
+    template = WhatsAppTemplate.objects.filter(name=request.template_name, language=request.template_language).first()
+    if template is None:
+        return f"no template {request.template_name!r} in language {request.template_language!r}"
+    if template.status != TemplateStatus.APPROVED:
+        return f"template {template.name} ({template.language}) is {template.status}, not APPROVED"
+    if problem := template_unsupported_problem(template) or template_parameter_problem(
+        template, request.template_parameters
+    ):
+        return problem
+    clearance.template = template
+    clearance.content = template_render(template, request.template_parameters)
+    return None
+
+
+def _evaluate(
+    request: SendRequest,
+    *,
+    now: datetime,
+    contact: Contact | None = _UNSET,
+    tier: dict[str, TierStatus] | None = None,
+    reserve_tier: bool = False,
+) -> Refusal | Clearance:
+    if contact is _UNSET:
+        contact = _load_contact(request.contact_id)
+    elif contact is not None and str(contact.pk) != str(request.contact_id).lower():
+        raise ValueError(f"the contact given ({contact.pk}) is not the request's ({request.contact_id})")
+    if contact is None or contact.is_deleted:
+        return Refusal(RefusalCode.CONTACT_NOT_FOUND, f"no contact {request.contact_id}")
+    if request.channel not in Channel.values:
+        return Refusal(RefusalCode.CONTENT_INVALID, f"unknown channel {request.channel!r}")
+    channel_label = Channel(request.channel).label
+    if not contact.opt_in(request.channel):
+        return Refusal(RefusalCode.OPT_IN_REQUIRED, f"the contact has not opted in to {channel_label}")
+    address = contact.email if request.channel == Channel.EMAIL else contact.phone
+    if not address:
+        what = "email address" if request.channel == Channel.EMAIL else "phone number"
+        return Refusal(RefusalCode.ADDRESS_MISSING, f"the contact has no {what} for {channel_label}")
+
+    clearance = Clearance(contact=contact)
+    in_window = False
+    if request.channel == Channel.WHATSAPP:
+        phone = request.origination_phone_number_id
+        if not phone or phone not in settings.WHATSAPP_PHONE_NUMBER_IDS:
+            return Refusal(
+                RefusalCode.PHONE_NOT_ALLOWED,
+                f"origination phone number {phone or '(none)'} is not in WHATSAPP_PHONE_NUMBER_IDS",
+            )
+        clearance.phone_number_id = phone
+        in_window = within_window(contact, now)
+        if request.message_type in FREE_FORM_WHATSAPP and not in_window:
+            last = contact.last_inbound_message_at
+            since = f"the last inbound message was at {last.isoformat()}" if last else "the contact never wrote"
+            return Refusal(
+                RefusalCode.TEMPLATE_REQUIRED,
+                f"free-form WhatsApp messages need the 24-hour window ({since}): send an approved template",
+            )
+
+    if problem := _content_problem(request, clearance):
+        return Refusal(RefusalCode.CONTENT_INVALID, problem)
+
+    if request.message_type == MessageType.TEMPLATE:
+        if problem := _template_problem(request, clearance):
+            return Refusal(RefusalCode.TEMPLATE_INVALID, problem)
+        clearance.business_initiated = not in_window
+        if clearance.business_initiated:
+            phone = clearance.phone_number_id
+            if reserve_tier:
+                allowed = tier_reserve(phone, contact.pk, now=now)
+            else:
+                status = (tier or {}).get(phone) or tier_status(phone, now=now)
+                allowed = not status.exhausted or tier_conversation_open(phone, contact.pk, now=now)
+            if not allowed:
+                return Refusal(
+                    RefusalCode.TIER_LIMIT,
+                    f"phone number {phone} has used its {settings.WHATSAPP_TIER_LIMIT} business-initiated "
+                    "conversations of the last 24 hours",
+                )
+    return clearance
+
+
+def safety_evaluate(
+    request: SendRequest,
+    *,
+    now: datetime | None = None,
+    contact: Contact | None = _UNSET,
+    tier: dict[str, TierStatus] | None = None,
+) -> Refusal | None:
+    """The gate's decision, with no side effect: None means the message may be sent."""
+    result = _evaluate(request, now=now or timezone.now(), contact=contact, tier=tier)
+    return result if isinstance(result, Refusal) else None
+
+
+def safety_check(
+    request: SendRequest, *, now: datetime | None = None, contact: Contact | None = _UNSET, reserve_tier: bool = False
+) -> Clearance:
+    """The gate: returns the clearance, or logs, counts and raises SafetyRefusal."""
+    result = _evaluate(request, now=now or timezone.now(), contact=contact, reserve_tier=reserve_tier)
+    if isinstance(result, Refusal):
+        safety_refusal_record(result, request, now=now)
+        raise SafetyRefusal(result.code, result.reason)
+    return result
+
+
+def safety_refusal_record(refusal: Refusal, request: SendRequest, *, now: datetime | None = None) -> None:
+    """Log and count one refusal."""
+    level = logging.WARNING if refusal.code in WARNING_CODES else logging.INFO
+    logger.log(
+        level,
+        "safety refused code=%s contactId=%s channel=%s reason=%s",
+        refusal.code,
+        request.contact_id,
+        request.channel,
+        refusal.reason,
+    )
+    channel = request.channel if request.channel in Channel.values else "unknown"
+    day = timezone.localdate(now or timezone.now())
+    key = {"day": day, "code": str(refusal.code), "channel": channel}
+    if SafetyRefusalCount.objects.filter(**key).update(count=F("count") + 1):
+        return
+    try:
+        with transaction.atomic():
+            SafetyRefusalCount.objects.create(**key, count=1)
+    except IntegrityError:  # created by someone else meanwhile
+        SafetyRefusalCount.objects.filter(**key).update(count=F("count") + 1)
+
+
+def safety_refusal_counts(
+    *, since: date | None = None, until: date | None = None, channel: str | None = None
+) -> dict[str, int]:
+    """Refusals per code over a date range (inclusive), every channel unless one is given."""
+    rows = SafetyRefusalCount.objects.all()
+    if since:
+        rows = rows.filter(day__gte=since)
+    if until:
+        rows = rows.filter(day__lte=until)
+    if channel:
+        rows = rows.filter(channel=channel)
+    return {row["code"]: row["total"] for row in rows.values("code").annotate(total=Sum("count")).order_by("code")}

@@ -1,0 +1,73 @@
+"""Reads of the messaging app: message lists for the API, admin and pages; media links; reports.
+
+Expired messages (``expires_at`` passed, 30 days) are left out everywhere, even before the purge.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from django.conf import settings
+from django.db.models import QuerySet, Sum
+
+from messaging.models import MediaFile, Message, MessageUsage
+from wecare import aws
+
+MEDIA_URL_SECONDS = 3600  # pre-signed media links expire after an hour
+
+
+def message_list(
+    *,
+    contact_id=None,
+    channel: str | None = None,
+    status: str | None = None,
+    direction: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    dry_run: bool | None = None,
+) -> QuerySet[Message]:
+    """Live messages, newest first, filtered by whatever is given."""
+    qs = Message.objects.live().select_related("contact", "requested_by").prefetch_related("media")
+    if contact_id:
+        qs = qs.filter(contact_id=contact_id)
+    if channel:
+        qs = qs.filter(channel=channel)
+    if status:
+        qs = qs.filter(status=status)
+    if direction:
+        qs = qs.filter(direction=direction)
+    if created_after:
+        qs = qs.filter(created_at__gte=created_after)
+    if created_before:
+        qs = qs.filter(created_at__lt=created_before)
+    if dry_run is not None:
+        qs = qs.filter(dry_run=dry_run)
+    return qs.order_by("-created_at")
+
+
+def message_get(message_id) -> Message | None:
+    return message_list().filter(pk=message_id).first()
+
+
+def media_presigned_url(media_file: MediaFile, *, expires_in: int = MEDIA_URL_SECONDS) -> str:
+    """A GET link to a private media object, valid for an hour (computed locally, no request to S3)."""
+    params = {"Bucket": settings.MEDIA_BUCKET, "Key": media_file.s3_key}
+    if media_file.content_type:
+        params["ResponseContentType"] = media_file.content_type
+    if media_file.filename:
+        params["ResponseContentDisposition"] = f'inline; filename="{media_file.filename}"'
+    return aws.client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+
+def message_usage_report(*, since: date | None = None, until: date | None = None, dry_run: bool = False) -> list[dict]:
+    """Messages per day, channel, kind (template / free-form), template and category, for cost reports."""
+    rows = MessageUsage.objects.filter(dry_run=dry_run)
+    if since:
+        rows = rows.filter(day__gte=since)
+    if until:
+        rows = rows.filter(day__lte=until)
+    return list(
+        rows.values("day", "channel", "kind", "template_name", "template_language", "category")
+        .annotate(count=Sum("count"), business_initiated=Sum("business_initiated"), segments=Sum("segments"))
+        .order_by("day", "channel", "kind", "template_name")
+    )
