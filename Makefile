@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 OIDC_PROVIDER := e2e/oidc-provider
+OIDC_PROVIDER := e2e/oidc-provider
 
 .PHONY: run test lint install system-deps clean
 
