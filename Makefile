@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 OIDC_PROVIDER := e2e/oidc-provider
-OIDC_PROVIDER := e2e/oidc-provider
 
 .PHONY: run test lint install system-deps clean
 
@@ -16,15 +15,18 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: system-deps $(BIN)/.installed $(OIDC_PROVIDER)/node_modules/.installed
 
-# Debian packages the platform and its tests need (apt-get runs only when one is missing).
+# Debian packages the platform and its tests need (apt-get runs only when one is missing):
+# postgresql (the test database server), python3-venv (Debian's python3 ships venv without pip).
 # chromium: the browser tests (Playwright drives Debian's build; it cannot download its own).
 APT_PACKAGES := postgresql chromium
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 # The OpenID provider the end-to-end sign-in test starts (npm package oidc-provider), installed
