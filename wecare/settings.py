@@ -294,6 +294,20 @@ DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="wecare-")
 # --- Contacts -----------------------------------------------------------------------------------
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
 
+# --- Bulk messaging (bulk/) ---------------------------------------------------------------------
+# More sendable recipients than this need an explicit confirmation of the exact count.
+BULK_CONFIRMATION_THRESHOLD = _int("BULK_CONFIRMATION_THRESHOLD", 20)
+BULK_MAX_RECIPIENTS = _int("BULK_MAX_RECIPIENTS", 100_000, minimum=1)
+# Processes of a bulk worker (`celery worker -Q bulk-queue -c N`); a bulk worker outside 2..5 refuses to start.
+BULK_WORKER_CONCURRENCY = _int("BULK_WORKER_CONCURRENCY", 2, minimum=2, maximum=5)
+# Sends in flight at once within one chunk (threads): 80/s per number at ~50 ms a call needs several.
+BULK_SEND_THREADS = _int("BULK_SEND_THREADS", 8, minimum=1, maximum=32)
+# A chunk's lease, renewed by its worker while it runs; after a crash another worker takes over once it expires.
+BULK_CHUNK_LEASE_SECONDS = _int("BULK_CHUNK_LEASE_SECONDS", 60, minimum=2, maximum=900)
+BULK_CHUNK_MAX_RETRIES = _int("BULK_CHUNK_MAX_RETRIES", 3, maximum=10)
+# The sweeper queues a chunk again when its message has been waiting this long (lost message).
+BULK_STALE_CHUNK_SECONDS = _int("BULK_STALE_CHUNK_SECONDS", 900, minimum=60)
+
 # --- Audit --------------------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 180, minimum=1)
 
@@ -357,6 +371,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wecare.purge_expired",
         "schedule": crontab(hour=3, minute=17),
         "options": {"expires": 6 * 3600},  # a missed night is caught up by the next, not stacked
+    },
+    "bulk-sweep": {
+        "task": "bulk.tasks.bulk_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55},  # one sweep at a time is enough
     },
     "sync-whatsapp-templates": {
         "task": "messaging.sync_whatsapp_templates",

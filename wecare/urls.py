@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/me/", MeView.as_view(), name="api-me"),
     path("api/", include("contacts.urls")),
+    path("api/", include("bulk.urls")),  # /api/bulk/jobs/...
     path("api/", include("messaging.urls")),  # /api/messages/...
     path("", include("wecare.page_urls")),
 ]

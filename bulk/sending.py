@@ -1,0 +1,211 @@
+"""The bulk layer's only door to the outbound path (messaging.safety, messaging.services, messaging.tier).
+
+Bulk never re-implements the gate, the rate limits or a provider call: pre-flight asks the gate's
+non-mutating `safety_evaluate`, and each recipient is stored and delivered by messaging.services
+exactly like a single send (gate again right before the provider call, token buckets, tier
+reservation, DRY_RUN, retries of transient errors). This module only translates between the two.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from bulk.models import OUTCOME_UNKNOWN, PROVIDER_ERROR, BulkJob, BulkRecipient, RecipientStatus
+from contacts.models import Channel, Contact
+from messaging.models import Message, MessageStatus, MessageType
+from messaging.safety import RefusalCode, SafetyRefusal, SendRequest, safety_evaluate, within_window
+from messaging.services import DeliveryDeferred, message_fail_unexpected, message_send, whatsapp_phone_number_for
+from messaging.services import message_deliver as services_deliver
+from messaging.tier import tier_conversation_open, tier_status
+
+GATE_CODES = frozenset(code.value for code in RefusalCode)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    code: str = ""
+    reason: str = ""
+    opens_conversation: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # a final RecipientStatus
+    code: str = ""
+    details: str = ""
+
+
+def send_request(job: BulkJob, *, contact_id, phone_number_id: str) -> SendRequest:
+    return SendRequest(
+        contact_id=contact_id,
+        channel=job.channel,
+        message_type=job.message_type,
+        text=job.content,
+        template_name=job.template_name,
+        template_language=job.template_language,
+        template_parameters=job.template_parameters,
+        subject=job.subject,
+        html=job.html,
+        origination_phone_number_id=phone_number_id if job.channel == Channel.WHATSAPP else "",
+    )
+
+
+class PreflightContext:
+    """What every recipient of one pre-flight shares: the time and a tier snapshot per allowed number."""
+
+    def __init__(self, job: BulkJob):
+        self.now = timezone.now()
+        self.tier = (
+            {number: tier_status(number, now=self.now) for number in settings.WHATSAPP_PHONE_NUMBER_IDS}
+            if job.channel == Channel.WHATSAPP
+            else {}
+        )
+
+
+def phone_number_for(job: BulkJob, contact: Contact | None) -> str:
+    """The WhatsApp number a recipient is sent from: the job's, else the one a single send would use."""
+    if job.channel != Channel.WHATSAPP:
+        return ""
+    if job.origination_phone_number_id:
+        return job.origination_phone_number_id
+    return whatsapp_phone_number_for(contact) if contact is not None else ""
+
+
+def gate_preflight(*, job: BulkJob, contact: Contact, phone_number_id: str, context: PreflightContext) -> Decision:
+    """The gate's decision for one recipient (no side effect), and whether it opens a conversation."""
+    refusal = safety_evaluate(
+        send_request(job, contact_id=contact.pk, phone_number_id=phone_number_id),
+        now=context.now,
+        contact=contact,
+        tier=context.tier,
+    )
+    business_initiated = (
+        job.channel == Channel.WHATSAPP
+        and job.message_type == MessageType.TEMPLATE
+        and not within_window(contact, context.now)
+    )
+    if refusal is not None:
+        return Decision(False, str(refusal.code), refusal.reason, business_initiated)
+    return Decision(True, opens_conversation=business_initiated)
+
+
+def conversation_already_open(phone_number_id: str, contact_id) -> bool:
+    """A business-initiated conversation with the contact is open on this number (costs no tier)."""
+    return tier_conversation_open(phone_number_id, contact_id)
+
+
+def tier_limit() -> int:
+    return settings.WHATSAPP_TIER_LIMIT
+
+
+def tier_remaining(phone_number_id: str) -> int:
+    return tier_status(phone_number_id).remaining
+
+
+# --- sending one recipient ------------------------------------------------------------------------
+
+
+class Refused(Exception):  # noqa: N818 - the gate's answer when the message is requested
+    def __init__(self, code: str, reason: str):
+        super().__init__(f"{code}: {reason}")
+        self.outcome = Outcome(RecipientStatus.SKIPPED, code, reason)
+
+
+def message_create(*, job: BulkJob, recipient: BulkRecipient) -> Message:
+    """Store the recipient's message exactly as a single send does (gate included), without enqueueing it:
+    the bulk worker delivers it itself. Raises Refused if the gate says no now (consent withdrawn since
+    the pre-flight, tier used up, ...)."""
+    try:
+        return message_send(
+            contact_id=recipient.contact_id,
+            channel=job.channel,
+            text=job.content,
+            template_name=job.template_name,
+            template_language=job.template_language,
+            template_parameters=job.template_parameters or None,
+            subject=job.subject,
+            html=job.html,
+            origination_phone_number_id=recipient.origination_phone_number_id,
+            requested_by=job.created_by,
+            enqueue=False,
+            audit=False,  # the job is audited, not each of its messages
+        )
+    except SafetyRefusal as refusal:
+        raise Refused(refusal.code, refusal.reason) from refusal
+
+
+def message_deliver(message: Message) -> Outcome:
+    """Deliver through messaging.services.message_deliver until the outcome is final.
+
+    A deferral (rate limit, transient provider error with its backoff) is waited out here: the send
+    is in flight, so neither pause nor cancel interrupts it, and the provider is never called twice
+    for one message except by the outbound path's own retry policy for transient errors.
+    """
+    while True:
+        try:
+            row = services_deliver(message.pk)
+        except DeliveryDeferred as deferred:
+            time.sleep(deferred.countdown)
+            continue
+        outcome = outcome_from_message(row)
+        if outcome is None:
+            # Still queued: another worker holds the message (it should not: the recipient claim is
+            # exclusive). Its outcome is not ours to guess.
+            return Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, "the message is held by another worker")
+        return outcome
+
+
+def outcome_from_message(message: Message) -> Outcome | None:
+    """The recipient's outcome as the message records it; None while the message is still queued."""
+    if message.status in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ):
+        return Outcome(RecipientStatus.SENT)
+    if message.status == MessageStatus.FAILED:
+        code = message.error_code or PROVIDER_ERROR
+        details = message.error_details
+        text = (
+            details.get("message") or details.get("reason") or str(details)
+            if isinstance(details, dict)
+            else str(details)
+        )
+        status = RecipientStatus.SKIPPED if code in GATE_CODES else RecipientStatus.FAILED
+        return Outcome(status, code, text or code)
+    return None
+
+
+def outcome_after_error(message: Message, exc: Exception) -> Outcome:
+    """message_deliver raised something unexpected (not a provider error): fail this recipient only.
+
+    The message is failed visibly by the outbound path (message_fail_unexpected). If the provider had
+    been called already, the recipient's outcome is unknown.
+    """
+    error = f"{type(exc).__name__}: {exc}"
+    row = message_fail_unexpected(message.pk, error=error) or message
+    row.refresh_from_db()
+    if row.status != MessageStatus.FAILED:
+        return outcome_from_message(row) or Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, error)
+    if row.attempts > 0 and row.error_code == "INTERNAL_ERROR":
+        return Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, f"delivery crashed after a provider call: {error}")
+    return outcome_from_message(row)
+
+
+def reconcile(message: Message) -> Outcome | None:
+    """The outcome of a recipient whose worker died after claiming it, from its message.
+
+    - The message records an outcome (sent, failed): that is the recipient's.
+    - It is queued and not held (the worker died before delivering it, or between a deferral and
+      the retry the outbound path would make anyway): delivered now, exactly as that worker would have.
+    - It is queued and still carries the dead worker's claim: the worker died inside the delivery,
+      perhaps after the provider call. None: the outcome is unknown and nothing is resent.
+    """
+    message.refresh_from_db()
+    outcome = outcome_from_message(message)
+    if outcome is not None:
+        return outcome
+    if message.status == MessageStatus.QUEUED and message.locked_until is None:
+        return message_deliver(message)
+    return None

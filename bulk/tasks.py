@@ -1,0 +1,49 @@
+"""Celery tasks of bulk jobs (routed to bulk-queue by ``bulk.tasks.*``). Each takes an id and calls bulk.execution."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from django.conf import settings
+
+from bulk import execution
+from messaging.dlq import dlq_send
+
+logger = logging.getLogger(__name__)
+
+# SQS cannot delay a message longer than 15 minutes.
+MAX_COUNTDOWN = 900
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def bulk_chunk_process(self, chunk_id: str, failures: int = 0) -> str:
+    """Send one chunk. A live lease elsewhere: try again when it expires. A failure: retry with
+    backoff, and after BULK_CHUNK_MAX_RETRIES put the chunk on bulk-dlq."""
+    try:
+        return execution.chunk_process(chunk_id).outcome
+    except execution.LeaseHeld as exc:
+        raise self.retry(args=[chunk_id, failures], countdown=min(exc.retry_after, MAX_COUNTDOWN), exc=exc)
+    except Exception as exc:
+        failures += 1
+        error = f"{type(exc).__name__}: {exc}"
+        if failures > settings.BULK_CHUNK_MAX_RETRIES:
+            logger.error("bulk: chunk %s failed %s times, dead-lettering: %s", chunk_id, failures, error)
+            execution.chunk_dead_letter(chunk_id, error)
+            dlq_send(
+                queue=settings.QUEUE_BULK_DLQ,
+                original_message_id=f"bulk-chunk-{chunk_id}",
+                payload={"chunkId": str(chunk_id)},
+                error=error,
+            )
+            return "dead-lettered"
+        countdown = min(MAX_COUNTDOWN, 2**failures * 5 + random.uniform(0, 5))
+        logger.warning("bulk: chunk %s failed (%s), retry %s in %.0fs", chunk_id, error, failures, countdown)
+        raise self.retry(args=[chunk_id, failures], countdown=countdown, exc=exc)
+
+
+@shared_task(acks_late=True)
+def bulk_sweep() -> dict[str, int]:
+    """Repair what crashed workers leave behind (scheduled every minute in CELERY_BEAT_SCHEDULE)."""
+    return execution.sweep()

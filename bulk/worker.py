@@ -1,0 +1,34 @@
+"""Start-up check of workers that consume bulk-queue: their concurrency must be within 2..5."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import celeryd_after_setup
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+MIN_CONCURRENCY, MAX_CONCURRENCY = 2, 5
+
+
+def bulk_queue_name() -> str:
+    return settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "") + settings.QUEUE_BULK
+
+
+@celeryd_after_setup.connect
+def refuse_bad_bulk_concurrency(sender=None, instance=None, **kwargs) -> None:
+    """A worker that consumes bulk-queue with a concurrency outside 2..5 refuses to start.
+
+    Every bulk chunk runs BULK_SEND_THREADS sends at once; more worker processes than that would
+    only contend for the same rate limits and database connections.
+    """
+    queues = set(instance.app.amqp.queues.consume_from or instance.app.amqp.queues)
+    concurrency = instance.concurrency
+    if bulk_queue_name() in queues and not (MIN_CONCURRENCY <= concurrency <= MAX_CONCURRENCY):
+        message = (
+            f"A worker consuming {bulk_queue_name()} needs a concurrency between {MIN_CONCURRENCY} and "
+            f"{MAX_CONCURRENCY} (got {concurrency}): start it with -c $BULK_WORKER_CONCURRENCY."
+        )
+        logger.critical(message)
+        raise SystemExit(message)
