@@ -6,5 +6,7 @@ class MessagingConfig(AppConfig):
     name = "messaging"
 
     def ready(self):
-        # The outbound side: rate-limit buckets and tier counters live in DynamoDB tables.
-        from messaging import ratelimit, tier  # noqa: F401
+        # Modules that register things at import: DynamoDB tables for bootstrap_aws (inbound claims,
+        # outbound rate-limit buckets and tier counters) and the inbound side's admin (InboundEvent,
+        # DLQMessage), which lives in its own module.
+        from messaging import admin_inbound, claims, ratelimit, tier  # noqa: F401

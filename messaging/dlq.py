@@ -53,7 +53,12 @@ def _check_queue(queue: str) -> None:
 
 
 def dlq_send(*, queue: str, original_message_id: str, payload: dict, error: str) -> DLQMessage:
-    """Park a failed payload on its DLQ and record it. Idempotent per (queue, original id)."""
+    """Park a failed payload on its DLQ and record it. Idempotent per (queue, original id).
+
+    The row is written (committed) before the SQS message is sent, so a failed send still leaves
+    the payload visible. A payload that fails again after a successful replay starts a new round
+    of replays; one already parked stays parked (the row keeps the payload for a human).
+    """
     _check_queue(queue)
     with transaction.atomic():
         row, created = DLQMessage.objects.select_for_update().get_or_create(
@@ -64,11 +69,18 @@ def dlq_send(*, queue: str, original_message_id: str, payload: dict, error: str)
         if not created:
             if row.status == DLQMessage.Status.PARKED:
                 return row
+            if row.status == DLQMessage.Status.REPLAYED:
+                row.retry_count = 0
             row.payload = payload
             row.last_error = error[:10000]
             row.status = DLQMessage.Status.PENDING
-            row.save(update_fields=["payload", "last_error", "status"])
-    body = {"originalMessageId": str(original_message_id), "payload": payload, "error": error[:10000]}
+            row.save(update_fields=["payload", "last_error", "status", "retry_count"])
+    body = {
+        "originalMessageId": str(original_message_id),
+        "payload": payload,
+        "error": error[:10000],
+        "retryCount": row.retry_count,
+    }
     aws.client("sqs").send_message(QueueUrl=_queue_url(queue), MessageBody=json.dumps(body))
     logger.error("dead-lettered queue=%s original=%s error=%s", queue, original_message_id, error[:500])
     return row
@@ -94,15 +106,21 @@ class ReplayResult:
         }
 
 
+# Long enough for a whole batch of handlers to run before SQS shows a received message again.
+REPLAY_VISIBILITY_SECONDS = 900
+
+
 def _receive(queue_url: str, limit: int) -> list[dict]:
+    """Up to ``limit`` messages, all received before any is handled, so a copy returned to the DLQ
+    during this replay is not picked up again by it."""
     sqs = aws.client("sqs")
     messages: list[dict] = []
     while len(messages) < limit:
         batch = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=min(10, limit - len(messages)),
-            WaitTimeSeconds=0,
-            VisibilityTimeout=120,
+            WaitTimeSeconds=1 if not messages else 0,  # short polling alone may miss messages on real SQS
+            VisibilityTimeout=REPLAY_VISIBILITY_SECONDS,
         ).get("Messages", [])
         if not batch:
             break
@@ -110,8 +128,38 @@ def _receive(queue_url: str, limit: int) -> list[dict]:
     return messages
 
 
+def _park_unreadable(queue: str, sqs_message: dict) -> str:
+    # Not ours to replay, but never lose it: keep a parked row with the raw body.
+    original_id = sqs_message["MessageId"]
+    DLQMessage.objects.get_or_create(
+        queue_name=queue,
+        original_message_id=original_id,
+        defaults={
+            "payload": {"raw": sqs_message["Body"]},
+            "status": DLQMessage.Status.PARKED,
+            "last_error": "unreadable DLQ message body",
+        },
+    )
+    return original_id
+
+
+def _take_turn(row: DLQMessage, now) -> bool:
+    """Compare-and-set on the row: only one replay at a time runs a given original message."""
+    last = {"last_attempt_at": row.last_attempt_at} if row.last_attempt_at else {"last_attempt_at__isnull": True}
+    return bool(
+        DLQMessage.objects.filter(
+            pk=row.pk, status=DLQMessage.Status.PENDING, retry_count=row.retry_count, **last
+        ).update(last_attempt_at=now)
+    )
+
+
 def dlq_replay(queue: str, *, limit: int = MAX_REPLAY_BATCH) -> ReplayResult:
-    """Replay up to ``limit`` (at most 100) messages of one DLQ through their original handler."""
+    """Replay up to ``limit`` (at most 100) messages of one DLQ through their original handler.
+
+    Copies of one original message are replayed once: several copies in one batch, a copy older
+    than the row's retry counter (superseded by the copy a failed replay sent back), and a copy
+    that another replay is running right now are deleted as duplicates — the row keeps the payload.
+    """
     _check_queue(queue)
     limit = max(1, min(limit, MAX_REPLAY_BATCH))
     handler = import_string(handler_paths()[queue])
@@ -127,62 +175,52 @@ def dlq_replay(queue: str, *, limit: int = MAX_REPLAY_BATCH) -> ReplayResult:
             body = json.loads(sqs_message["Body"])
             original_id = str(body["originalMessageId"])
             payload = body["payload"]
+            copy_round = int(body.get("retryCount", 0))
         except (ValueError, KeyError, TypeError):
-            # Not ours to replay, but never lose it: keep a parked row with the raw body.
-            original_id = sqs_message["MessageId"]
-            DLQMessage.objects.get_or_create(
-                queue_name=queue,
-                original_message_id=original_id,
-                defaults={
-                    "payload": {"raw": sqs_message["Body"]},
-                    "status": DLQMessage.Status.PARKED,
-                    "last_error": "unreadable DLQ message body",
-                },
-            )
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
-            result.parked.append(original_id)
-            continue
-
-        if original_id in seen:
-            result.duplicates += 1
+            result.parked.append(_park_unreadable(queue, sqs_message))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
             continue
-        seen.add(original_id)
 
         row, _ = DLQMessage.objects.get_or_create(
             queue_name=queue,
             original_message_id=original_id,
-            defaults={"payload": payload, "last_error": body.get("error", "")},
+            defaults={"payload": payload, "last_error": body.get("error", ""), "retry_count": copy_round},
         )
-        if row.status in (DLQMessage.Status.REPLAYED, DLQMessage.Status.PARKED):
-            # Already handled (a duplicate copy) or parked for a human: the row keeps the payload.
+        now = timezone.now()
+        if (
+            original_id in seen
+            or row.status != DLQMessage.Status.PENDING
+            or copy_round < row.retry_count
+            or not _take_turn(row, now)
+        ):
+            # A duplicate copy, one already replayed or parked, or one another replay is running.
             result.duplicates += 1
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
             continue
+        seen.add(original_id)
+        row.last_attempt_at = now
 
-        now = timezone.now()
         try:
             handler(row.payload)
         except Exception as exc:  # the handler's own failure: count it, keep the payload
             row.retry_count += 1
             row.last_error = f"{type(exc).__name__}: {exc}"[:10000]
-            row.last_attempt_at = now
             if row.retry_count >= MAX_REPLAY_ATTEMPTS:
                 row.status = DLQMessage.Status.PARKED
                 result.parked.append(original_id)
                 logger.error("DLQ %s: %s parked after %s attempts: %s", queue, original_id, row.retry_count, exc)
             else:
-                result.failed.append(original_id)
-                body["retryCount"] = row.retry_count
-                body["error"] = row.last_error
+                # The new copy goes out before the old one is deleted: a crash in between leaves two
+                # copies (the older one is then recognised as superseded), never none.
+                body.update(retryCount=row.retry_count, error=row.last_error)
                 sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
+                result.failed.append(original_id)
                 logger.warning("DLQ %s: replay of %s failed (%s): %s", queue, original_id, row.retry_count, exc)
             row.save(update_fields=["retry_count", "last_error", "last_attempt_at", "status"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
             continue
 
         row.status = DLQMessage.Status.REPLAYED
-        row.last_attempt_at = now
         row.save(update_fields=["status", "last_attempt_at"])
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
         result.replayed.append(original_id)

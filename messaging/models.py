@@ -96,6 +96,12 @@ class Message(models.Model):
     whatsapp_message_id = models.CharField(max_length=256, null=True, blank=True)
     origination_phone_number_id = models.CharField(max_length=128, blank=True)
     sender_name = models.CharField(max_length=256, blank=True)
+    # Inbound WhatsApp: Meta's message object as received (location, contacts, reply ids, reaction target).
+    whatsapp_payload = models.JSONField(default=dict, blank=True)
+    # Inbound WhatsApp: the message was an opt-out/opt-in keyword and changed (or confirmed) consent.
+    keyword_action = models.CharField(
+        max_length=16, choices=[("opt_out", "Opt-out keyword"), ("opt_in", "Opt-in keyword")], blank=True, default=""
+    )
     segments = models.PositiveIntegerField(null=True, blank=True)
     dry_run = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
@@ -197,7 +203,8 @@ class InboundEvent(models.Model):
         FAILED = "failed", "Failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    sns_message_id = models.CharField(max_length=128, db_index=True)
+    # SNS retries deliver the same MessageId again: one row per SNS message.
+    sns_message_id = models.CharField(max_length=128, unique=True)
     topic_arn = models.CharField(max_length=256)
     body = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -236,6 +243,7 @@ class DLQMessage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["queue_name", "original_message_id"], name="dlq_message_unique"),
         ]
+        permissions = [("replay_dlqmessage", "Can replay dead-lettered messages")]
 
     def __str__(self) -> str:
         return f"{self.queue_name}:{self.original_message_id} [{self.status}, {self.retry_count} tries]"

@@ -291,6 +291,38 @@ QUEUE_BULK_DLQ = env.str("QUEUE_BULK_DLQ", default="bulk-dlq")
 
 DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="wecare-")
 
+# --- Inbound WhatsApp through SNS (messaging.sns, messaging.inbound) --------------------------------
+# Dotted paths of fetch(url) -> bytes. Tests and the benchmark point these at local certificates;
+# production must fetch from the real SNS hosts over https.
+SNS_CERT_FETCHER = env.str("SNS_CERT_FETCHER", default="messaging.sns.fetch_certificate")
+SNS_SUBSCRIBE_FETCHER = env.str("SNS_SUBSCRIBE_FETCHER", default="messaging.sns.fetch_subscribe_url")
+if IS_PRODUCTION and (
+    SNS_CERT_FETCHER != "messaging.sns.fetch_certificate" or SNS_SUBSCRIBE_FETCHER != "messaging.sns.fetch_subscribe_url"
+):
+    raise ImproperlyConfigured("SNS_CERT_FETCHER and SNS_SUBSCRIBE_FETCHER may be changed only outside production.")
+SNS_CERT_CACHE_SECONDS = _int("SNS_CERT_CACHE_SECONDS", 86400, minimum=60)
+# SNS retries an HTTP endpoint for at most an hour: an older signed message is a replay. 0 = no limit.
+SNS_MAX_MESSAGE_AGE_SECONDS = _int("SNS_MAX_MESSAGE_AGE_SECONDS", 86400)
+INBOUND_MARK_AS_READ = _bool("INBOUND_MARK_AS_READ", default=False)
+INBOUND_REACT_THUMBS_UP = _bool("INBOUND_REACT_THUMBS_UP", default=False)
+INBOUND_OPT_OUT_KEYWORDS = [
+    k.upper()
+    for k in _list(
+        "INBOUND_OPT_OUT_KEYWORDS", ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
+    )
+]
+INBOUND_OPT_IN_KEYWORDS = [k.upper() for k in _list("INBOUND_OPT_IN_KEYWORDS", ["START"])]
+if set(INBOUND_OPT_OUT_KEYWORDS) & set(INBOUND_OPT_IN_KEYWORDS):
+    raise ImproperlyConfigured(
+        "INBOUND_OPT_OUT_KEYWORDS and INBOUND_OPT_IN_KEYWORDS share "
+        f"{', '.join(sorted(set(INBOUND_OPT_OUT_KEYWORDS) & set(INBOUND_OPT_IN_KEYWORDS)))}: a keyword means one thing."
+    )
+# A worker holds the de-duplication claim of one inbound message this long; if it dies, another
+# copy takes the claim over after it. Must exceed the longest processing (media download included).
+INBOUND_CLAIM_LEASE_SECONDS = _int("INBOUND_CLAIM_LEASE_SECONDS", 300, minimum=30)
+INBOUND_TASK_MAX_RETRIES = _int("INBOUND_TASK_MAX_RETRIES", 5, maximum=20)
+INBOUND_RETRY_DELAY_SECONDS = _int("INBOUND_RETRY_DELAY_SECONDS", 10, minimum=1, maximum=900)
+
 # --- Contacts -----------------------------------------------------------------------------------
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/me/", MeView.as_view(), name="api-me"),
+    path("", include("messaging.urls_inbound")),  # /webhooks/sns/, /api/dlq/{queue}/replay
     path("api/", include("contacts.urls")),
     path("api/", include("bulk.urls")),  # /api/bulk/jobs/...
     path("api/", include("messaging.urls")),  # /api/messages/...
