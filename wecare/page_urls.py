@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from wecare import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("agent/", views.agent, name="agent"),
+    path("contacts/", include("contacts.page_urls")),
     re_path(rf"^(?P<module>{'|'.join(views.COMING_SOON)})/$", views.coming_soon, name="coming-soon"),
 ]

@@ -15,8 +15,11 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect
+
+from messaging.safety import WINDOW, within_window
 
 FULL_LAYOUT = "base.html"
 PARTIAL_LAYOUT = "partial.html"
@@ -84,3 +87,11 @@ def page_view(*perms: str) -> Callable:
         return wrapper
 
     return decorator
+
+
+def whatsapp_window(contact, now=None) -> dict:
+    """The contact's WhatsApp service window as the pages show it, by the safety gate's own rule:
+    ``{"open": bool, "expires_at": datetime | None}`` (expires_at also when it closed already)."""
+    now = now or timezone.now()
+    last = contact.last_inbound_message_at
+    return {"open": within_window(contact, now), "expires_at": last + WINDOW if last else None}

@@ -90,8 +90,8 @@ def test_every_page_loads_htmx_from_this_server_and_nothing_inline(viewer_client
     assert '"includeIndicatorStyles":false' in html
 
 
-def test_a_user_without_a_role_is_refused_and_the_refusal_is_audited(client, make_user):
-    user = make_user(None)
+def test_a_user_without_a_role_is_refused_and_the_refusal_is_audited(client, page_user):
+    user = page_user(None)
     client.force_login(user)
 
     response = client.get("/agent/")

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from contacts import views
+
+app_name = "contact_pages"
+
+urlpatterns = [
+    path("", views.contact_list, name="list"),
+    path("new/", views.contact_create_page, name="create"),
+    path("import/", views.contact_import_page, name="import"),
+    path("<uuid:contact_id>/", views.contact_detail, name="detail"),
+    path("<uuid:contact_id>/edit/", views.contact_edit_page, name="edit"),
+    path("<uuid:contact_id>/delete/", views.contact_delete_page, name="delete"),
+    path("<uuid:contact_id>/restore/", views.contact_restore_page, name="restore"),
+]
