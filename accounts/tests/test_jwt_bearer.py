@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import time
+from hashlib import sha256
 
 import jwt
 import pytest
@@ -141,9 +143,6 @@ def test_an_hmac_token_keyed_with_the_public_key_is_refused(client, provider):
         json.dumps({"alg": "HS256", "typ": "JWT", "kid": provider.key.kid}).encode()
     ).rstrip(b"=")
     body = provider.token().split(".")[1].encode()
-    import hmac
-    from hashlib import sha256
-
     public = json.dumps(provider.key.public_jwk()).encode()
     sig = base64.urlsafe_b64encode(hmac.new(public, header + b"." + body, sha256).digest()).rstrip(b"=")
     assert_refused(call(client, (header + b"." + body + b"." + sig).decode()), "only RS256")

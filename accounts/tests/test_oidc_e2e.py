@@ -35,6 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CLIENT_ID = "wecare-e2e"
 PASSWORD = "e2e password that is long enough"
 ACCOUNTS = {
@@ -123,9 +124,15 @@ def page(chromium_browser, live_server):
     context.close()
 
 
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
 def sign_in_through_the_provider(page, role) -> None:
     page.goto("/admin/")
     page.wait_for_url("**/accounts/login/?next=%2Fadmin%2F")
+    screenshot(page, "sign-in-sso")
     page.click("#sso-sign-in")
     page.wait_for_selector("input[name=email]")
     assert page.url.startswith(django_settings.OIDC_ISSUER + "/interaction/")
@@ -185,6 +192,7 @@ def test_a_person_without_a_role_group_is_refused_with_a_403_page_and_an_audit_e
         sign_in_through_the_provider(page, None)
 
     assert callback.value.status == 403
+    screenshot(page, "sign-in-refused-no-role")
     assert "no role here" in page.locator("main").inner_text()
     refusal = AuditLog.objects.get(action="login.failure", details__username="nobody@e2e.test")
     assert refusal.details["method"] == "oidc" and "Marketing" in refusal.details["reason"]
