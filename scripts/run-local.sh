@@ -109,15 +109,16 @@ say "local login"
 LOGIN="$(python manage.py ensure_local_login)"
 echo "$LOGIN"
 
-# The worker consumes every work queue named in settings (not the dead-letter queues).
-WORKER_QUEUES="$(python -c 'import django; django.setup(); from django.conf import settings as s; print(",".join([s.QUEUE_DEFAULT, s.QUEUE_OUTBOUND, s.QUEUE_INBOUND, s.QUEUE_BULK]))' 2>/dev/null)"
-export WORKER_QUEUES WEB_PORT
+# The worker consumes every work queue named in settings but bulk-queue (not the dead-letter queues);
+# bulk chunks have a worker of their own, BULK_WORKER_CONCURRENCY processes (2-5, validated by settings).
+read -r WORKER_QUEUES BULK_QUEUE BULK_WORKER_CONCURRENCY < <(python -c 'import django; django.setup(); from django.conf import settings as s; print(",".join([s.QUEUE_DEFAULT, s.QUEUE_OUTBOUND, s.QUEUE_INBOUND]), s.QUEUE_BULK, s.BULK_WORKER_CONCURRENCY)' 2>/dev/null)
+export WORKER_QUEUES BULK_QUEUE BULK_WORKER_CONCURRENCY WEB_PORT
 
 cat <<EOF
 
   WECARE.DIGITAL runs on http://127.0.0.1:$WEB_PORT  (admin: /admin/, API docs: /api/docs/, health: /healthz)
   $LOGIN
-  ENVIRONMENT=local SEND_MODE=DRY_RUN; AWS is moto_server on $AWS_ENDPOINT_URL; worker queues: $WORKER_QUEUES
+  ENVIRONMENT=local SEND_MODE=DRY_RUN; AWS is moto_server on $AWS_ENDPOINT_URL; worker queues: $WORKER_QUEUES; bulk worker: $BULK_QUEUE × $BULK_WORKER_CONCURRENCY
   Ctrl-C stops everything.
 
 EOF
