@@ -11,5 +11,6 @@ urlpatterns = [
     path("agent/", views.agent, name="agent"),
     path("contacts/", include("contacts.page_urls")),
     path("dm/", include("messaging.page_urls")),
+    path("bulk/", include("bulk.page_urls")),
     re_path(rf"^(?P<module>{'|'.join(views.COMING_SOON)})/$", views.coming_soon, name="coming-soon"),
 ]

@@ -1,0 +1,54 @@
+"""Reads for the bulk pages: the sends-over-time chart of a job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from bulk.models import BulkJob, BulkRecipient
+
+CHART_BARS = 24
+CHART_WIDTH = 480
+CHART_HEIGHT = 120
+
+
+def sends_over_time(job: BulkJob, *, bars: int = CHART_BARS) -> dict | None:
+    """Sends per time slice from the first to the last send (or now, while running), as SVG bars."""
+    times = sorted(
+        BulkRecipient.objects.filter(job=job, sent_at__isnull=False).values_list("sent_at", flat=True).iterator()
+    )
+    if not times:
+        return None
+    start = times[0]
+    end = max(times[-1], job.completed_at or job.cancelled_at or (timezone.now() if not job.is_finished else times[-1]))
+    span = max((end - start).total_seconds(), 1.0)
+    step = span / bars
+    counts = [0] * bars
+    for when in times:
+        counts[min(int((when - start).total_seconds() / step), bars - 1)] += 1
+    peak = max(counts)
+    width = CHART_WIDTH / bars
+    shapes = []
+    for index, count in enumerate(counts):
+        height = 0 if peak == 0 else round(count / peak * (CHART_HEIGHT - 16), 1)
+        shapes.append(
+            {
+                "x": round(index * width + 1, 1),
+                "y": round(CHART_HEIGHT - height, 1),
+                "width": round(width - 2, 1),
+                "height": height,
+                "count": count,
+                "from": start + timedelta(seconds=index * step),
+            }
+        )
+    return {
+        "bars": shapes,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "peak": peak,
+        "start": start,
+        "end": end,
+        "per_second": round(len(times) / span, 1),
+        "total": len(times),
+    }
