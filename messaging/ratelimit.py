@@ -1,11 +1,19 @@
 """Token buckets in DynamoDB, shared by every worker process and thread (RateLimitTrackers table).
 
 A bucket holds up to ``capacity`` tokens (rate × RATE_LIMIT_BURST_SECONDS, at least 1) and refills at
-``rate`` tokens per second; a provider call takes one token. The state (tokens, updated_at) lives in
-one item per bucket, changed only by a conditional write on its version: read, refill, take, write
-"if nobody wrote since I read"; a lost race re-reads. So no two workers ever spend the same token,
-and the rate holds across any number of processes. Items expire (TTL, 24 h) when a bucket is idle;
-a missing item is a full bucket.
+``rate`` tokens per second; a provider call takes one token. The bucket is stored in its GCRA form
+(the generic cell rate algorithm, an exact equivalent of a token bucket): one number per bucket,
+``tat``, the moment at which the bucket will be full again. Taking a token is one atomic conditional
+UpdateItem, evaluated by DynamoDB itself:
+
+- busy bucket (now < tat ≤ now + (capacity - 1)/rate): ``ADD tat 1/rate`` if that still holds;
+- idle bucket (tat ≤ now, or no item): ``SET tat = now + 1/rate`` if that still holds;
+- otherwise the bucket is empty: the next token comes at tat - (capacity - 1)/rate.
+
+No read-modify-write, so concurrent workers never invalidate each other's writes, and however many
+processes share a bucket they cannot take more than capacity + rate × t tokens in any t seconds.
+Tokens available now = (now + capacity/rate - tat) × rate. Items expire (TTL, 24 h) when a bucket
+is idle; a missing item is a full bucket. Workers' clocks are assumed to agree within a few ms (NTP).
 
 Buckets (all rates configurable in settings, see README "Configuration"):
 - ``whatsapp-phone#<phone-number-id>``: RATE_LIMIT_WHATSAPP_PER_PHONE (80/s, Meta's per-number throughput)
@@ -28,7 +36,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.models import Model
 
 from wecare import dynamo
@@ -36,7 +44,7 @@ from wecare import dynamo
 logger = logging.getLogger(__name__)
 
 IDLE_TTL = timedelta(hours=24)
-MAX_RACES = 25  # conditional writes lost in a row before we report a (short) wait instead
+MAX_RACES = 25  # rounds lost to concurrent refills in a row before we report a (short) wait instead
 
 
 @dynamo.register
@@ -48,9 +56,8 @@ class RateLimitTracker(Model):
         ttl_attribute = "expires_at"
 
     bucket = UnicodeAttribute(hash_key=True)
-    tokens = NumberAttribute()
-    updated_at = NumberAttribute()  # epoch seconds, fractional
-    version = NumberAttribute(default=0)
+    # Theoretical arrival time: epoch seconds (fractional) at which the bucket is full again.
+    tat = NumberAttribute()
     expires_at = TTLAttribute(null=True)
 
 
@@ -96,63 +103,51 @@ def email_buckets() -> list[Bucket]:
     return [Bucket.per_second("email", settings.RATE_LIMIT_EMAIL)]
 
 
-def _conflict(exc: PutError | UpdateError) -> bool:
+def _conflict(exc: UpdateError) -> bool:
     return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+def _update(bucket: Bucket, actions: list, condition) -> bool:
+    try:
+        RateLimitTracker(bucket.key).update(
+            actions=[*actions, RateLimitTracker.expires_at.set(IDLE_TTL)],
+            condition=condition,
+            add_version_condition=False,
+        )
+        return True
+    except UpdateError as exc:
+        if _conflict(exc):
+            return False
+        raise
 
 
 def try_acquire(bucket: Bucket) -> float:
     """Take one token if there is one: returns 0.0, else the seconds until one will be there."""
+    interval = 1.0 / bucket.rate
+    tolerance = (bucket.capacity - 1.0) * interval  # how far ahead of now tat may run
+    tat = RateLimitTracker.tat
     for _ in range(MAX_RACES):
         now = time.time()
-        try:
-            item = RateLimitTracker.get(bucket.key, consistent_read=True)
-        except DoesNotExist:
-            fresh = RateLimitTracker(
-                bucket.key, tokens=bucket.capacity - 1, updated_at=now, version=1, expires_at=IDLE_TTL
-            )
-            try:
-                fresh.save(condition=RateLimitTracker.bucket.does_not_exist(), add_version_condition=False)
-                return 0.0
-            except PutError as exc:
-                if _conflict(exc):
-                    continue
-                raise
-        # Another host's clock may run ahead: never move time backwards, never refill from the future.
-        elapsed = max(0.0, now - item.updated_at)
-        tokens = min(bucket.capacity, item.tokens + elapsed * bucket.rate)
-        if tokens < 1.0:
-            return (1.0 - tokens) / bucket.rate
-        try:
-            item.update(
-                actions=[
-                    RateLimitTracker.tokens.set(tokens - 1.0),
-                    RateLimitTracker.updated_at.set(max(now, item.updated_at)),
-                    RateLimitTracker.version.set(item.version + 1),
-                    RateLimitTracker.expires_at.set(IDLE_TTL),
-                ],
-                condition=RateLimitTracker.version == item.version,
-                add_version_condition=False,
-            )
+        # Busy bucket with a token left: the common case under load, one write.
+        if _update(bucket, [tat.add(interval)], (tat > now) & (tat <= now + tolerance)):
             return 0.0
-        except UpdateError as exc:
-            if _conflict(exc):
-                continue
-            raise
-    # Heavy contention: behave as if the bucket were empty for one token's time.
-    return 1.0 / bucket.rate
+        # Idle (or new) bucket: it is full.
+        if _update(bucket, [tat.set(now + interval)], tat.does_not_exist() | (tat <= now)):
+            return 0.0
+        try:
+            current = RateLimitTracker.get(bucket.key, consistent_read=True).tat
+        except DoesNotExist:
+            continue  # expired meanwhile: try again
+        wait = current - tolerance - time.time()
+        if wait > 0:
+            return wait
+        # The bucket refilled between our writes and this read: try again.
+    return interval
 
 
 def refund(bucket: Bucket) -> None:
     """Give a token back (a multi-bucket acquisition that could not complete)."""
-    try:
-        RateLimitTracker(bucket.key).update(
-            actions=[RateLimitTracker.tokens.add(1), RateLimitTracker.version.add(1)],
-            condition=RateLimitTracker.bucket.exists(),
-            add_version_condition=False,
-        )
-    except UpdateError as exc:
-        if not _conflict(exc):
-            raise
+    _update(bucket, [RateLimitTracker.tat.add(-1.0 / bucket.rate)], RateLimitTracker.tat.exists())
 
 
 def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) -> float:

@@ -7,14 +7,19 @@ every worker:
 
 - ``TierConversation`` (table tier-conversations): one item per (phone number, contact) while that
   conversation is open (24 h, TTL). A second template to the same contact inside it costs nothing.
-- ``TierCounter`` (table tier-counters): one item per phone number with the count per clock hour
-  of the last 25 hours (a conversation leaves the count 24-25 h after it opened: never early),
-  changed only by a conditional write on its version.
+- ``TierCounter`` (table tier-counters): one item per phone number and clock hour with the number
+  of conversations opened in it (TTL 26 h). The count over the rolling window is the sum of the
+  current hour and the 24 before it (a conversation leaves the count 24-25 h after it opened: never
+  early). Taking a place is one atomic conditional ``ADD count 1`` on the current hour's item, with
+  the condition "current hour's count < limit - the 24 past hours' sum" evaluated by DynamoDB; past
+  hours no longer change, so concurrent workers never overrun the limit and never retry each other.
+- An alert item per phone number (same table, key ``<phone>#alert``) holds the end of the window
+  in which the 80 % alert went out; a conditional write makes it go out once per window.
 
 `tier_reserve` (called by the safety gate right before a provider call) counts a new conversation
 only while the count is under WHATSAPP_TIER_LIMIT, atomically. When the count reaches
 WHATSAPP_TIER_ALERT_PERCENT (80 %) an alert goes to settings.SNS_TOPIC_ARN and the log, once per
-24-hour window (the window's end is stored with the counter). At 100 % the gate refuses with
+24-hour window (the alert item). At 100 % the gate refuses with
 TIER_LIMIT. A reserved conversation is not given back if the provider then fails: the count errs on
 the safe side. Dry runs count too (the gate behaves the same in every send mode).
 
@@ -24,7 +29,6 @@ Read-only helpers for the gate and for bulk pre-flight: `tier_status`, `tier_rem
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -42,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 24 * 3600
 HOUR = 3600
-MAX_RACES = 25
 
 
 @dynamo.register
@@ -53,12 +56,9 @@ class TierCounter(Model):
         region = dynamo.region()
         ttl_attribute = "expires_at"
 
-    phone_number_id = UnicodeAttribute(hash_key=True)
-    # {"<epoch hour>": conversations opened in that hour}, only the last 25 hours.
-    hours = UnicodeAttribute(default="{}")
-    version = NumberAttribute(default=0)
-    # The 80 % alert was sent; no other until this epoch second.
-    alerted_until = NumberAttribute(default=0)
+    key = UnicodeAttribute(hash_key=True)  # "<phone-number-id>#<epoch hour>" or "<phone-number-id>#alert"
+    count = NumberAttribute(null=True)
+    alerted_until = NumberAttribute(null=True)  # alert item: no other alert before this epoch second
     expires_at = TTLAttribute(null=True)
 
 
@@ -107,11 +107,22 @@ def _epoch(now: datetime | float | None) -> float:
     return float(now)
 
 
-def _live_hours(raw: str, now: float) -> dict[int, int]:
+def _hour_key(phone_number_id: str, hour: int) -> str:
+    return f"{phone_number_id}#{hour}"
+
+
+def _hour_counts(phone_number_id: str, hours: list[int]) -> dict[int, int]:
+    keys = {_hour_key(phone_number_id, hour): hour for hour in hours}
+    counts = dict.fromkeys(hours, 0)
+    for item in TierCounter.batch_get(list(keys)):
+        counts[keys[item.key]] = int(item.count or 0)
+    return counts
+
+
+def _past_hours(now: float) -> tuple[int, list[int]]:
+    """(current hour, the 24 hours before it) as epoch hours."""
     current = int(now // HOUR)
-    hours = {int(hour): int(count) for hour, count in json.loads(raw or "{}").items()}
-    # Hours current-24 .. current: an item counted at 10:59 stays until 11:00 next day (24 h + ≤1 h).
-    return {hour: count for hour, count in hours.items() if hour >= current - 24 and count > 0}
+    return current, list(range(current - 24, current))
 
 
 def _conversation_key(phone_number_id: str, contact_id) -> str:
@@ -120,11 +131,8 @@ def _conversation_key(phone_number_id: str, contact_id) -> str:
 
 def tier_status(phone_number_id: str, *, now: datetime | float | None = None) -> TierStatus:
     """Conversations counted for a phone number in the rolling window, and the limit."""
-    try:
-        item = TierCounter.get(phone_number_id, consistent_read=True)
-        used = sum(_live_hours(item.hours, _epoch(now)).values())
-    except DoesNotExist:
-        used = 0
+    current, past = _past_hours(_epoch(now))
+    used = sum(_hour_counts(phone_number_id, [*past, current]).values())
     return TierStatus(phone_number_id=phone_number_id, limit=settings.WHATSAPP_TIER_LIMIT, used=used)
 
 
@@ -147,63 +155,58 @@ def _conflict(exc: PutError | UpdateError) -> bool:
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
 
-def _counter_change(phone_number_id: str, delta: int, now: float, *, limit: int | None) -> tuple[bool, int, bool]:
-    """Add ``delta`` conversations; with ``limit``, only if the count stays within it.
+def _count_conversation(phone_number_id: str, now: float, *, limit: int) -> tuple[int, int] | None:
+    """Count one conversation in the current hour if the window stays within ``limit``.
 
-    Returns (changed, count after, this change crossed the alert threshold in a new window).
+    Returns (hour counted in, count over the window after it), or None when the tier is used up.
     """
-    for _ in range(MAX_RACES):
-        try:
-            item = TierCounter.get(phone_number_id, consistent_read=True)
-            exists = True
-        except DoesNotExist:
-            item = TierCounter(phone_number_id, hours="{}", version=0, alerted_until=0)
-            exists = False
-        hours = _live_hours(item.hours, now)
-        used = sum(hours.values())
-        if limit is not None and delta > 0 and used + delta > limit:
-            return False, used, False
-        current = int(now // HOUR)
-        if delta >= 0:
-            hours[current] = hours.get(current, 0) + delta
-        else:  # give back from the newest hours first
-            remove = -delta
-            for hour in sorted(hours, reverse=True):
-                take = min(remove, hours[hour])
-                hours[hour] -= take
-                remove -= take
-                if not remove:
-                    break
-            hours = {hour: count for hour, count in hours.items() if count > 0}
-        after = sum(hours.values())
-        alerted_until = float(item.alerted_until or 0)
-        alert = delta > 0 and after >= alert_threshold(settings.WHATSAPP_TIER_LIMIT) and alerted_until <= now
-        if alert:
-            alerted_until = now + WINDOW_SECONDS
-        raw = json.dumps({str(hour): count for hour, count in sorted(hours.items())})
-        ttl = timedelta(seconds=WINDOW_SECONDS + 2 * HOUR)
-        try:
-            if exists:
-                item.update(
-                    actions=[
-                        TierCounter.hours.set(raw),
-                        TierCounter.version.set(item.version + 1),
-                        TierCounter.alerted_until.set(alerted_until),
-                        TierCounter.expires_at.set(ttl),
-                    ],
-                    condition=TierCounter.version == item.version,
-                    add_version_condition=False,
-                )
-            else:
-                TierCounter(phone_number_id, hours=raw, version=1, alerted_until=alerted_until, expires_at=ttl).save(
-                    condition=TierCounter.phone_number_id.does_not_exist(), add_version_condition=False
-                )
-            return True, after, alert
-        except (PutError, UpdateError) as exc:
-            if _conflict(exc):
-                continue
+    current, past = _past_hours(now)
+    before = sum(_hour_counts(phone_number_id, past).values())  # closed hours: they no longer change
+    if before >= limit:
+        return None
+    item = TierCounter(_hour_key(phone_number_id, current))
+    try:
+        item.update(
+            actions=[
+                TierCounter.count.add(1),
+                TierCounter.expires_at.set(timedelta(seconds=WINDOW_SECONDS + 2 * HOUR)),
+            ],
+            condition=TierCounter.count.does_not_exist() | (TierCounter.count < limit - before),
+            add_version_condition=False,
+        )
+    except UpdateError as exc:
+        if _conflict(exc):
+            return None
+        raise
+    return current, before + int(item.count)
+
+
+def _uncount_conversation(phone_number_id: str, hour: int) -> None:
+    try:
+        TierCounter(_hour_key(phone_number_id, hour)).update(
+            actions=[TierCounter.count.add(-1)], condition=TierCounter.count > 0, add_version_condition=False
+        )
+    except UpdateError as exc:
+        if not _conflict(exc):
             raise
-    raise RuntimeError(f"tier counter {phone_number_id}: too many concurrent updates")
+
+
+def _claim_alert(phone_number_id: str, now: float) -> bool:
+    """True for exactly one caller per 24-hour window: that caller sends the alert."""
+    try:
+        TierCounter(f"{phone_number_id}#alert").update(
+            actions=[
+                TierCounter.alerted_until.set(now + WINDOW_SECONDS),
+                TierCounter.expires_at.set(timedelta(seconds=WINDOW_SECONDS + 2 * HOUR)),
+            ],
+            condition=TierCounter.alerted_until.does_not_exist() | (TierCounter.alerted_until <= now),
+            add_version_condition=False,
+        )
+        return True
+    except UpdateError as exc:
+        if _conflict(exc):
+            return False
+        raise
 
 
 def _open_conversation(phone_number_id: str, contact_id, now: float) -> bool:
@@ -250,13 +253,15 @@ def tier_reserve(phone_number_id: str, contact_id, *, now: datetime | float | No
     epoch = _epoch(now)
     if tier_conversation_open(phone_number_id, contact_id, now=epoch):
         return True
-    changed, used, alert = _counter_change(phone_number_id, +1, epoch, limit=settings.WHATSAPP_TIER_LIMIT)
-    if not changed:
+    limit = settings.WHATSAPP_TIER_LIMIT
+    counted = _count_conversation(phone_number_id, epoch, limit=limit)
+    if counted is None:
         return False
+    hour, used = counted
     if not _open_conversation(phone_number_id, contact_id, epoch):
         # Another worker opened this very conversation a moment ago: it is counted once, by them.
-        _counter_change(phone_number_id, -1, epoch, limit=None)
+        _uncount_conversation(phone_number_id, hour)
         return True
-    if alert:
+    if used >= alert_threshold(limit) and _claim_alert(phone_number_id, epoch):
         _publish_alert(phone_number_id, used)
     return True

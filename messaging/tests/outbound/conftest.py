@@ -37,6 +37,9 @@ def outbound_settings(settings):
     settings.WHATSAPP_PHONE_NUMBER_IDS = [new_phone_number_id(), new_phone_number_id()]
     settings.SEND_MODE = "DRY_RUN"
     settings.OUTBOUND_RETRY_BASE_SECONDS = 2.0
+    # Generous limits: tests that are about rate limits set their own.
+    settings.RATE_LIMIT_SMS = settings.RATE_LIMIT_EMAIL = 1000.0
+    settings.RATE_LIMIT_WHATSAPP_PER_PHONE = settings.RATE_LIMIT_WHATSAPP_MEDIA = 1000.0
     return settings
 
 
@@ -162,11 +165,12 @@ def provider_calls():
         calls.append((model.service_model.service_name, model.name))
 
     for client in clients:
-        # First: a Stubber answers in before-call too, and the first answer stops the event.
-        client.meta.events.register_first("before-call", record, unique_id="outbound-test-recorder")
+        # before-parameter-build runs for every call, and every handler runs (a Stubber answers
+        # in before-call, where the first answer stops the event).
+        client.meta.events.register("before-parameter-build.*.*", record, unique_id="outbound-test-recorder")
     yield calls
     for client in clients:
-        client.meta.events.unregister("before-call", unique_id="outbound-test-recorder")
+        client.meta.events.unregister("before-parameter-build.*.*", unique_id="outbound-test-recorder")
 
 
 def decoded(message_param) -> dict:
@@ -183,3 +187,15 @@ def moto_data() -> dict:
 
 def sent_emails() -> list[dict]:
     return moto_data().get("ses", {}).get("Message", [])
+
+
+def drain_queue(name: str) -> list[dict]:
+    """Receive and delete everything on an SQS queue (PurgeQueue is limited to once a minute)."""
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+        for message in batch:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies

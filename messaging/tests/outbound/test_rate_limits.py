@@ -1,0 +1,148 @@
+"""Token buckets in DynamoDB: shared by processes, never faster than their rate; a send past the limit
+waits or is re-queued, never dropped or failed."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import time
+import uuid
+
+import pytest
+from pynamodb.exceptions import DoesNotExist
+
+from messaging import ratelimit
+from messaging.ratelimit import Bucket, RateLimited, RateLimitTracker, rate_limit_acquire, try_acquire
+from messaging.services import DeliveryDeferred, message_deliver, message_send
+
+
+def _forget(bucket: Bucket) -> None:
+    with contextlib.suppress(DoesNotExist):
+        RateLimitTracker.get(bucket.key).delete()
+
+
+def _bucket(rate: float = 20.0, capacity: float = 5.0) -> Bucket:
+    return Bucket(key=f"test#{uuid.uuid4().hex}", rate=rate, capacity=capacity)
+
+
+def _tokens(bucket: Bucket) -> float:
+    """Tokens in the bucket now, from its stored GCRA time."""
+    tat = RateLimitTracker.get(bucket.key, consistent_read=True).tat
+    return min(bucket.capacity, (time.time() + bucket.capacity / bucket.rate - tat) * bucket.rate)
+
+
+def test_a_new_bucket_is_full_and_then_empties_one_token_per_call():
+    bucket = _bucket(rate=0.1, capacity=3.0)
+
+    waits = [try_acquire(bucket) for _ in range(4)]
+
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 9.0 < waits[3] <= 10.0  # the fourth waits for one token at 0.1/s
+
+
+def test_an_idle_bucket_refills_at_its_rate_up_to_its_capacity():
+    bucket = _bucket(rate=1.0, capacity=2.0)
+    for _ in range(2):
+        assert try_acquire(bucket) == 0.0
+
+    time.sleep(3.0)  # 3 tokens' worth, but it holds only 2
+
+    assert [try_acquire(bucket) == 0.0 for _ in range(3)] == [True, True, False]
+
+
+def test_items_expire_by_ttl_a_day_after_last_use():
+    bucket = _bucket()
+    try_acquire(bucket)
+
+    item = RateLimitTracker.get(bucket.key)
+
+    assert 23 * 3600 < item.expires_at.timestamp() - time.time() <= 24 * 3600
+
+
+def test_a_wait_longer_than_allowed_raises_and_gives_back_the_tokens_it_took():
+    free, empty = _bucket(rate=10.0, capacity=5.0), _bucket(rate=0.5, capacity=1.0)
+    assert try_acquire(empty) == 0.0
+
+    with pytest.raises(RateLimited) as limited:
+        rate_limit_acquire([free, empty], max_wait=0.1)
+
+    assert 1.5 < limited.value.retry_after <= 2.5
+    assert _tokens(free) == pytest.approx(free.capacity, abs=0.5)  # the token taken from `free` came back
+
+
+def test_a_short_wait_is_waited_out_in_the_worker():
+    bucket = _bucket(rate=10.0, capacity=1.0)
+    assert try_acquire(bucket) == 0.0
+
+    waited = rate_limit_acquire([bucket], max_wait=1.0)
+
+    assert 0.05 < waited < 0.5
+
+
+def _acquire_many(key: str, rate: float, capacity: float, count: int, start_at: float, results) -> None:
+    # A forked child must not reuse the parent's HTTP connections.
+    RateLimitTracker._connection = None
+    bucket = Bucket(key=key, rate=rate, capacity=capacity)
+    while time.time() < start_at:
+        time.sleep(0.005)
+    granted = []
+    for _ in range(count):
+        while (wait := try_acquire(bucket)) > 0:
+            time.sleep(wait)
+        granted.append(time.time())
+    results.put(granted)
+
+
+def test_four_processes_on_one_bucket_never_exceed_its_rate():
+    # given: a 20/s bucket holding at most 5 tokens, and 4 worker processes taking 25 tokens each
+    rate, capacity, processes, each = 20.0, 5.0, 4, 25
+    key = f"test-multiprocess#{uuid.uuid4().hex}"
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    start_at = time.time() + 1.0
+    workers = [
+        ctx.Process(target=_acquire_many, args=(key, rate, capacity, each, start_at, results)) for _ in range(processes)
+    ]
+
+    # when
+    for worker in workers:
+        worker.start()
+    grants = sorted(t for _ in workers for t in results.get(timeout=60))
+    for worker in workers:
+        worker.join(timeout=10)
+
+    # then: after the initial burst (the bucket's capacity) tokens come at the rate, not faster
+    total = processes * each
+    assert len(grants) == total
+    elapsed = grants[-1] - grants[0]
+    steady_rate = (total - capacity) / elapsed
+    print(f"\n{total} tokens in {elapsed:.2f}s: {steady_rate:.2f}/s after the burst (limit {rate}/s)")
+    assert steady_rate <= rate * 1.05
+    # and in every one-second window at most capacity + rate tokens were handed out (times are taken
+    # when each answer arrives, so a slow answer can shift one grant: a tolerance of one)
+    busiest = max(sum(1 for t in grants if start <= t < start + 1.0) for start in grants)
+    assert busiest <= capacity + rate + 1
+    # and the bucket is not needlessly slow under contention
+    assert steady_rate >= rate * 0.5
+
+
+@pytest.mark.django_db
+def test_a_send_past_the_limit_is_deferred_and_stays_queued_untouched(make_contact, settings, provider_calls):
+    settings.RATE_LIMIT_SMS = 0.2  # one token per 5 s, a burst of one
+    settings.RATE_LIMIT_MAX_WAIT_SECONDS = 0.5
+    contact = make_contact(sms=True)
+    first = message_send(contact_id=contact.pk, channel="sms", text="one", enqueue=False)
+    second = message_send(contact_id=contact.pk, channel="sms", text="two", enqueue=False)
+    _forget(ratelimit.sms_buckets()[0])  # start from a full bucket
+
+    try:
+        message_deliver(first.pk)
+        with pytest.raises(DeliveryDeferred) as deferred:
+            message_deliver(second.pk)
+    finally:
+        _forget(ratelimit.sms_buckets()[0])  # the SMS bucket is shared by the other tests
+
+    second.refresh_from_db()
+    assert 3.5 < deferred.value.countdown <= 6.0
+    assert second.status == "queued" and second.attempts == 0 and second.error_code == ""
+    assert second.locked_until is None  # released for the retry

@@ -1,0 +1,147 @@
+"""The WhatsApp tier: business-initiated conversations per number over a rolling 24 hours; alert at 80 %
+once per window; TIER_LIMIT at 100 %."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.conf import settings as django_settings
+
+from messaging.safety import SafetyRefusal
+from messaging.services import message_deliver, message_send
+from messaging.tier import tier_conversation_open, tier_remaining, tier_reserve, tier_status
+from wecare import aws
+
+pytestmark = pytest.mark.django_db
+
+HOUR = 3600
+
+
+@pytest.fixture
+def alerts():
+    """An SQS queue subscribed to the platform's SNS topic: what the tier alert published."""
+    sqs, sns = aws.client("sqs"), aws.client("sns")
+    url = sqs.create_queue(QueueName=f"tier-alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = sns.create_topic(Name=django_settings.SNS_TOPIC_ARN.rsplit(":", 1)[-1])["TopicArn"]
+    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
+
+    def received() -> list[dict]:
+        out = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return out
+
+    yield received
+    sns.unsubscribe(SubscriptionArn=subscription)
+    sqs.delete_queue(QueueUrl=url)
+
+
+def test_the_alert_goes_out_once_at_80_percent_and_the_limit_refuses_at_100(settings, alerts, caplog):
+    settings.WHATSAPP_TIER_LIMIT = 5  # alert at 4
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+
+    with caplog.at_level(logging.WARNING, logger="messaging.tier"):
+        granted = [tier_reserve(phone, uuid.uuid4()) for _ in range(7)]
+
+    assert granted == [True] * 5 + [False] * 2
+    [alert] = alerts()
+    assert phone in alert["Message"] and "4 of 5" in alert["Message"]
+    assert alert["TopicArn"] == settings.SNS_TOPIC_ARN
+    assert [r.getMessage() for r in caplog.records if "tier alert" in r.getMessage()] == [
+        f"tier alert phone={phone} used=4 limit=5"
+    ]
+    assert tier_status(phone).remaining == 0 and tier_remaining([phone]) == {phone: 0}
+
+
+def test_the_alert_comes_again_only_in_the_next_window(settings, alerts):
+    settings.WHATSAPP_TIER_LIMIT = 2  # alert at 2
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    now = time.time()
+
+    tier_reserve(phone, uuid.uuid4(), now=now)
+    tier_reserve(phone, uuid.uuid4(), now=now)
+    assert len(alerts()) == 1
+    # a day and an hour later the window has rolled over: the count is back to zero
+    later = now + 25 * HOUR
+    assert tier_status(phone, now=later).used == 0
+    tier_reserve(phone, uuid.uuid4(), now=later)
+    tier_reserve(phone, uuid.uuid4(), now=later)
+
+    assert len(alerts()) == 1
+
+
+def test_conversations_leave_the_count_24_to_25_hours_after_they_opened(settings):
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    opened = (int(time.time() // HOUR) - 30) * HOUR + 10  # ten seconds into an hour, 30 hours ago
+
+    tier_reserve(phone, uuid.uuid4(), now=opened)
+
+    assert tier_status(phone, now=opened + 23 * HOUR).used == 1
+    assert tier_status(phone, now=opened + 24 * HOUR).used == 1  # never early
+    assert tier_status(phone, now=opened + 25 * HOUR).used == 0
+
+
+def test_a_second_template_to_the_same_contact_inside_its_conversation_costs_nothing(settings):
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    contact_id = uuid.uuid4()
+
+    assert tier_reserve(phone, contact_id) and tier_reserve(phone, contact_id)
+
+    assert tier_status(phone).used == 1
+    assert tier_conversation_open(phone, contact_id)
+    assert not tier_conversation_open(phone, contact_id, now=time.time() + 24 * HOUR + 1)
+
+
+def test_tiers_are_counted_per_phone_number(settings):
+    settings.WHATSAPP_TIER_LIMIT = 1
+    first, second = settings.WHATSAPP_PHONE_NUMBER_IDS
+
+    assert tier_reserve(first, uuid.uuid4())
+    assert tier_reserve(second, uuid.uuid4())
+    assert not tier_reserve(first, uuid.uuid4())
+    assert tier_remaining() == {first: 0, second: 0}
+
+
+def test_concurrent_workers_never_overrun_the_tier(settings):
+    settings.WHATSAPP_TIER_LIMIT = 12
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    contacts = [uuid.uuid4() for _ in range(30)] + [None] * 10
+
+    def reserve(contact_id):
+        return tier_reserve(phone, contact_id or contacts[0])
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        granted = list(pool.map(reserve, contacts))
+
+    # the 10 extra calls for contacts[0] share its conversation; of the 30 contacts exactly 12 got in
+    opened = [c for c in contacts[:30] if tier_conversation_open(phone, c)]
+    assert len(opened) == 12
+    assert tier_status(phone).used == 12
+    assert sum(granted[:30]) == 12
+
+
+def test_a_business_initiated_template_past_the_tier_is_refused_at_send_and_at_delivery(
+    make_contact, make_template, settings
+):
+    settings.WHATSAPP_TIER_LIMIT = 1
+    make_template()
+    first, second = make_contact(whatsapp=True, window=False), make_contact(whatsapp=True, window=False)
+    template = {"template_name": "order_update", "template_language": "en_US", "template_parameters": ["A", "1"]}
+    queued_first = message_send(contact_id=first.pk, channel="whatsapp", enqueue=False, **template)
+    queued_second = message_send(contact_id=second.pk, channel="whatsapp", enqueue=False, **template)
+
+    assert message_deliver(queued_first.pk).status == "sent"
+    refused = message_deliver(queued_second.pk)
+    with pytest.raises(SafetyRefusal) as at_send:
+        message_send(contact_id=second.pk, channel="whatsapp", enqueue=False, **template)
+
+    assert refused.status == "failed" and refused.error_code == "TIER_LIMIT"
+    assert at_send.value.code == "TIER_LIMIT"
