@@ -12,7 +12,7 @@ from import_export.formats import base_formats
 
 from contacts.models import ConsentEvent, ConsentSource, Contact
 from contacts.resources import ContactResource, describe_bad_rows
-from contacts.selectors import contact_search_q
+from contacts.selectors import contact_filter_search
 from contacts.services import (
     OPT_IN_FIELDS,
     contact_clean,
@@ -140,7 +140,7 @@ class ContactAdmin(ImportExportActionModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
             return queryset, False
-        return queryset.filter(contact_search_q(search_term)), False
+        return contact_filter_search(queryset, search_term), False
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -33,7 +33,10 @@ class StrictBooleanFilter(django_filters.Filter):
 class ContactFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search",
-        label="Name, phone or email contains (case- and accent-insensitive; any phone format).",
+        label=(
+            "Name, phone or email contains this (case and accents ignored; a phone in any format). "
+            "One or two characters match the start of the name. Results come in name order."
+        ),
     )
     optInWhatsApp = StrictBooleanFilter(field_name="opt_in_whatsapp", label="WhatsApp opt-in")
     optInSms = StrictBooleanFilter(field_name="opt_in_sms", label="SMS opt-in")

@@ -52,7 +52,8 @@ class Contact(models.Model):
     objects = ContactQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at"]
+        # Newest first; the id breaks ties so pages never repeat or skip a contact.
+        ordering = ["-created_at", "-id"]
         constraints = [
             # An empty string is not a way to reach anyone: the services store "no phone" as NULL.
             models.CheckConstraint(
@@ -78,7 +79,12 @@ class Contact(models.Model):
                 violation_error_message="Another contact already has this email address.",
             ),
         ]
-        indexes = [models.Index(fields=["deleted_at", "-created_at"], name="contact_active_recent")]
+        # The list's order, for contacts not deleted: the first page reads 50 index entries.
+        indexes = [
+            models.Index(
+                fields=["-created_at", "-id"], name="contact_active_newest", condition=Q(deleted_at__isnull=True)
+            )
+        ]
         permissions = [("restore_contact", "Can restore a deleted contact")]
 
     def __str__(self) -> str:

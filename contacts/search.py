@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from contacts.phones import phone_query_digits, phone_search_forms
+from django.core.exceptions import ValidationError
+
+from contacts.phones import normalize_phone, phone_query_digits, phone_search_forms
+
+# pg_trgm indexes three-character sequences: a shorter term cannot use the trigram index.
+MIN_SUBSTRING_LENGTH = 3
 
 # Characters a typed phone number is made of: digits, "+", spaces, dots, dashes, slashes, brackets.
 _PHONE_LIKE = re.compile(r"[+\d\s().\-/]+")
@@ -34,6 +39,16 @@ def build_search_text(*, name: str | None, phone: str | None, email: str | None)
 def is_phone_query(query: str) -> bool:
     text = query.strip()
     return bool(_PHONE_LIKE.fullmatch(text)) and sum(ch.isdigit() for ch in text) >= 3
+
+
+def exact_phone(query: str) -> str | None:
+    """The E.164 number if ``query`` is a complete, valid phone number in any usual form."""
+    if not is_phone_query(query):
+        return None
+    try:
+        return normalize_phone(query)
+    except ValidationError:
+        return None
 
 
 def search_terms(query: str) -> list[str]:

@@ -251,3 +251,13 @@ def test_restore_explains_why_it_cannot(api_client_for, admin_role_user, make_co
 def test_an_unknown_contact_id_is_404(api):
     assert api.get("/api/contacts/00000000-0000-0000-0000-000000000000/").status_code == 404
     assert api.get("/api/contacts/not-a-uuid/").status_code == 404
+
+
+def test_search_results_come_in_name_order(api, make_contact):
+    make_contact(name="Zoë Kumar")
+    make_contact(name="Álvaro Kumar")
+    make_contact(name="bina kumar")
+
+    body = api.get("/api/contacts/", {"search": "kumar"}).json()
+
+    assert [c["name"] for c in body["results"]] == ["Álvaro Kumar", "bina kumar", "Zoë Kumar"]

@@ -110,3 +110,20 @@ def test_contact_get_by_phone_accepts_any_usual_form(people):
     assert contact_get_by_phone("+91 98765-43210") == people["jose"]
     assert contact_get_by_phone("not a number") is None
     assert contact_get_by_phone("+919999999999") is None
+
+
+def test_results_come_in_name_order_ignoring_accents_and_case(people):
+    contact_create(name="Ángela Jose", email="angela@example.com", source=ConsentSource.API)
+
+    assert [c.name for c in contact_search(query="jose")] == ["Ángela Jose", "José Álvarez", "jose kumar"]
+
+
+def test_one_or_two_characters_match_the_start_of_the_name(people):
+    assert _names(contact_search(query="Jo")) == ["José Álvarez", "jose kumar"]
+    assert _names(contact_search(query="zö")) == ["Zoë Müller"]
+    # "ar" is inside "Álvarez" and "kumar", but two characters only match at the start.
+    assert not contact_search(query="ar").exists()
+
+
+def test_a_short_word_alongside_a_longer_one_still_narrows_the_match(people):
+    assert _names(contact_search(query="jose al")) == ["José Álvarez"]
