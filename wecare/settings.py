@@ -196,9 +196,6 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Cognito over OIDC first (it answers only when OIDC_CLIENT_ID is set); the password backend refuses
 # everyone but a break-glass superuser where OIDC is the way in outside local/test.
 AUTHENTICATION_BACKENDS = ["wecare.auth.CognitoOIDCBackend", "accounts.backends.PasswordBackend"]
-# Cognito over OIDC first (it answers only when OIDC_CLIENT_ID is set); the password backend refuses
-# everyone but a break-glass superuser where OIDC is the way in outside local/test.
-AUTHENTICATION_BACKENDS = ["wecare.auth.CognitoOIDCBackend", "accounts.backends.PasswordBackend"]
 
 TEMPLATES = [
     {
@@ -231,8 +228,7 @@ if DATABASES["default"].get("ENGINE") not in ("django.db.backends.postgresql", "
 ):
     _scheme = DATABASE_URL.split("://", 1)[0] if "://" in DATABASE_URL else "(none)"
     raise ImproperlyConfigured(
-        f"DATABASE_URL is malformed (scheme {_scheme}): use postgres://USER:PASSWORD@HOST:PORT/NAME "
-        "or sqlite:///PATH."
+        f"DATABASE_URL is malformed (scheme {_scheme}): use postgres://USER:PASSWORD@HOST:PORT/NAME or sqlite:///PATH."
     )
 DATABASES["default"]["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -297,7 +293,8 @@ DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="wecare-")
 SNS_CERT_FETCHER = env.str("SNS_CERT_FETCHER", default="messaging.sns.fetch_certificate")
 SNS_SUBSCRIBE_FETCHER = env.str("SNS_SUBSCRIBE_FETCHER", default="messaging.sns.fetch_subscribe_url")
 if IS_PRODUCTION and (
-    SNS_CERT_FETCHER != "messaging.sns.fetch_certificate" or SNS_SUBSCRIBE_FETCHER != "messaging.sns.fetch_subscribe_url"
+    SNS_CERT_FETCHER != "messaging.sns.fetch_certificate"
+    or SNS_SUBSCRIBE_FETCHER != "messaging.sns.fetch_subscribe_url"
 ):
     raise ImproperlyConfigured("SNS_CERT_FETCHER and SNS_SUBSCRIBE_FETCHER may be changed only outside production.")
 SNS_CERT_CACHE_SECONDS = _int("SNS_CERT_CACHE_SECONDS", 86400, minimum=60)
@@ -493,11 +490,6 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     }
 }
-if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT.startswith(("https://", "http://")):
-    # Sign-out is a form POST answered by a redirect to the provider's logout: browsers apply
-    # form-action to that redirect too.
-    _logout_origin = "/".join(OIDC_OP_LOGOUT_ENDPOINT.split("/", 3)[:3])
-    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_logout_origin)
 if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT.startswith(("https://", "http://")):
     # Sign-out is a form POST answered by a redirect to the provider's logout: browsers apply
     # form-action to that redirect too.
