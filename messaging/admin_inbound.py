@@ -137,6 +137,7 @@ class DLQMessageAdmin(ReadOnlyAdmin):
             self.message_user(
                 request,
                 f"{queue}: {result.received} received, {len(result.replayed)} replayed, {len(result.failed)} failed "
-                f"again, {len(result.parked)} parked, {result.duplicates} duplicates.",
+                f"again, {len(result.parked)} parked, {result.duplicates} duplicates, "
+                f"{result.busy} being replayed elsewhere.",
                 level,
             )

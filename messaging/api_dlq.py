@@ -32,6 +32,7 @@ class ReplayRequestSerializer(serializers.Serializer):
             "failed": serializers.ListField(child=serializers.CharField()),
             "parked": serializers.ListField(child=serializers.CharField()),
             "duplicates": serializers.IntegerField(),
+            "busy": serializers.IntegerField(),
         },
     ),
 )

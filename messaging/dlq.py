@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -94,6 +96,7 @@ class ReplayResult:
     failed: list[str] = field(default_factory=list)
     parked: list[str] = field(default_factory=list)
     duplicates: int = 0
+    busy: int = 0  # copies another replay is running right now: kept in the DLQ
 
     def as_dict(self) -> dict:
         return {
@@ -103,11 +106,14 @@ class ReplayResult:
             "failed": self.failed,
             "parked": self.parked,
             "duplicates": self.duplicates,
+            "busy": self.busy,
         }
 
 
 # Long enough for a whole batch of handlers to run before SQS shows a received message again.
 REPLAY_VISIBILITY_SECONDS = 900
+# A copy kept back because another replay runs it reappears this long after that replay's lease.
+LEASE_MARGIN_SECONDS = 5
 
 
 def _receive(queue_url: str, limit: int) -> list[dict]:
@@ -143,22 +149,31 @@ def _park_unreadable(queue: str, sqs_message: dict) -> str:
     return original_id
 
 
+def _superseded(row: DLQMessage, copy_round: int) -> bool:
+    """This copy need not run: the message was replayed or parked, or a newer copy exists."""
+    return row.status != DLQMessage.Status.PENDING or copy_round < row.retry_count
+
+
 def _take_turn(row: DLQMessage, now) -> bool:
-    """Compare-and-set on the row: only one replay at a time runs a given original message."""
-    last = {"last_attempt_at": row.last_attempt_at} if row.last_attempt_at else {"last_attempt_at__isnull": True}
+    """Conditional update: only one replay at a time runs the handler of a given original message.
+
+    The lease outlives the SQS visibility of the copy being replayed: if this process dies
+    mid-handler, the copy reappears when the lease is over and the next replay runs it.
+    """
     return bool(
-        DLQMessage.objects.filter(
-            pk=row.pk, status=DLQMessage.Status.PENDING, retry_count=row.retry_count, **last
-        ).update(last_attempt_at=now)
+        DLQMessage.objects.filter(pk=row.pk, status=DLQMessage.Status.PENDING, retry_count=row.retry_count)
+        .filter(Q(replay_lease_until__isnull=True) | Q(replay_lease_until__lt=now))
+        .update(last_attempt_at=now, replay_lease_until=now + timedelta(seconds=REPLAY_VISIBILITY_SECONDS))
     )
 
 
 def dlq_replay(queue: str, *, limit: int = MAX_REPLAY_BATCH) -> ReplayResult:
     """Replay up to ``limit`` (at most 100) messages of one DLQ through their original handler.
 
-    Copies of one original message are replayed once: several copies in one batch, a copy older
-    than the row's retry counter (superseded by the copy a failed replay sent back), and a copy
-    that another replay is running right now are deleted as duplicates — the row keeps the payload.
+    Copies of one original message are replayed once: several copies in one batch, and a copy
+    older than the row's retry counter (superseded by the copy a failed replay sent back) are
+    deleted as duplicates — the row keeps the payload. A copy of a message another replay is
+    running right now stays in the DLQ, hidden until that replay's lease is over ("busy").
     """
     _check_queue(queue)
     limit = max(1, min(limit, MAX_REPLAY_BATCH))
@@ -187,15 +202,25 @@ def dlq_replay(queue: str, *, limit: int = MAX_REPLAY_BATCH) -> ReplayResult:
             defaults={"payload": payload, "last_error": body.get("error", ""), "retry_count": copy_round},
         )
         now = timezone.now()
-        if (
-            original_id in seen
-            or row.status != DLQMessage.Status.PENDING
-            or copy_round < row.retry_count
-            or not _take_turn(row, now)
-        ):
-            # A duplicate copy, one already replayed or parked, or one another replay is running.
+        if original_id in seen or _superseded(row, copy_round):
             result.duplicates += 1
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
+            continue
+        if not _take_turn(row, now):
+            row.refresh_from_db()
+            if _superseded(row, copy_round):  # another replay finished it between our read and update
+                result.duplicates += 1
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
+                continue
+            # Another replay is running it now; its outcome is unknown, so this copy is kept, out of
+            # sight until that replay's lease is over (if it died, this copy carries on).
+            hidden = (row.replay_lease_until - now).total_seconds() if row.replay_lease_until else 0
+            sqs.change_message_visibility(
+                QueueUrl=queue_url,
+                ReceiptHandle=receipt,
+                VisibilityTimeout=min(43200, max(1, int(hidden) + LEASE_MARGIN_SECONDS)),
+            )
+            result.busy += 1
             continue
         seen.add(original_id)
         row.last_attempt_at = now
@@ -216,12 +241,14 @@ def dlq_replay(queue: str, *, limit: int = MAX_REPLAY_BATCH) -> ReplayResult:
                 sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
                 result.failed.append(original_id)
                 logger.warning("DLQ %s: replay of %s failed (%s): %s", queue, original_id, row.retry_count, exc)
-            row.save(update_fields=["retry_count", "last_error", "last_attempt_at", "status"])
+            row.replay_lease_until = None
+            row.save(update_fields=["retry_count", "last_error", "last_attempt_at", "status", "replay_lease_until"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
             continue
 
         row.status = DLQMessage.Status.REPLAYED
-        row.save(update_fields=["status", "last_attempt_at"])
+        row.replay_lease_until = None
+        row.save(update_fields=["status", "last_attempt_at", "replay_lease_until"])
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
         result.replayed.append(original_id)
     return result

@@ -234,6 +234,8 @@ class DLQMessage(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     last_error = models.TextField(blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set while a replay runs this message's handler: a second replay at the same time leaves it alone.
+    replay_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     payload = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(default=_dlq_expiry, db_index=True)

@@ -6,68 +6,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from botocore.stub import ANY, Stubber
 from django.conf import settings
 
 from messaging import inbound
 from messaging.models import MediaFile, Message
-from messaging.tests.inbound_fixtures import process_fixture
-from messaging.tests.sns_signing import PHONE_NUMBER_ID, eum_envelope, inbound_value, sns_notification
+from messaging.tests.inbound_fixtures import JPEG, FakeEumMedia, process_fixture
+from messaging.tests.sns_signing import eum_envelope, inbound_value, sns_notification
 from wecare import aws
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sns_setup", "clean_claims", "empty_queues")]
-
-JPEG = b"\xff\xd8\xff\xe0" + b"fake jpeg bytes " * 64
-
-
-class FakeEumMedia:
-    """Stands in for AWS's side of GetWhatsAppMessageMedia: it writes the file where AWS writes it,
-    i.e. the destination key (a prefix) followed by the media id and an extension. The Stubber
-    checks our request against the real API model and gives AWS's answer."""
-
-    def __init__(self, data: bytes = JPEG, extension: str = "jpeg"):
-        self.data = data
-        self.extension = extension
-        self.calls: list[dict] = []
-        self.client = aws.client("socialmessaging")
-        self.stubber = Stubber(self.client)
-
-    def _write(self, params, **kwargs):
-        queued = self.stubber._queue[0] if self.stubber._queue else {}
-        if queued.get("operation_name") == "GetWhatsAppMessageMedia" and "error" not in queued:
-            destination = params["destinationS3File"]
-            key = f"{destination['key']}{params['mediaId']}.{self.extension}"
-            aws.client("s3").put_object(Bucket=destination["bucketName"], Key=key, Body=self.data)
-        self.calls.append(params)
-
-    def expect(self, media_id: str, mime_type: str = "image/jpeg"):
-        self.stubber.add_response(
-            "get_whatsapp_message_media",
-            {"mimeType": mime_type, "fileSize": len(self.data) // 1024},
-            {
-                "mediaId": media_id,
-                "originationPhoneNumberId": PHONE_NUMBER_ID,
-                "destinationS3File": {"bucketName": settings.MEDIA_BUCKET, "key": ANY},
-            },
-        )
-
-    def fail(self, code: str, status: int):
-        self.stubber.add_client_error(
-            "get_whatsapp_message_media", service_error_code=code, service_message=code, http_status_code=status
-        )
-
-    def __enter__(self):
-        self.client.meta.events.register_first(
-            "provide-client-params.socialmessaging.GetWhatsAppMessageMedia", self._write, unique_id="fake-eum-media"
-        )
-        self.stubber.activate()
-        return self
-
-    def __exit__(self, *exc):
-        self.stubber.deactivate()
-        self.client.meta.events.unregister(
-            "provide-client-params.socialmessaging.GetWhatsAppMessageMedia", unique_id="fake-eum-media"
-        )
 
 
 def _objects(prefix: str) -> dict[str, bytes]:

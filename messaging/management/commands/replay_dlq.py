@@ -31,7 +31,7 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(result.as_dict(), indent=2))
         summary = (
             f"{queue}: {result.received} received, {len(result.replayed)} replayed, {len(result.failed)} failed, "
-            f"{len(result.parked)} parked, {result.duplicates} duplicates"
+            f"{len(result.parked)} parked, {result.duplicates} duplicates, {result.busy} being replayed elsewhere"
         )
         self.stdout.write(
             self.style.WARNING(summary) if result.failed or result.parked else self.style.SUCCESS(summary)
