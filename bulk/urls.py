@@ -4,8 +4,16 @@ from rest_framework.routers import SimpleRouter
 
 from bulk.api import BulkJobViewSet
 
-# "/?": with or without the trailing slash, like the contacts API.
-router = SimpleRouter(trailing_slash="/?")
+
+class OptionalSlashRouter(SimpleRouter):
+    """Routes that answer with and without the trailing slash (a POST cannot follow APPEND_SLASH's redirect)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("bulk/jobs", BulkJobViewSet, basename="bulk-job")
 
 urlpatterns = router.urls
