@@ -1,0 +1,312 @@
+"""A local fake of AWS End User Messaging Social (and of SendTextMessage of EUM SMS), speaking the real
+wire protocols, for benchmarks and end-to-end runs. moto has neither service.
+
+boto3 reaches it through AWS_ENDPOINT_URL_SOCIALMESSAGING (and AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2)
+set to its URL. It answers like the service would (rest-json for socialmessaging, json-1.0 with
+X-Amz-Target for sms-voice-v2), checks the required parameters, decodes the WhatsApp message blob,
+and records every call with the time it arrived, so a benchmark can measure the rate the provider
+really saw. Signatures are not checked.
+
+    POST /v1/whatsapp/send            SendWhatsAppMessage       -> {"messageId": "<uuid>"}
+    POST /v1/whatsapp/media           PostWhatsAppMessageMedia  -> {"mediaId": "<digits>"}
+    GET  /v1/whatsapp/waba/list       ListLinkedWhatsAppBusinessAccounts
+    GET  /v1/whatsapp/template/list   ListWhatsAppMessageTemplates (?id=waba-...)
+    GET  /v1/whatsapp/template        GetWhatsAppMessageTemplate (?id=...&metaTemplateId=...)
+    POST /  X-Amz-Target: PinpointSMSVoiceV2.SendTextMessage -> {"MessageId": "<uuid>"}
+    GET  /_fake/stats, POST /_fake/reset (for a benchmark in another process)
+
+Usage in-process: ``with FakeSocialMessaging(latency=0.05) as fake: ... fake.url ... fake.sends``;
+or standalone: ``python bench/fake_socialmessaging.py --port 8765 --latency 0.05``.
+Failures can be injected: ``fake.fail_next("ThrottledRequestException", 429, count=2)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class Call:
+    operation: str
+    at: float  # time.time() when the request arrived
+    params: dict
+    message: dict | None = None  # decoded Meta message JSON of SendWhatsAppMessage
+
+
+@dataclass
+class FakeState:
+    latency: float = 0.05
+    calls: list[Call] = field(default_factory=list)
+    failures: deque = field(default_factory=deque)  # (operation or None, code, status)
+    linked_accounts: list[dict] = field(default_factory=list)
+    templates: dict[str, list[dict]] = field(default_factory=dict)  # waba id -> summaries
+    definitions: dict[str, dict] = field(default_factory=dict)  # metaTemplateId -> Meta template JSON
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: botocore reuses its connections
+    server: _Server
+
+    def log_message(self, format, *args):  # quiet
+        pass
+
+    # --- plumbing ---
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status: int, payload: dict, *, error_type: str = "", content_type: str = "application/json"):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if error_type:
+            self.send_header("x-amzn-ErrorType", error_type)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, code: str, message: str, *, json10: bool = False):
+        if json10:
+            self._reply(status, {"__type": code, "message": message}, content_type="application/x-amz-json-1.0")
+        else:
+            self._reply(status, {"message": message}, error_type=code)
+
+    def _injected_failure(self, operation: str) -> tuple[str, int] | None:
+        state = self.server.state
+        with state.lock:
+            if state.failures and state.failures[0][0] in (None, operation):
+                _op, code, status = state.failures.popleft()
+                return code, status
+        return None
+
+    def _record(self, operation: str, params: dict, message: dict | None = None) -> None:
+        state = self.server.state
+        with state.lock:
+            state.calls.append(Call(operation, time.time(), params, message))
+
+    # --- routes ---
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        arrived = time.time()
+        url = urlparse(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        state = self.server.state
+        if url.path == "/_fake/stats":
+            return self._reply(200, self.server.stats())
+        self._sleep_until(arrived)
+        if url.path == "/v1/whatsapp/waba/list":
+            self._record("ListLinkedWhatsAppBusinessAccounts", query)
+            return self._reply(200, {"linkedAccounts": state.linked_accounts})
+        if url.path == "/v1/whatsapp/template/list":
+            if "id" not in query:
+                return self._error(400, "ValidationException", "id is required")
+            self._record("ListWhatsAppMessageTemplates", query)
+            return self._reply(200, {"templates": state.templates.get(query["id"], [])})
+        if url.path == "/v1/whatsapp/template":
+            self._record("GetWhatsAppMessageTemplate", query)
+            definition = state.definitions.get(query.get("metaTemplateId", ""))
+            if definition is None:
+                return self._error(404, "ResourceNotFoundException", "template not found")
+            return self._reply(200, {"template": json.dumps(definition)})
+        return self._error(404, "ResourceNotFoundException", f"no route {url.path}")
+
+    def do_POST(self):  # noqa: N802
+        arrived = time.time()
+        url = urlparse(self.path)
+        raw = self._body()
+        if url.path == "/_fake/reset":
+            self.server.reset()
+            return self._reply(200, {"reset": True})
+        target = self.headers.get("X-Amz-Target", "")
+        if target:
+            return self._sms(target, raw, arrived)
+        try:
+            params = json.loads(raw or b"{}")
+        except ValueError:
+            return self._error(400, "ValidationException", "body is not JSON")
+        if url.path == "/v1/whatsapp/send":
+            return self._send(params, arrived)
+        if url.path == "/v1/whatsapp/media":
+            return self._media(params, arrived)
+        return self._error(404, "ResourceNotFoundException", f"no route {url.path}")
+
+    def _sleep_until(self, arrived: float) -> None:
+        delay = self.server.state.latency - (time.time() - arrived)
+        if delay > 0:
+            time.sleep(delay)
+
+    def _send(self, params: dict, arrived: float):
+        missing = [p for p in ("originationPhoneNumberId", "message", "metaApiVersion") if not params.get(p)]
+        if missing:
+            return self._error(400, "ValidationException", f"missing {', '.join(missing)}")
+        try:
+            message = json.loads(base64.b64decode(params["message"]))
+        except ValueError:
+            return self._error(400, "ValidationException", "message is not base64 JSON")
+        self._sleep_until(arrived)
+        if failure := self._injected_failure("SendWhatsAppMessage"):
+            return self._error(failure[1], failure[0], "injected failure")
+        self._record("SendWhatsAppMessage", {**params, "message": None}, message)
+        return self._reply(200, {"messageId": str(uuid.uuid4())})
+
+    def _media(self, params: dict, arrived: float):
+        source = params.get("sourceS3File") or {}
+        if not params.get("originationPhoneNumberId") or not (source or params.get("sourceS3PresignedUrl")):
+            return self._error(400, "InvalidParametersException", "originationPhoneNumberId and a source are required")
+        self._sleep_until(arrived)
+        if failure := self._injected_failure("PostWhatsAppMessageMedia"):
+            return self._error(failure[1], failure[0], "injected failure")
+        self._record("PostWhatsAppMessageMedia", params)
+        return self._reply(200, {"mediaId": str(uuid.uuid4().int)[:16]})
+
+    def _sms(self, target: str, raw: bytes, arrived: float):
+        operation = target.rsplit(".", 1)[-1]
+        if operation != "SendTextMessage":
+            return self._error(400, "ValidationException", f"unsupported {target}", json10=True)
+        params = json.loads(raw or b"{}")
+        if not params.get("DestinationPhoneNumber"):
+            return self._error(400, "ValidationException", "DestinationPhoneNumber is required", json10=True)
+        self._sleep_until(arrived)
+        if failure := self._injected_failure("SendTextMessage"):
+            return self._error(failure[1], failure[0], "injected failure", json10=True)
+        self._record("SendTextMessage", params)
+        return self._reply(200, {"MessageId": str(uuid.uuid4())}, content_type="application/x-amz-json-1.0")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, address, state: FakeState):
+        super().__init__(address, _Handler)
+        self.state = state
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.calls.clear()
+            self.state.failures.clear()
+
+    def stats(self) -> dict:
+        with self.state.lock:
+            calls = list(self.state.calls)
+        by_operation: dict[str, int] = {}
+        for call in calls:
+            by_operation[call.operation] = by_operation.get(call.operation, 0) + 1
+        sends = sorted(c.at for c in calls if c.operation == "SendWhatsAppMessage")
+        return {
+            "calls": by_operation,
+            "sends": len(sends),
+            "first": sends[0] if sends else None,
+            "last": sends[-1] if sends else None,
+            "busiestSecond": busiest_second(sends),
+        }
+
+
+def busiest_second(times: list[float]) -> int:
+    """Most calls that arrived within any one-second window."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class FakeSocialMessaging:
+    """The fake, served from a background thread on 127.0.0.1."""
+
+    def __init__(self, *, latency: float = 0.05, port: int = 0):
+        self.state = FakeState(latency=latency)
+        self.server = _Server(("127.0.0.1", port), self.state)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-socialmessaging", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeSocialMessaging:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> FakeSocialMessaging:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- what happened, and what should happen next ---
+
+    def calls(self, operation: str | None = None) -> list[Call]:
+        with self.state.lock:
+            return [c for c in self.state.calls if operation in (None, c.operation)]
+
+    @property
+    def sends(self) -> list[Call]:
+        return self.calls("SendWhatsAppMessage")
+
+    def fail_next(self, code: str, status: int, *, count: int = 1, operation: str | None = None) -> None:
+        with self.state.lock:
+            for _ in range(count):
+                self.state.failures.append((operation, code, status))
+
+    def add_template(self, waba_id: str, definition: dict, *, status: str = "APPROVED") -> None:
+        """Serve a template (Meta JSON: name, language, category, components) for a linked WABA."""
+        meta_id = str(definition.setdefault("id", str(uuid.uuid4().int)[:15]))
+        if not any(a["id"] == waba_id for a in self.state.linked_accounts):
+            self.state.linked_accounts.append(
+                {
+                    "arn": f"arn:aws:social-messaging:us-east-1:000000000000:waba/{waba_id.removeprefix('waba-')}",
+                    "id": waba_id,
+                    "wabaId": str(uuid.uuid4().int)[:15],
+                    "registrationStatus": "COMPLETE",
+                    "linkDate": datetime.now(UTC).timestamp(),
+                    "wabaName": "fake",
+                    "eventDestinations": [],
+                }
+            )
+        self.state.templates.setdefault(waba_id, []).append(
+            {
+                "templateName": definition["name"],
+                "metaTemplateId": meta_id,
+                "templateStatus": status,
+                "templateLanguage": definition.get("language", "en_US"),
+                "templateCategory": definition.get("category", "UTILITY"),
+            }
+        )
+        self.state.definitions[meta_id] = definition
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call (default 0.05)")
+    args = parser.parse_args()
+    fake = FakeSocialMessaging(latency=args.latency, port=args.port).start()
+    print(f"fake End User Messaging Social on {fake.url} (latency {args.latency * 1000:.0f} ms); Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
