@@ -103,6 +103,8 @@ class MediaUnavailable(Exception):
 
 @dataclass
 class ProcessSummary:
+    # Not an EUM Social event (e.g. a tier alert published to the same topic): kept, not processed.
+    not_eum: bool = False
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     statuses_applied: list[str] = field(default_factory=list)
@@ -117,6 +119,18 @@ class ParsedMessage:
 
 
 # --- decoding --------------------------------------------------------------------------------------
+
+
+def is_eum_event(body: dict[str, Any]) -> bool:
+    """Whether a Notification carries an EUM Social event at all (a JSON object with its keys).
+
+    Other publishers may share the topic (the tier alerts are plain text): those are not errors.
+    """
+    try:
+        message = json.loads(body.get("Message", "")) if isinstance(body, dict) else None
+    except (TypeError, ValueError):
+        return False
+    return isinstance(message, dict) and ("whatsAppWebhookEntry" in message or "context" in message)
 
 
 def decode_notification(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -596,6 +610,13 @@ def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bo
 
 def notification_process(body: dict[str, Any]) -> ProcessSummary:
     """Process one SNS Notification body (already verified). Idempotent: safe to run again."""
+    if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
+        logger.info(
+            "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
+            body.get("MessageId"),
+            body.get("Subject", ""),
+        )
+        return ProcessSummary(not_eum=True)
     envelope, entry = decode_notification(body)
     summary = ProcessSummary()
     envelope_message_id = _text(envelope.get("messageId"))

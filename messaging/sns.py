@@ -195,24 +195,31 @@ class _CertificateCache:
             return key
         with self._lock:
             url_lock = self._url_locks.setdefault(url, threading.Lock())
-        with url_lock:
-            key = self._cached(url)
-            if key is not None:
-                return key
-            try:
-                key = _load_public_key(_fetcher("SNS_CERT_FETCHER")(url))
-            except SNSVerificationError as exc:
-                with self._lock:
-                    self._refused[url] = (time.monotonic() + NEGATIVE_CACHE_SECONDS, exc.reason)
-                    while len(self._refused) > self._size:
-                        self._refused.popitem(last=False)
-                raise
-            with self._lock:
-                self._keys[url] = (time.monotonic() + settings.SNS_CERT_CACHE_SECONDS, key)
-                self._keys.move_to_end(url)
-                while len(self._keys) > self._size:
-                    self._keys.popitem(last=False)
+        try:
+            with url_lock:
+                return self._fetch(url)
+        finally:
+            with self._lock:  # one lock per URL being fetched, not per URL ever seen
+                self._url_locks.pop(url, None)
+
+    def _fetch(self, url: str) -> rsa.RSAPublicKey:
+        key = self._cached(url)  # another thread may have fetched it while we waited
+        if key is not None:
             return key
+        try:
+            key = _load_public_key(_fetcher("SNS_CERT_FETCHER")(url))
+        except SNSVerificationError as exc:
+            with self._lock:
+                self._refused[url] = (time.monotonic() + NEGATIVE_CACHE_SECONDS, exc.reason)
+                while len(self._refused) > self._size:
+                    self._refused.popitem(last=False)
+            raise
+        with self._lock:
+            self._keys[url] = (time.monotonic() + settings.SNS_CERT_CACHE_SECONDS, key)
+            self._keys.move_to_end(url)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+        return key
 
 
 certificate_cache = _CertificateCache()

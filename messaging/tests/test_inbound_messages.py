@@ -184,7 +184,6 @@ def test_a_sender_without_a_phone_number_cannot_be_stored_and_says_why():
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda b: b.update(Message="not json"),
         lambda b: b.update(Message=json.dumps({"context": {}, "whatsAppWebhookEntry": "{"})),
         lambda b: b.update(Message=json.dumps({"whatsAppWebhookEntry": json.dumps({"changes": []})})),
         lambda b: b.update(Message=json.dumps({"context": {"MetaPhoneNumberIds": []}, "whatsAppWebhookEntry": "{}"})),
@@ -199,6 +198,25 @@ def test_malformed_envelopes_are_permanent_errors_that_store_nothing(mutate):
         inbound.notification_process(body)
     assert not Message.objects.exists()
     assert not Contact.objects.exists()
+
+
+def test_other_notifications_on_the_topic_are_kept_and_not_treated_as_errors(client, sns_setup):
+    # The outbound side publishes WhatsApp tier alerts (plain text, with a Subject) to the same topic.
+    alert = sns_notification("WhatsApp phone number phone-number-id-x has opened 800 of 1000 conversations")
+    alert["Subject"] = "WhatsApp tier at 80% (test)"
+    alert = sns_setup.sign(alert)
+    response = client.post(
+        "/webhooks/sns/", data=json.dumps(alert), content_type="text/plain", HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification"
+    )
+    assert response.status_code == 200
+    event = InboundEvent.objects.get(sns_message_id=alert["MessageId"])
+
+    summary = inbound.inbound_event_process(event_id=event.pk)
+
+    assert summary.not_eum is True
+    event.refresh_from_db()
+    assert event.status == InboundEvent.Status.PROCESSED
+    assert not Message.objects.exists()
 
 
 def test_the_receiving_number_comes_from_the_envelope_arn():

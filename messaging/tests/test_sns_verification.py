@@ -285,3 +285,38 @@ def test_the_default_fetcher_refuses_plain_http_and_foreign_hosts_without_connec
         sns.fetch_certificate("https://127.0.0.1/x.pem")
     with pytest.raises(sns.SNSVerificationError, match="not an Amazon SNS host"):
         sns.fetch_subscribe_url("https://example.com/?Action=ConfirmSubscription")
+
+
+SLOW_FETCHES: list[str] = []
+
+
+def slow_fetch(url: str) -> bytes:
+    import time
+
+    SLOW_FETCHES.append(url)
+    time.sleep(0.3)
+    return sns_signing.LOCAL_CERTIFICATES[url]
+
+
+def test_many_threads_verifying_at_once_fetch_the_certificate_once(sns_setup, settings):
+    import threading
+
+    settings.SNS_CERT_FETCHER = "messaging.tests.test_sns_verification.slow_fetch"
+    SLOW_FETCHES.clear()
+    messages = [sns_setup.sign(sns_notification(f"m{i}")) for i in range(8)]
+    barrier = threading.Barrier(len(messages))
+    verified = []
+
+    def verify(message):
+        barrier.wait(timeout=10)
+        verified.append(sns.verify_message(message, headers=_headers(message)).message_id)
+
+    threads = [threading.Thread(target=verify, args=(m,)) for m in messages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(verified) == 8
+    assert SLOW_FETCHES == [LOCAL_CERT_URL]
+    assert sns.certificate_cache._url_locks == {}
