@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.services import audit_record
@@ -121,23 +122,33 @@ def contact_clean(
         raise ValidationError(errors)
     if not cleaned["phone"] and not cleaned["email"]:
         raise ValidationError({NON_FIELD_ERRORS: [PHONE_OR_EMAIL]}, code="phone_or_email")
-    others = Contact.objects.active()
+    # One query for both: each side is served by its partial unique index.
+    taken = Q()
+    if cleaned["phone"]:
+        taken |= Q(phone=cleaned["phone"])
+    if cleaned["email"]:
+        taken |= Q(email=cleaned["email"])
+    others = Contact.objects.active().filter(taken)
     if exclude is not None:
         others = others.exclude(pk=exclude.pk)
-    if cleaned["phone"] and others.filter(phone=cleaned["phone"]).exists():
-        errors["phone"] = [PHONE_TAKEN]
-    if cleaned["email"] and others.filter(email=cleaned["email"]).exists():
-        errors["email"] = [EMAIL_TAKEN]
+    for phone, email in others.values_list("phone", "email")[:2]:
+        if cleaned["phone"] and phone == cleaned["phone"]:
+            errors["phone"] = [PHONE_TAKEN]
+        if cleaned["email"] and email == cleaned["email"]:
+            errors["email"] = [EMAIL_TAKEN]
     if errors:
         raise ValidationError(errors, code="unique")
     return cleaned
 
 
 def _save(contact: Contact, **kwargs) -> None:
-    """Save in a savepoint; a constraint the database enforces becomes a ValidationError."""
+    """Save; a constraint the database enforces becomes a ValidationError.
+
+    Call it only inside ``transaction.atomic`` (every service here is): the ValidationError then
+    leaves that block, which rolls back to its savepoint, so the failed statement costs nothing else.
+    """
     try:
-        with transaction.atomic():
-            contact.save(**kwargs)
+        contact.save(**kwargs)
     except IntegrityError as exc:
         text = str(exc)
         for constraint, (field, message) in _CONSTRAINT_ERRORS.items():

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from import_export.results import RowResult
 from tqdm import tqdm
 
-from contacts.resources import ContactResource, ImportFileError, check_headers, describe_bad_rows, read_csv
+from contacts.resources import ContactBatchResource, ImportFileError, check_headers, describe_bad_rows, read_csv
 
 
 class Command(BaseCommand):
@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
         dataset = csv_file.dataset
         with tqdm(total=len(dataset), unit="row", desc="Importing contacts", disable=options["verbosity"] == 0) as bar:
-            resource = ContactResource(progress=lambda: bar.update(1), malformed_rows=csv_file.malformed_rows)
+            resource = ContactBatchResource(progress=lambda: bar.update(1), malformed_rows=csv_file.malformed_rows)
             result = resource.import_data(
                 dataset, dry_run=dry_run, raise_errors=False, use_transactions=True, user=actor
             )
