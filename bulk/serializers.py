@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bulk.execution import job_counts
@@ -37,16 +38,42 @@ class JSONStringOrValueField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string", "format": "uuid"}})
+class ContactIdsField(JSONStringOrValueField):
+    def __init__(self, **kwargs):
+        super().__init__(expected=(list,), **kwargs)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {"search": {"type": "string"}, "optIn": {"type": "boolean", "nullable": True}},
+        "additionalProperties": False,
+    }
+)
+class ContactFilterField(JSONStringOrValueField):
+    def __init__(self, **kwargs):
+        super().__init__(expected=(dict,), **kwargs)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object", "additionalProperties": True}]}
+)
+class TemplateParametersField(JSONStringOrValueField):
+    def __init__(self, **kwargs):
+        super().__init__(expected=(list, dict), **kwargs)
+
+
 class BulkJobCreateSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
-    contactIds = JSONStringOrValueField(expected=(list,), required=False)
-    filter = JSONStringOrValueField(expected=(dict,), required=False)
+    contactIds = ContactIdsField(required=False)
+    filter = ContactFilterField(required=False)
     csv = serializers.FileField(required=False, help_text="CSV of phone numbers and/or emails (header: phone, email)")
     # The message, named as for POST /api/messages/.
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     templateName = serializers.CharField(required=False, allow_blank=True, default="")
     templateLanguage = serializers.CharField(required=False, allow_blank=True, default="")
-    templateParameters = JSONStringOrValueField(expected=(list, dict), required=False)
+    templateParameters = TemplateParametersField(required=False)
     subject = serializers.CharField(required=False, allow_blank=True, default="")
     html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     originationPhoneNumberId = serializers.CharField(required=False, allow_blank=True, default="")
