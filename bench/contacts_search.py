@@ -174,6 +174,9 @@ def run(rows: int) -> None:
         ("phone fragment (6 digits)", nsn[2:8]),
         ("email fragment", email_fragment),
         ("two characters (name start)", "pr"),
+        # Not a typical search: it matches every contact (all emails are @example...). Shown so the
+        # cost of a very broad search is known, not hidden.
+        ("very broad fragment (all rows)", "example"),
     ]
 
     viewer = user_create(email="bench-viewer@example.com", role="Viewer")
@@ -199,14 +202,16 @@ def run(rows: int) -> None:
             assert response.status_code == 200, response.content[:200]
 
         whole = summary(timed(api))
-        worst = max(worst, whole[1])
+        if label.startswith(("name", "first", "common", "phone", "email", "two")):
+            worst = max(worst, whole[1])
         print(
             f"{label:32} {query!r:22} {matches:>8,} | {page[0]:7.1f} /{page[1]:7.1f} ms | "
             f"{count[0]:7.1f} /{count[1]:7.1f} ms | {whole[0]:7.1f} /{whole[1]:7.1f} ms | {whole[1] / TARGET_MS:.2f}"
         )
-    print(f"\nworst API p95: {worst:.1f} ms = {worst / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms target")
+    ratio = worst / TARGET_MS
+    print(f"\nworst API p95 of the typical searches: {worst:.1f} ms = {ratio:.2f} x the {TARGET_MS:.0f} ms target")
 
-    for label, query in (queries[0], queries[1], queries[4], queries[6], queries[7], queries[8]):
+    for label, query in (queries[0], queries[1], queries[4], queries[6], queries[7], queries[8], queries[9]):
         print(f"\nEXPLAIN ANALYZE, first page of {label} ({query!r}):")
         print(contact_search(query=query)[:50].explain(analyze=True, buffers=True))
         print(f"\nEXPLAIN ANALYZE, count for {label} ({query!r}):")

@@ -128,7 +128,7 @@ def contact_clean(
         taken |= Q(phone=cleaned["phone"])
     if cleaned["email"]:
         taken |= Q(email=cleaned["email"])
-    others = Contact.objects.active().filter(taken)
+    others = Contact.objects.active().filter(taken).order_by()
     if exclude is not None:
         others = others.exclude(pk=exclude.pk)
     for phone, email in others.values_list("phone", "email")[:2]:
