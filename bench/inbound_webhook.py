@@ -1,14 +1,16 @@
 """Benchmark: POST /webhooks/sns/ under gunicorn, fed signed SNS notifications by a load tool.
 
     scripts/with-services.sh .venv/bin/python bench/inbound_webhook.py [--duration 15] [--connections 16]
-        [--workers 4] [--threads 4] [--messages 12000] [--tool wrk|python]
+        [--workers 4] [--threads 4] [--messages 12000] [--tool wrk|python] [--broker sqs|memory]
 
 What runs: gunicorn (gthread workers) on 127.0.0.1 serving the real endpoint, which verifies each
 signature (RSA, SHA1 or SHA256 — half of each), stores the notification in PostgreSQL and queues its
 Celery task on SQS (the run's moto_server). The certificate comes from a file through
 SNS_CERT_FETCHER (this module's ``fetch_bench_certificate``), so nothing leaves the machine. The load
 is Debian's ``wrk`` with bench/inbound_webhook.lua (or, without wrk, a bounded Python generator of
-keep-alive connections); both stop by themselves after --duration seconds. Every notification is
+keep-alive connections); both stop by themselves after --duration seconds. ``--broker memory`` puts
+the Celery task on kombu's in-process transport instead of SQS: on this machine moto_server's SQS is
+the slowest part (one Python process), and that run shows what the endpoint itself costs. Every notification is
 unique (its own SNS MessageId and wamid) until the pre-signed set runs out.
 
 Prints requests/s and latency percentiles, checks every answer was 200 and every notification was
@@ -253,6 +255,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (1: sync workers)")
     parser.add_argument("--messages", type=int, default=12000, help="distinct signed notifications")
     parser.add_argument("--tool", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument(
+        "--broker", choices=["sqs", "memory"], default="sqs", help="where the endpoint queues the task (see above)"
+    )
     args = parser.parse_args()
     if not 1 <= args.duration <= 120 or not 1 <= args.connections <= 256:
         sys.exit("--duration must be 1-120 s and --connections 1-256: this is a bounded loopback benchmark.")
@@ -280,6 +285,8 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
             "DJANGO_DEBUG": "false",
         }
+        if args.broker == "memory":
+            env["CELERY_BROKER_URL"] = "memory://"
         port = free_port()
         process = start_gunicorn(port, args.workers, args.threads, env)
         # Warm-up, not measured: every worker loads the app, the certificate and an SQS connection.
@@ -302,7 +309,7 @@ def main() -> None:
 
     unique_sent = min(result["requests"], args.messages)
     print(
-        f"tool: {result['tool']}; gunicorn {args.workers} workers x {args.threads} threads; "
+        f"tool: {result['tool']}; broker: {args.broker}; gunicorn {args.workers} workers x {args.threads} threads; "
         f"{args.connections} connections; {args.duration}s; {os.cpu_count()} CPUs shared by the load tool, "
         "gunicorn, PostgreSQL and moto_server"
     )

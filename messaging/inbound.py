@@ -31,7 +31,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -652,6 +652,33 @@ def notification_process(body: dict[str, Any]) -> ProcessSummary:
     return summary
 
 
+def _event_insert_once(*, sns_message_id: str, topic_arn: str, body: dict[str, Any]) -> InboundEvent | None:
+    """Store the event unless its SNS MessageId is stored already; None if it was.
+
+    One statement, INSERT … ON CONFLICT DO NOTHING RETURNING, on the endpoint's hot path (the ORM's
+    get_or_create takes a SELECT, a transaction and an INSERT) and without an exception to recover
+    from, so it is also safe inside an outer transaction.
+    """
+    event = InboundEvent(sns_message_id=sns_message_id, topic_arn=topic_arn, body=body)
+    fields = InboundEvent._meta.concrete_fields
+    quote = connection.ops.quote_name
+    # Only names from the model, quoted, go into the text; every value is a parameter.
+    table = quote(InboundEvent._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    unique = quote(InboundEvent._meta.get_field("sns_message_id").column)
+    pk = quote(InboundEvent._meta.pk.column)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT ({unique}) DO NOTHING RETURNING {pk}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields])
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return None
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
 def inbound_event_receive(*, sns_message_id: str, topic_arn: str, body: dict[str, Any]) -> tuple[InboundEvent, bool]:
     """Store a verified notification (once per SNS MessageId) and queue its processing.
 
@@ -661,9 +688,10 @@ def inbound_event_receive(*, sns_message_id: str, topic_arn: str, body: dict[str
     # The task module imports this one: import it here to avoid the cycle.
     from messaging.tasks.inbound import inbound_event_process_task
 
-    event, created = InboundEvent.objects.get_or_create(
-        sns_message_id=sns_message_id, defaults={"topic_arn": topic_arn, "body": body}
-    )
+    event = _event_insert_once(sns_message_id=sns_message_id, topic_arn=topic_arn, body=body)
+    created = event is not None
+    if event is None:
+        event = InboundEvent.objects.get(sns_message_id=sns_message_id)
     if not created and event.status != InboundEvent.Status.PENDING:
         logger.info("SNS message %s again: event %s is %s", sns_message_id, event.pk, event.status)
         return event, False
