@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from accounts.permissions import RolePermission, permission_required
 from contacts.filters import ContactFilter
 from contacts.models import Contact
+from contacts.pagination import ContactPagination
 from contacts.selectors import contact_consent_history
 from contacts.serializers import ConsentEventSerializer, ContactSerializer, api_validation_error
 from contacts.services import contact_restore, contact_soft_delete
@@ -39,6 +40,7 @@ class ContactViewSet(
     # JSON only: opt-ins must be JSON booleans, which form encodings cannot express.
     parser_classes = [JSONParser]
     permission_classes = [RolePermission]
+    pagination_class = ContactPagination
     filterset_class = ContactFilter
     lookup_url_kwarg = "contactId"
     lookup_value_regex = UUID_REGEX
