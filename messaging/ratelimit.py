@@ -6,18 +6,20 @@ A bucket holds up to ``capacity`` tokens (rate × RATE_LIMIT_BURST_SECONDS, at l
 ``tat``, the moment at which the bucket will be full again. Taking a token is one atomic conditional
 UpdateItem, evaluated by DynamoDB itself:
 
-- busy bucket (now < tat ≤ now + (capacity - 1)/rate): ``ADD tat 1/rate`` if that still holds;
-- idle bucket (tat ≤ now, or no item): ``SET tat = now + 1/rate`` if that still holds;
+- busy bucket (now < tat ≤ now + (capacity - 1)/rate): ``ADD tat <1/rate>`` if that still holds;
+- idle bucket (tat ≤ now, or no item): ``SET tat = now + <1/rate>`` if that still holds;
 - otherwise the bucket is empty: the next token comes at tat - (capacity - 1)/rate.
 
 No read-modify-write, so concurrent workers never invalidate each other's writes, and however many
 processes share a bucket they cannot take more than capacity + rate × t tokens in any t seconds.
 Tokens available now = (now + capacity/rate - tat) × rate. Items expire (TTL, 24 h) when a bucket
-is idle; a missing item is a full bucket. Workers' clocks are assumed to agree within a few ms (NTP).
+is idle; a missing item is a full bucket. Times are integer microseconds (exact in DynamoDB).
+Workers' clocks are assumed to agree within a few ms (NTP).
 
 Buckets (all rates configurable in settings, see README "Configuration"):
 - ``whatsapp-phone#<phone-number-id>``: RATE_LIMIT_WHATSAPP_PER_PHONE (80/s, Meta's per-number throughput)
-- ``eum-social-account``: RATE_LIMIT_EUM_SOCIAL_ACCOUNT (1000 requests/s for the account, every call)
+- ``eum-social-account``: RATE_LIMIT_EUM_SOCIAL_ACCOUNT (1000 requests/s for the account, every call;
+  skipped while the buckets below cannot add up to it, see `account_bucket_needed`)
 - ``whatsapp-media``: RATE_LIMIT_WHATSAPP_MEDIA (100/s, PostWhatsAppMessageMedia)
 - ``sms``: RATE_LIMIT_SMS (5/s); ``email``: RATE_LIMIT_EMAIL (10/s)
 
@@ -45,6 +47,13 @@ logger = logging.getLogger(__name__)
 
 IDLE_TTL = timedelta(hours=24)
 MAX_RACES = 25  # rounds lost to concurrent refills in a row before we report a (short) wait instead
+MICROSECONDS = 1_000_000
+# The tat this process last saw per bucket: only a hint of which write to try first.
+_last_tat: dict[str, int] = {}
+
+
+def _now() -> int:
+    return time.time_ns() // 1000
 
 
 @dynamo.register
@@ -56,7 +65,8 @@ class RateLimitTracker(Model):
         ttl_attribute = "expires_at"
 
     bucket = UnicodeAttribute(hash_key=True)
-    # Theoretical arrival time: epoch seconds (fractional) at which the bucket is full again.
+    # Theoretical arrival time: epoch microseconds (an integer, exact in DynamoDB and in every
+    # client) at which the bucket is full again.
     tat = NumberAttribute()
     expires_at = TTLAttribute(null=True)
 
@@ -81,18 +91,32 @@ class RateLimited(Exception):  # noqa: N818 - a state, not a failure
         self.retry_after = retry_after
 
 
+def account_bucket_needed() -> bool:
+    """The account bucket can bind only if the per-number and media buckets together may exceed it.
+
+    Every call to EUM Social takes a token from a phone-number bucket or the media bucket first; their
+    combined capacity and rate (numbers × RATE_LIMIT_WHATSAPP_PER_PHONE + RATE_LIMIT_WHATSAPP_MEDIA)
+    bound the account's calls. When that is within RATE_LIMIT_EUM_SOCIAL_ACCOUNT (by default
+    2 × 80 + 100 ≤ 1000) the account bucket is skipped: one DynamoDB write fewer per message.
+    """
+    numbers = max(1, len(settings.WHATSAPP_PHONE_NUMBER_IDS))
+    combined = numbers * settings.RATE_LIMIT_WHATSAPP_PER_PHONE + settings.RATE_LIMIT_WHATSAPP_MEDIA
+    return combined > settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT
+
+
+def _account_bucket() -> list[Bucket]:
+    if not account_bucket_needed():
+        return []
+    return [Bucket.per_second("eum-social-account", settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT)]
+
+
 def whatsapp_send_buckets(phone_number_id: str) -> list[Bucket]:
-    return [
-        Bucket.per_second(f"whatsapp-phone#{phone_number_id}", settings.RATE_LIMIT_WHATSAPP_PER_PHONE),
-        Bucket.per_second("eum-social-account", settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT),
-    ]
+    phone = Bucket.per_second(f"whatsapp-phone#{phone_number_id}", settings.RATE_LIMIT_WHATSAPP_PER_PHONE)
+    return [phone, *_account_bucket()]
 
 
 def whatsapp_media_buckets() -> list[Bucket]:
-    return [
-        Bucket.per_second("whatsapp-media", settings.RATE_LIMIT_WHATSAPP_MEDIA),
-        Bucket.per_second("eum-social-account", settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT),
-    ]
+    return [Bucket.per_second("whatsapp-media", settings.RATE_LIMIT_WHATSAPP_MEDIA), *_account_bucket()]
 
 
 def sms_buckets() -> list[Bucket]:
@@ -107,47 +131,55 @@ def _conflict(exc: UpdateError) -> bool:
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
 
-def _update(bucket: Bucket, actions: list, condition) -> bool:
+def _update(bucket: Bucket, actions: list, condition) -> int | None:
+    """The bucket's new tat if the conditional write went through, None if its condition failed."""
+    item = RateLimitTracker(bucket.key)
     try:
-        RateLimitTracker(bucket.key).update(
+        item.update(
             actions=[*actions, RateLimitTracker.expires_at.set(IDLE_TTL)],
             condition=condition,
             add_version_condition=False,
         )
-        return True
+        return int(item.tat)
     except UpdateError as exc:
         if _conflict(exc):
-            return False
+            return None
         raise
 
 
 def try_acquire(bucket: Bucket) -> float:
     """Take one token if there is one: returns 0.0, else the seconds until one will be there."""
-    interval = 1.0 / bucket.rate
-    tolerance = (bucket.capacity - 1.0) * interval  # how far ahead of now tat may run
+    interval = max(1, round(MICROSECONDS / bucket.rate))
+    tolerance = round((bucket.capacity - 1.0) * interval)  # how far ahead of now tat may run
     tat = RateLimitTracker.tat
     for _ in range(MAX_RACES):
-        now = time.time()
-        # Busy bucket with a token left: the common case under load, one write.
-        if _update(bucket, [tat.add(interval)], (tat > now) & (tat <= now + tolerance)):
-            return 0.0
-        # Idle (or new) bucket: it is full.
-        if _update(bucket, [tat.set(now + interval)], tat.does_not_exist() | (tat <= now)):
-            return 0.0
+        now = _now()
+        busy = (tat > now) & (tat <= now + tolerance)  # a token left: ADD one interval
+        idle = tat.does_not_exist() | (tat <= now)  # full: start again from now
+        # Try first what this process saw last time (busy under load, idle when quiet): usually one write.
+        first, second = (idle, busy) if _last_tat.get(bucket.key, 0) <= now else (busy, idle)
+        for condition in (first, second):
+            action = tat.set(now + interval) if condition is idle else tat.add(interval)
+            if (new_tat := _update(bucket, [action], condition)) is not None:
+                _last_tat[bucket.key] = new_tat
+                return 0.0
         try:
             current = RateLimitTracker.get(bucket.key, consistent_read=True).tat
         except DoesNotExist:
             continue  # expired meanwhile: try again
-        wait = current - tolerance - time.time()
+        _last_tat[bucket.key] = int(current)
+        wait = int(current) - tolerance - _now()
         if wait > 0:
-            return wait
+            return wait / MICROSECONDS
         # The bucket refilled between our writes and this read: try again.
-    return interval
+    return interval / MICROSECONDS
 
 
 def refund(bucket: Bucket) -> None:
     """Give a token back (a multi-bucket acquisition that could not complete)."""
-    _update(bucket, [RateLimitTracker.tat.add(-1.0 / bucket.rate)], RateLimitTracker.tat.exists())
+    interval = max(1, round(MICROSECONDS / bucket.rate))
+    _update(bucket, [RateLimitTracker.tat.add(-interval)], RateLimitTracker.tat.exists())
+    _last_tat.pop(bucket.key, None)
 
 
 def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) -> float:

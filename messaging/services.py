@@ -57,10 +57,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from pynamodb.exceptions import PynamoDBException
 
 from accounts.services import audit_record
 from contacts.models import Channel, Contact
@@ -89,6 +91,10 @@ logger = logging.getLogger(__name__)
 CLAIM_SECONDS = 120
 MEDIA_ID_REUSE = timedelta(days=29)  # WhatsApp keeps uploaded media 30 days
 MAX_REPLAYS = 3
+# Our own infrastructure (DynamoDB for rate limits and tier, S3) failing before the provider call:
+# retried with the same backoff this many times, then the message fails visibly (INTERNAL_ERROR).
+INFRASTRUCTURE_MAX_RETRIES = 5
+INFRASTRUCTURE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
 DRY_RUN_MEDIA_ID = "dry-run-media-not-uploaded"
 
 
@@ -590,6 +596,8 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
         )
         logger.info("message %s refused at delivery: %s", message.pk, refusal)
         return row
+    except INFRASTRUCTURE_ERRORS as exc:
+        return _infrastructure_trouble(message, exc, now)
     except Exception:
         _release(message)
         raise
@@ -604,7 +612,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
         details = {**error.as_details(), "attempts": message.attempts}
         if not error.permanent and message.attempts <= settings.OUTBOUND_MAX_RETRIES:
             countdown = retry_countdown(message.attempts)
-            _release(message, error_details={"lastError": details, "retryIn": round(countdown, 2)})
+            _release(message, error_details={**_kept(message), "lastError": details, "retryIn": round(countdown, 2)})
             logger.warning(
                 "message %s attempt %s failed, retry in %.1fs: %s", message.pk, message.attempts, countdown, error
             )
@@ -613,11 +621,34 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
         logger.error("message %s failed after %s attempt(s): %s", message.pk, message.attempts, error)
         _dead_letter(row, str(error))
         return row
+    except INFRASTRUCTURE_ERRORS as exc:
+        return _infrastructure_trouble(message, exc, now)
     except Exception:
         _release(message)
         raise
     row = _finish_sent(message, provider_id, request_id, dry_run, timezone.now())
     _count_usage(row, clearance, dry_run, now)
+    return row
+
+
+def _kept(message: Message) -> dict:
+    """What of the error details survives a retry: the count of infrastructure retries."""
+    retries = (message.error_details or {}).get("infrastructureRetries")
+    return {"infrastructureRetries": retries} if retries else {}
+
+
+def _infrastructure_trouble(message: Message, exc: Exception, now: datetime) -> Message:
+    """DynamoDB or S3 failed (not the provider): retry later; past INFRASTRUCTURE_MAX_RETRIES fail visibly."""
+    retries = int((message.error_details or {}).get("infrastructureRetries", 0)) + 1
+    details = {"code": "INFRASTRUCTURE_ERROR", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+    if retries <= INFRASTRUCTURE_MAX_RETRIES:
+        countdown = retry_countdown(retries)
+        _release(message, error_details={"lastError": details, "infrastructureRetries": retries})
+        logger.warning("message %s: infrastructure error, retry %s in %.1fs: %s", message.pk, retries, countdown, exc)
+        raise DeliveryDeferred(countdown, details["message"]) from exc
+    row = _finish_failed(message, "INTERNAL_ERROR", {**details, "infrastructureRetries": retries - 1}, now)
+    logger.error("message %s failed: infrastructure error after %s retries: %s", message.pk, retries - 1, exc)
+    _dead_letter(row, details["message"])
     return row
 
 

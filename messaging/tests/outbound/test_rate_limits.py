@@ -27,7 +27,7 @@ def _bucket(rate: float = 20.0, capacity: float = 5.0) -> Bucket:
 
 def _tokens(bucket: Bucket) -> float:
     """Tokens in the bucket now, from its stored GCRA time."""
-    tat = RateLimitTracker.get(bucket.key, consistent_read=True).tat
+    tat = RateLimitTracker.get(bucket.key, consistent_read=True).tat / 1_000_000  # stored in microseconds
     return min(bucket.capacity, (time.time() + bucket.capacity / bucket.rate - tat) * bucket.rate)
 
 
@@ -146,3 +146,15 @@ def test_a_send_past_the_limit_is_deferred_and_stays_queued_untouched(make_conta
     assert 3.5 < deferred.value.countdown <= 6.0
     assert second.status == "queued" and second.attempts == 0 and second.error_code == ""
     assert second.locked_until is None  # released for the retry
+
+
+def test_the_account_bucket_is_used_only_when_the_number_buckets_could_exceed_it(settings):
+    settings.WHATSAPP_PHONE_NUMBER_IDS = ["phone-number-id-" + "a" * 32, "phone-number-id-" + "b" * 32]
+    settings.RATE_LIMIT_WHATSAPP_PER_PHONE, settings.RATE_LIMIT_WHATSAPP_MEDIA = 80.0, 100.0
+
+    settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT = 1000.0
+    assert [b.key for b in ratelimit.whatsapp_send_buckets("p")] == ["whatsapp-phone#p"]
+
+    settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT = 200.0  # 2 x 80 + 100 = 260 could exceed it
+    assert [b.key for b in ratelimit.whatsapp_send_buckets("p")] == ["whatsapp-phone#p", "eum-social-account"]
+    assert [b.key for b in ratelimit.whatsapp_media_buckets()] == ["whatsapp-media", "eum-social-account"]

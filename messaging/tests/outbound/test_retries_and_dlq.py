@@ -215,3 +215,43 @@ def test_the_outbound_dlq_is_replayed_by_the_shared_mechanism(make_contact, live
 def test_an_unknown_message_in_the_dlq_is_an_error_for_the_replay(db):
     with pytest.raises(ValueError):
         handle_outbound_dlq_payload({"messageId": "00000000-0000-0000-0000-000000000000"})
+
+
+@pytest.fixture
+def dynamodb_down(monkeypatch):
+    """The rate-limit table unreachable (a closed local port), as during a DynamoDB outage."""
+    from messaging.ratelimit import RateLimitTracker
+
+    monkeypatch.setattr(RateLimitTracker.Meta, "host", "http://127.0.0.1:9")
+    monkeypatch.setattr(RateLimitTracker.Meta, "max_retry_attempts", 0, raising=False)
+    RateLimitTracker._connection = None
+    yield
+    monkeypatch.undo()
+    RateLimitTracker._connection = None
+
+
+def test_a_rate_limit_store_outage_defers_the_send_without_spending_an_attempt(make_contact, live, dynamodb_down):
+    contact = make_contact(sms=True)
+    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+
+    with pytest.raises(DeliveryDeferred):
+        message_deliver(message.pk)
+
+    message.refresh_from_db()
+    assert message.status == "queued" and message.attempts == 0
+    assert message.error_details["infrastructureRetries"] == 1
+    assert message.error_details["lastError"]["code"] == "INFRASTRUCTURE_ERROR"
+
+
+def test_a_long_outage_fails_the_message_visibly_and_dead_letters_it(
+    make_contact, live, dynamodb_down, empty_outbound_dlq
+):
+    contact = make_contact(sms=True)
+    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+    Message.objects.filter(pk=message.pk).update(error_details={"infrastructureRetries": 5})
+
+    final = message_deliver(message.pk)
+
+    assert final.status == "failed" and final.error_code == "INTERNAL_ERROR"
+    assert final.error_details["infrastructureRetries"] == 5
+    assert [b["originalMessageId"] for b in _dlq_bodies()] == [str(message.pk)]

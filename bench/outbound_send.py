@@ -1,0 +1,264 @@
+"""Benchmark: outbound WhatsApp sends through the real task path, against a 50 ms fake of EUM Social.
+
+    scripts/with-services.sh .venv/bin/python bench/outbound_send.py [--messages 1500] [--workers 2]
+        [--concurrency 16] [--pool threads] [--latency 0.05] [--runs limited,lifted] [--limit 80]
+
+What runs: ``message_send`` (the gate, the row, the Celery task on SQS) for N contacts, then real
+``celery worker`` processes on the outbound queue (SQS on the run's moto_server) deliver them:
+``message_deliver`` re-runs the gate, takes tokens from the DynamoDB buckets (moto), calls
+SendWhatsAppMessage with boto3 over HTTP, and records the result in PostgreSQL. The provider is
+bench/fake_socialmessaging.py (50 ms per call, threaded), which records when each call arrived:
+the rate is measured where a provider would see it.
+
+Two runs:
+- ``limited``: the configured limits (RATE_LIMIT_WHATSAPP_PER_PHONE, default 80/s; every message
+  goes from the first allowlisted number, so that bucket is the one that binds). Prints messages/s
+  and the ratio to the limit (it must not exceed 1), and the busiest second the fake saw
+  (it must not exceed the bucket's capacity + rate).
+- ``lifted``: every limit set to 100 000/s: the pipeline's own ceiling on this machine.
+
+How the workers may make real provider calls outside production: they cannot, by design — settings
+refuse SEND_MODE=LIVE unless ENVIRONMENT=production, and the gate has no "it is only a fake"
+exception, because such an exception would be one more way to send for real by mistake. So the
+workers run the production configuration itself (ENVIRONMENT=production, SEND_MODE=LIVE, the Django
+secret key read from Secrets Manager) with every AWS endpoint on loopback emulators: moto_server
+for SQS, DynamoDB, S3 and Secrets Manager, the fake for EUM Social. Before it starts a worker the
+benchmark checks that AWS_ENDPOINT_URL and every AWS_ENDPOINT_URL_<SERVICE> are loopback URLs and
+that the credentials are the emulator's ("testing"), and refuses otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.contacts_common import drop_database, use_fresh_database  # noqa: E402
+from bench.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
+
+DATABASE = "wecare_bench_outbound"
+LIFTED = "100000"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _refuse_unless_loopback(env: dict[str, str]) -> None:
+    """The workers run as production: everything they can reach must be a local emulator."""
+    endpoints = {k: v for k, v in env.items() if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_")}
+    if "AWS_ENDPOINT_URL" not in endpoints:
+        sys.exit("AWS_ENDPOINT_URL is not set: run through scripts/with-services.sh (moto_server on loopback).")
+    for name, url in endpoints.items():
+        if urlparse(url).hostname not in LOOPBACK:
+            sys.exit(f"{name}={url} is not a loopback address: this benchmark runs workers as production.")
+    if env.get("AWS_ACCESS_KEY_ID") != "testing":
+        sys.exit("AWS_ACCESS_KEY_ID is not the emulator's 'testing': refusing to run workers as production.")
+
+
+def _worker_env(fake_url: str, rates: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    env.update(
+        {
+            # The production configuration, against loopback emulators only (see the module docstring).
+            "ENVIRONMENT": "production",
+            "SEND_MODE": "LIVE",
+            "ALLOWED_HOSTS": "localhost",
+            "CLOUDWATCH_LOGS_ENABLED": "false",
+            "AWS_ENDPOINT_URL_SOCIALMESSAGING": fake_url,
+            "LOG_LEVEL": "WARNING",
+            "CELERY_POLLING_INTERVAL": "0.1",
+            **rates,
+        }
+    )
+    _refuse_unless_loopback(env)
+    return env
+
+
+def _start_workers(count: int, concurrency: int, pool: str, env: dict[str, str], queue: str) -> list:
+    workers = []
+    for index in range(count):
+        log = open(ROOT / ".run" / f"bench-outbound-worker-{index}.log", "w")  # noqa: SIM115
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "wecare", "worker", "-Q", queue, "-P", pool,
+                "-c", str(concurrency), "-n", f"bench{index}@%h", "--loglevel=WARNING",
+                "--without-heartbeat", "--without-mingle", "--without-gossip",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        workers.append((process, log))
+    return workers
+
+
+def _stop_workers(workers: list) -> None:
+    for process, _log in workers:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process, log in workers:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _prepare(count: int) -> list:
+    """N opted-in contacts inside the service window, each sent one text through message_send."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from contacts.models import Contact
+    from messaging.services import message_send
+
+    stamp = uuid.uuid4().hex[:6]
+    now = timezone.now()
+    contacts = Contact.objects.bulk_create(
+        [
+            Contact(
+                name=f"Bench {i}",
+                phone=f"+9199{int(stamp, 16) % 100:02d}{i:06d}",
+                opt_in_whatsapp=True,
+                last_inbound_message_at=now - timedelta(minutes=5),
+            )
+            for i in range(count)
+        ]
+    )
+    ids = []
+    for contact in contacts:
+        with transaction.atomic():  # the task is queued on commit, as in the API
+            ids.append(message_send(contact_id=contact.pk, channel="whatsapp", text=f"Hello {contact.name}").pk)
+    return ids
+
+
+def _reset_buckets() -> None:
+    from django.conf import settings
+
+    from messaging.ratelimit import RateLimitTracker, whatsapp_send_buckets
+
+    for bucket in whatsapp_send_buckets(settings.WHATSAPP_PHONE_NUMBER_IDS[0]):
+        with contextlib.suppress(RateLimitTracker.DoesNotExist):
+            RateLimitTracker.get(bucket.key).delete()
+
+
+def run(name: str, args, fake: FakeSocialMessaging, rates: dict[str, str], limit: float | None) -> dict:
+    from django.conf import settings
+
+    from messaging.models import Message
+
+    _reset_buckets()
+    fake.server.reset()
+    print(f"\n[{name}] queueing {args.messages} messages through message_send ...", flush=True)
+    started = time.monotonic()
+    ids = _prepare(args.messages)
+    print(f"[{name}] queued in {time.monotonic() - started:.1f}s; starting {args.workers} worker(s)", flush=True)
+
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
+    workers = _start_workers(
+        args.workers, args.concurrency, args.pool, _worker_env(fake.url, rates), prefix + settings.QUEUE_OUTBOUND
+    )
+    deadline = time.monotonic() + args.timeout
+    try:
+        while time.monotonic() < deadline:
+            done = Message.objects.filter(pk__in=ids).exclude(status="queued").count()
+            if done == len(ids):
+                break
+            for process, _log in workers:
+                if process.poll() is not None:
+                    sys.exit(f"a worker exited early (code {process.returncode}): see .run/bench-outbound-worker-*.log")
+            time.sleep(0.5)
+        else:
+            sys.exit(f"[{name}] timed out: {done} of {len(ids)} messages left the queue")
+    finally:
+        _stop_workers(workers)
+
+    statuses = dict.fromkeys(["sent", "failed"], 0)
+    for status in Message.objects.filter(pk__in=ids).values_list("status", flat=True):
+        statuses[status] = statuses.get(status, 0) + 1
+    arrivals = sorted(call.at for call in fake.sends)
+    span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
+    rate = (len(arrivals) - 1) / span if span else float("nan")
+    result = {
+        "run": name,
+        "sent": statuses.get("sent", 0),
+        "failed": statuses.get("failed", 0),
+        "provider_calls": len(arrivals),
+        "seconds": span,
+        "rate": rate,
+        "busiest_second": busiest_second(arrivals),
+        "limit": limit,
+    }
+    line = f"[{name}] {result['sent']} sent, {result['failed']} failed; the fake saw {len(arrivals)} sends in "
+    line += f"{span:.2f}s = {rate:.1f} messages/s; busiest second {result['busiest_second']}"
+    if limit:
+        line += f"; limit {limit:.0f}/s, ratio {rate / limit:.3f}"
+    print(line, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="threads (or processes) per worker")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--latency", type=float, default=0.05, help="fake provider latency, seconds")
+    parser.add_argument("--runs", default="limited,lifted")
+    parser.add_argument(
+        "--limit", type=float, default=None, help="per-number limit of the limited run (default: the configured one)"
+    )
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+    _refuse_unless_loopback(dict(os.environ))
+    (ROOT / ".run").mkdir(exist_ok=True)
+
+    server = use_fresh_database(DATABASE)
+    try:
+        from django.conf import settings
+        from django.core.management import call_command
+
+        from wecare import aws
+
+        call_command("bootstrap_aws", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+        secrets = aws.client("secretsmanager")
+        with contextlib.suppress(secrets.exceptions.ResourceExistsException):
+            secrets.create_secret(Name=settings.SECRET_NAME_DJANGO_SECRET_KEY, SecretString=uuid.uuid4().hex * 2)
+
+        per_phone = args.limit or settings.RATE_LIMIT_WHATSAPP_PER_PHONE
+        configured = {
+            "RATE_LIMIT_WHATSAPP_PER_PHONE": str(per_phone),
+            "RATE_LIMIT_EUM_SOCIAL_ACCOUNT": str(settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT),
+        }
+        lifted = {"RATE_LIMIT_WHATSAPP_PER_PHONE": LIFTED, "RATE_LIMIT_EUM_SOCIAL_ACCOUNT": LIFTED}
+        with FakeSocialMessaging(latency=args.latency) as fake:
+            print(
+                f"fake EUM Social on {fake.url} ({args.latency * 1000:.0f} ms per call); {args.workers} worker(s) x "
+                f"{args.concurrency} {args.pool}; {os.cpu_count()} CPU(s)"
+            )
+            results = []
+            for name in args.runs.split(","):
+                if name == "limited":
+                    results.append(run(name, args, fake, configured, per_phone))
+                elif name == "lifted":
+                    results.append(run(name, args, fake, lifted, None))
+                else:
+                    sys.exit(f"unknown run {name!r}: use limited and/or lifted")
+        print("\nsummary")
+        for r in results:
+            ratio = f", {r['rate'] / r['limit']:.3f} of the {r['limit']:.0f}/s limit" if r["limit"] else " (ceiling)"
+            print(f"  {r['run']:8} {r['rate']:7.1f} messages/s{ratio}; busiest second {r['busiest_second']}")
+    finally:
+        drop_database(server, DATABASE)
+
+
+if __name__ == "__main__":
+    main()
