@@ -35,7 +35,8 @@ class ContactFilter(django_filters.FilterSet):
         method="filter_search",
         label=(
             "Name, phone or email contains this (case and accents ignored; a phone in any format). "
-            "One or two characters match the start of the name. Results come in name order."
+            "One or two characters match the start of the name. Results come in name order (newest "
+            "first when the search matches a very large share of all contacts)."
         ),
     )
     optInWhatsApp = StrictBooleanFilter(field_name="opt_in_whatsapp", label="WhatsApp opt-in")

@@ -14,26 +14,15 @@ so a client that follows ``next`` until it is null sees every contact exactly on
 
 from __future__ import annotations
 
-import json
-
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
-from django.db import connections
 from django.utils.functional import cached_property
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from contacts.selectors import BROAD_MATCH, planner_estimate
+
 COUNT_EXACT_UP_TO = 10_000
-ESTIMATE_FROM = 50_000
-
-
-def planner_estimate(queryset) -> int | None:
-    """PostgreSQL's estimate of how many rows ``queryset`` returns (None elsewhere)."""
-    if connections[queryset.db].vendor != "postgresql":
-        return None
-    plan = json.loads(queryset.order_by().values("pk").explain(format="json"))
-    if isinstance(plan, list):
-        plan = plan[0]
-    return int(plan["Plan"]["Plan Rows"])
+ESTIMATE_FROM = BROAD_MATCH  # 50,000
 
 
 class ContactPage(Page):

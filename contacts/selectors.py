@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Collate
 
 from contacts.models import ConsentEvent, Contact
 from contacts.phones import normalize_phone
 from contacts.search import MIN_SUBSTRING_LENGTH, exact_phone, search_terms
+
+# Sorting more matches than this by name costs more than a user waits for (see bench/contacts_search.py).
+BROAD_MATCH = 50_000
+
+
+def planner_estimate(queryset: QuerySet) -> int | None:
+    """PostgreSQL's estimate of how many rows ``queryset`` returns (None on other databases).
+
+    Costs a plan, not a scan: well under a millisecond.
+    """
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    plan = json.loads(queryset.order_by().values("pk").explain(format="json"))
+    if isinstance(plan, list):
+        plan = plan[0]
+    return int(plan["Plan"]["Plan Rows"])
 
 
 def _short_prefix(terms: list[str]) -> str | None:
@@ -51,6 +69,9 @@ def contact_filter_search(queryset: QuerySet[Contact], query: str) -> QuerySet[C
       alphabetical order of search_text (the normalised name first). This order deliberately has no
       index: with one, the planner may walk it row by row hoping to meet 50 matches early, which is
       slow whenever its guess of how common the words are is wrong;
+    - a search so broad that PostgreSQL's planner expects it to match BROAD_MATCH contacts or more
+      ("gmail", "example") comes newest first instead, like the list: its first page is then the
+      first 50 matches on the order index, where sorting them all by name would take seconds;
     - only one or two characters: too short for trigrams, so they match the start of search_text
       (the name, or the email when there is no name), through a C-collated btree index that also
       gives the order.
@@ -70,7 +91,11 @@ def contact_filter_search(queryset: QuerySet[Contact], query: str) -> QuerySet[C
             .filter(search_c__startswith=prefix)
             .order_by("search_c", "id")
         )
-    return queryset.filter(contact_search_q(query)).order_by("search_text", "id")
+    matches = queryset.filter(contact_search_q(query))
+    estimate = planner_estimate(matches)
+    if estimate is not None and estimate >= BROAD_MATCH:
+        return matches.order_by("-created_at", "-id")
+    return matches.order_by("search_text", "id")
 
 
 def contact_search(*, query: str, queryset: QuerySet[Contact] | None = None) -> QuerySet[Contact]:
@@ -78,8 +103,8 @@ def contact_search(*, query: str, queryset: QuerySet[Contact] | None = None) -> 
 
     A phone typed in national or international form ("98765 43210", "+91 98765-43210",
     "0091 98765 43210") finds the contact; several words must all match ("kumar jose"); one or two
-    characters match the start of the name. Ordered by name (accents and case ignored), except an
-    empty query, which keeps the queryset's order.
+    characters match the start of the name. Ordered by name (accents and case ignored), except a very
+    broad search (newest first) and an empty query (the queryset's order).
     """
     base = Contact.objects.all() if queryset is None else queryset
     return contact_filter_search(base.filter(deleted_at__isnull=True), query)

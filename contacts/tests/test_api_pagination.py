@@ -5,7 +5,8 @@ from django.db import connection
 
 from contacts import pagination
 from contacts.models import Contact
-from contacts.pagination import ContactPagination, planner_estimate
+from contacts.pagination import ContactPagination
+from contacts.selectors import planner_estimate
 
 pytestmark = pytest.mark.django_db
 

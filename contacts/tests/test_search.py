@@ -127,3 +127,15 @@ def test_one_or_two_characters_match_the_start_of_the_name(people):
 
 def test_a_short_word_alongside_a_longer_one_still_narrows_the_match(people):
     assert _names(contact_search(query="jose al")) == ["José Álvarez"]
+
+
+def test_a_search_the_planner_expects_to_be_very_broad_comes_newest_first(people, monkeypatch):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the estimate comes from PostgreSQL's planner")
+    monkeypatch.setattr("contacts.selectors.BROAD_MATCH", 1)
+
+    names = [c.name for c in contact_search(query="jose")]
+
+    assert names == ["jose kumar", "José Álvarez"]  # created last, first
