@@ -15,6 +15,7 @@ from django.db import connection
 from contacts.models import Contact
 from messaging import claims, inbound
 from messaging.claims import ClaimBusy, InboundClaim
+from messaging.inbound import messages as inbound_messages
 from messaging.models import InboundEvent, Message
 from messaging.tests.sns_signing import eum_envelope, inbound_value, sns_notification
 
@@ -156,7 +157,7 @@ def test_a_worker_that_died_after_storing_leaves_nothing_for_the_next_copy_to_du
 def test_a_failure_before_storing_releases_the_claim_so_the_retry_stores_the_message(monkeypatch):
     wamid = f"wamid.retry-{uuid.uuid4().hex}"
     (event,) = _events(wamid, 1)
-    real_store = inbound._message_store
+    real_store = inbound_messages._message_store
     calls = {"n": 0}
 
     def flaky_store(**kwargs):
@@ -165,7 +166,7 @@ def test_a_failure_before_storing_releases_the_claim_so_the_retry_stores_the_mes
             raise ConnectionError("database went away")
         return real_store(**kwargs)
 
-    monkeypatch.setattr(inbound, "_message_store", flaky_store)
+    monkeypatch.setattr(inbound_messages, "_message_store", flaky_store)
 
     with pytest.raises(ConnectionError):
         inbound.inbound_event_process(event_id=event.pk)

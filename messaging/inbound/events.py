@@ -1,0 +1,181 @@
+"""Stored SNS notifications (InboundEvent): receive, process, fail to the DLQ, replay from it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from messaging.dlq import dlq_send
+from messaging.inbound.messages import inbound_message_receive
+from messaging.inbound.payload import (
+    InboundPayloadError,
+    _text,
+    decode_notification,
+    is_eum_event,
+    receiving_phone_number_id,
+)
+from messaging.inbound.statuses import status_apply
+from messaging.models import InboundEvent
+from messaging.sns import NOTIFICATION
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessSummary:
+    # Not an EUM Social event (e.g. a tier alert published to the same topic): kept, not processed.
+    not_eum: bool = False
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    statuses_applied: list[str] = field(default_factory=list)
+    statuses_ignored: list[str] = field(default_factory=list)
+
+
+def notification_process(body: dict[str, Any]) -> ProcessSummary:
+    """Process one SNS Notification body (already verified). Idempotent: safe to run again."""
+    if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
+        logger.info(
+            "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
+            body.get("MessageId"),
+            body.get("Subject", ""),
+        )
+        return ProcessSummary(not_eum=True)
+    envelope, entry = decode_notification(body)
+    summary = ProcessSummary()
+    envelope_message_id = _text(envelope.get("messageId"))
+    for change in entry["changes"]:
+        if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+            raise InboundPayloadError("A change has no value.")
+        value = change["value"]
+        if change.get("field", "messages") != "messages":
+            logger.info("inbound change of field %r ignored", change.get("field"))
+            continue
+        metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+        receiving = receiving_phone_number_id(envelope["context"], metadata.get("phone_number_id"))
+        if receiving not in settings.WHATSAPP_PHONE_NUMBER_IDS:
+            logger.warning("inbound event for %s, which is not in WHATSAPP_PHONE_NUMBER_IDS", receiving)
+        names = {}
+        for profile in value.get("contacts") or []:
+            if isinstance(profile, dict):
+                names[_text(profile.get("wa_id"))] = _text((profile.get("profile") or {}).get("name"))
+        for raw in value.get("messages") or []:
+            if not isinstance(raw, dict):
+                raise InboundPayloadError("A message is not a JSON object.")
+            message, created = inbound_message_receive(
+                raw=raw, receiving=receiving, sender_name=names.get(_text(raw.get("from")), "")
+            )
+            (summary.stored if created else summary.duplicates).append(_text(raw.get("id")))
+        for status in value.get("statuses") or []:
+            if not isinstance(status, dict):
+                raise InboundPayloadError("A status is not a JSON object.")
+            applied = status_apply(status=status, envelope_message_id=envelope_message_id)
+            (summary.statuses_applied if applied else summary.statuses_ignored).append(_text(status.get("id")))
+        for error in value.get("errors") or []:
+            logger.warning("inbound event carries a WhatsApp error: %s", error)
+    return summary
+
+
+def _event_insert_once(*, sns_message_id: str, topic_arn: str, body: dict[str, Any]) -> InboundEvent | None:
+    """Store the event unless its SNS MessageId is stored already; None if it was.
+
+    One statement, INSERT … ON CONFLICT DO NOTHING RETURNING, on the endpoint's hot path (the ORM's
+    get_or_create takes a SELECT, a transaction and an INSERT) and without an exception to recover
+    from, so it is also safe inside an outer transaction.
+    """
+    event = InboundEvent(sns_message_id=sns_message_id, topic_arn=topic_arn, body=body)
+    fields = InboundEvent._meta.concrete_fields
+    quote = connection.ops.quote_name
+    # Only names from the model, quoted, go into the text; every value is a parameter.
+    table = quote(InboundEvent._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    unique = quote(InboundEvent._meta.get_field("sns_message_id").column)
+    pk = quote(InboundEvent._meta.pk.column)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT ({unique}) DO NOTHING RETURNING {pk}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields])
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return None
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
+def inbound_event_receive(*, sns_message_id: str, topic_arn: str, body: dict[str, Any]) -> tuple[InboundEvent, bool]:
+    """Store a verified notification (once per SNS MessageId) and queue its processing.
+
+    Returns (event, queued). A redelivery of an event still pending is queued again (the first
+    enqueue may have been lost); one already processed or dead-lettered is not.
+    """
+    # The task module imports this one: import it here to avoid the cycle.
+    from messaging.tasks.inbound import inbound_event_process_task
+
+    event = _event_insert_once(sns_message_id=sns_message_id, topic_arn=topic_arn, body=body)
+    created = event is not None
+    if event is None:
+        event = InboundEvent.objects.get(sns_message_id=sns_message_id)
+    if not created and event.status != InboundEvent.Status.PENDING:
+        logger.info("SNS message %s again: event %s is %s", sns_message_id, event.pk, event.status)
+        return event, False
+    event_id = str(event.pk)
+    transaction.on_commit(lambda: inbound_event_process_task.delay(event_id))
+    return event, True
+
+
+def _mark_processed(event_id) -> None:
+    InboundEvent.objects.filter(pk=event_id).update(
+        status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error=""
+    )
+
+
+def inbound_event_process(*, event_id) -> ProcessSummary | None:
+    """Process a stored InboundEvent (the Celery task's body). Raises on failure, for the task to retry."""
+    event = InboundEvent.objects.get(pk=event_id)
+    if event.status == InboundEvent.Status.PROCESSED:
+        return None
+    summary = notification_process(event.body)
+    _mark_processed(event.pk)
+    logger.info(
+        "inbound event %s processed: stored=%s duplicates=%s statuses=%s",
+        event.pk,
+        summary.stored,
+        summary.duplicates,
+        summary.statuses_applied,
+    )
+    return summary
+
+
+def inbound_event_fail(*, event_id, error: str) -> None:
+    """Processing gave up: mark the event failed and dead-letter it (inbound-dlq) for replay."""
+    event = InboundEvent.objects.get(pk=event_id)
+    InboundEvent.objects.filter(pk=event.pk).update(status=InboundEvent.Status.FAILED, error=error[:10000])
+    dlq_send(
+        queue=settings.QUEUE_INBOUND_DLQ,
+        original_message_id=event.sns_message_id,
+        payload=event.body,
+        error=error,
+    )
+
+
+def handle_dlq_payload(payload: dict[str, Any]) -> ProcessSummary:
+    """Replay one dead-lettered notification (the stored SNS body) through the same processing."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("MessageId"), str):
+        raise InboundPayloadError("The DLQ payload is not a stored SNS notification.")
+    event, _ = InboundEvent.objects.get_or_create(
+        sns_message_id=payload["MessageId"], defaults={"topic_arn": str(payload.get("TopicArn", "")), "body": payload}
+    )
+    try:
+        summary = notification_process(payload)
+    except Exception as exc:
+        InboundEvent.objects.filter(pk=event.pk).update(
+            status=InboundEvent.Status.FAILED, error=f"replay: {type(exc).__name__}: {exc}"[:10000]
+        )
+        raise
+    _mark_processed(event.pk)
+    return summary

@@ -1,0 +1,113 @@
+"""Status events (sent, delivered, read, failed) move our outbound WhatsApp messages forward only."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from contacts.models import Channel
+from messaging.inbound.payload import InboundPayloadError, _text, _timestamp
+from messaging.models import Direction, Message, MessageStatus, status_may_advance
+
+logger = logging.getLogger(__name__)
+
+STATUS_TIME_FIELDS = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+def _outbound(queryset):
+    return queryset.filter(direction=Direction.OUTBOUND, channel=Channel.WHATSAPP)
+
+
+def _find_outbound(*, wamid: str, callback_data: str, envelope_message_id: str) -> Message | None:
+    message = _outbound(Message.objects.filter(whatsapp_message_id=wamid)).first()
+    if message is not None:
+        return message
+    if callback_data:
+        try:
+            message = _outbound(Message.objects.filter(pk=uuid.UUID(callback_data))).first()
+        except ValueError:
+            message = None
+        if message is not None:
+            if message.whatsapp_message_id and message.whatsapp_message_id != wamid:
+                logger.warning(
+                    "status %s: callback data points at %s which has wamid %s",
+                    wamid,
+                    message.pk,
+                    message.whatsapp_message_id,
+                )
+                return None
+            return message
+    # SendWhatsAppMessage's messageId, kept as provider_message_id: EUM may echo it (aws-apis.md §1.2).
+    for provider_id in (envelope_message_id, wamid):
+        if provider_id:
+            message = _outbound(Message.objects.filter(provider_message_id=provider_id)).first()
+            if message is not None:
+                return message
+    return None
+
+
+def _error_details(status: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    errors = [e for e in status.get("errors") or [] if isinstance(e, dict)]
+    if not errors:
+        return "", {}
+    first = errors[0]
+    details = {
+        "code": first.get("code"),
+        "title": first.get("title", ""),
+        "message": first.get("message", ""),
+        "details": (first.get("error_data") or {}).get("details", "")
+        if isinstance(first.get("error_data"), dict)
+        else "",
+        "href": first.get("href", ""),
+        "errors": errors,
+    }
+    return str(first.get("code", "")), details
+
+
+def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bool:
+    """Apply one status event to our outbound message; forward only. Returns whether it changed."""
+    wamid = _text(status.get("id"))
+    new = _text(status.get("status"))
+    if not wamid:
+        raise InboundPayloadError("A status event has no message id.")
+    if new not in STATUS_TIME_FIELDS:
+        logger.info("status %s of %s ignored (not tracked)", new, wamid)
+        return False
+    at = _timestamp(status.get("timestamp"))
+    message = _find_outbound(
+        wamid=wamid,
+        callback_data=_text(status.get("biz_opaque_callback_data")),
+        envelope_message_id=envelope_message_id,
+    )
+    if message is None:
+        logger.warning("status %s of %s matches no outbound message of ours", new, wamid)
+        return False
+    if message.whatsapp_message_id is None:
+        try:
+            with transaction.atomic():
+                Message.objects.filter(pk=message.pk, whatsapp_message_id__isnull=True).update(
+                    whatsapp_message_id=wamid
+                )
+        except IntegrityError:
+            logger.warning("status %s: wamid already belongs to another message than %s", wamid, message.pk)
+    time_field = STATUS_TIME_FIELDS[new]
+    updates: dict[str, Any] = {"status": new, time_field: at, "updated_at": timezone.now()}
+    if new == MessageStatus.FAILED:
+        updates["error_code"], updates["error_details"] = _error_details(status)
+    may_advance_from = [current for current in MessageStatus.values if status_may_advance(current, new)]
+    # Conditional: the row moves only if its status (read now, in the database) may advance to `new`.
+    changed = Message.objects.filter(pk=message.pk, status__in=may_advance_from).update(**updates)
+    if not changed and new != MessageStatus.FAILED:
+        # A late event (delivered after read) still tells when that step happened.
+        Message.objects.filter(pk=message.pk, **{f"{time_field}__isnull": True}).update(**{time_field: at})
+    logger.info("status %s of message %s (%s): %s", new, message.pk, wamid, "applied" if changed else "not newer")
+    return bool(changed)
