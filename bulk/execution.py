@@ -120,19 +120,21 @@ def job_refresh_counters(job_id) -> dict[str, int]:
 
 
 def job_maybe_finish(job_id) -> str | None:
-    """Finish a job whose recipients all have a final status; write its report. Idempotent.
+    """Finish a job whose recipients all have a final status, with its report. Idempotent.
 
-    Returns the status it finished with, or None if the job is not finished yet. Exactly one caller
-    wins the transition (a conditional UPDATE), and the report is written by whoever finds a
-    finished job without one, so a crash between the two is repaired by the next caller.
+    Returns the status it finished with, or None if the job is not finished yet. The job row is
+    locked, so exactly one caller makes the transition; the report is written before the status and
+    report keys are committed, so nobody ever sees a finished job without its report (if S3 fails,
+    nothing changes and the sweeper tries again).
     """
     from bulk.reports import report_write  # reports import execution's counters
 
     with transaction.atomic():
-        job = BulkJob.objects.select_for_update().get(pk=job_id)
+        job = BulkJob.objects.select_for_update(of=("self",)).select_related("created_by").get(pk=job_id)
         open_recipients = BulkRecipient.objects.filter(
             job_id=job_id, status__in=[RecipientStatus.PENDING, RecipientStatus.SENDING]
         )
+        fields = ["report_s3_key", "report_csv_s3_key", "updated_at"]
         if job.status in RUNNABLE_JOB_STATUSES:
             if open_recipients.exists():
                 return None
@@ -140,17 +142,17 @@ def job_maybe_finish(job_id) -> str | None:
             job.status = JobStatus.FAILED if dead else JobStatus.COMPLETED
             job.status_reason = "a chunk failed after its retries and is on bulk-dlq" if dead else ""
             job.completed_at = timezone.now()
-            job.save(update_fields=["status", "status_reason", "completed_at", "updated_at"])
+            fields += ["status", "status_reason", "completed_at"]
         elif job.status == JobStatus.CANCELLED:
             if open_recipients.filter(status=RecipientStatus.SENDING).exists():
                 return None  # in-flight sends finish first, then the partial report is written
         elif job.status not in (JobStatus.COMPLETED, JobStatus.FAILED):
             return None
+        if not job.report_s3_key:
+            job.report_s3_key, job.report_csv_s3_key = report_write(job)
+        job.save(update_fields=fields)
         counts = job_refresh_counters(job_id)
-        needs_report = not job.report_s3_key
     logger.info("bulk job %s finished %s: %s", job_id, job.status, counts)
-    if needs_report:
-        report_write(job_id)
     return job.status
 
 
@@ -164,21 +166,36 @@ def _claim(job: BulkJob, recipient: BulkRecipient) -> tuple[bool, sending.Outcom
     outcome) if the gate refused the message now (the recipient is SKIPPED, nothing to deliver).
     ``recipient`` carries only what sending needs (pk, contact, origination number); ``job`` is the
     chunk's copy, shared read-only by its threads.
+
+    The row is locked first (FOR UPDATE of the recipient only, conditional on PENDING and a runnable
+    job: exactly one worker gets it) and then written once. Writing it twice in one transaction would
+    make PostgreSQL re-check its job foreign key at commit (a KEY SHARE lock on the job row), which
+    deadlocks against a cancel that holds the job row and waits for this recipient.
     """
-    now = timezone.now()
     with transaction.atomic():
-        changed = BulkRecipient.objects.filter(
-            pk=recipient.pk, status=RecipientStatus.PENDING, job__status__in=RUNNABLE_JOB_STATUSES
-        ).update(status=RecipientStatus.SENDING, claimed_at=now, updated_at=now)
-        if changed != 1:
+        locked = (
+            BulkRecipient.objects.select_for_update(of=("self",))
+            .filter(pk=recipient.pk, status=RecipientStatus.PENDING, job__status__in=RUNNABLE_JOB_STATUSES)
+            .values_list("pk", flat=True)
+        )
+        if not list(locked):
             return False, None
+        now = timezone.now()
         try:
             message = sending.message_create(job=job, recipient=recipient)
         except sending.Refused as refused:
-            _record(recipient.pk, refused.outcome)
-            return True, refused.outcome
+            outcome = refused.outcome
+            BulkRecipient.objects.filter(pk=recipient.pk).update(
+                status=outcome.status, error_code=outcome.code[:64], error_details=outcome.details[:10000],
+                claimed_at=now, updated_at=now,
+            )  # fmt: skip
+            return True, outcome
+        changed = BulkRecipient.objects.filter(pk=recipient.pk, status=RecipientStatus.PENDING).update(
+            status=RecipientStatus.SENDING, message=message, claimed_at=now, updated_at=now
+        )
+        if changed != 1:  # cannot happen while we hold the lock; never send unclaimed
+            raise RuntimeError(f"bulk recipient {recipient.pk} changed under its lock")
         recipient.message = message
-        BulkRecipient.objects.filter(pk=recipient.pk).update(message=message)
     return True, None
 
 

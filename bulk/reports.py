@@ -80,9 +80,12 @@ def report_build(job: BulkJob) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
-def report_write(job_id) -> tuple[str, str]:
-    """Write the JSON and CSV reports of a finished or cancelled job; store their keys on the job."""
-    job = BulkJob.objects.select_related("created_by").get(pk=job_id)
+def report_write(job: BulkJob) -> tuple[str, str]:
+    """Write the JSON and CSV reports of a finished or cancelled job; returns their keys.
+
+    ``job`` is taken as it is (bulk.execution.job_maybe_finish passes the job with its final status
+    before committing it, and stores the keys in the same transaction).
+    """
     summary, rows = report_build(job)
     json_key, csv_key = report_keys(job)
     buffer = io.StringIO()
@@ -105,7 +108,6 @@ def report_write(job_id) -> tuple[str, str]:
         ContentType="text/csv; charset=utf-8",
         ServerSideEncryption="AES256",
     )
-    BulkJob.objects.filter(pk=job_id).update(report_s3_key=json_key, report_csv_s3_key=csv_key)
     return json_key, csv_key
 
 
