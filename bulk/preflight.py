@@ -87,7 +87,8 @@ def preflight_run(*, job: BulkJob, candidates: list[Candidate], duplicates: int 
         "byReason": dict(sorted(reasons.items())),
         "duplicatesRemoved": duplicates,
         "confirmationThreshold": confirmation_threshold(),
-        "confirmationRequired": sequence > confirmation_threshold(),
+        # More than the threshold named (not only sendable): the operator confirms what they asked for.
+        "confirmationRequired": len(rows) > confirmation_threshold(),
     }
     if job.channel == Channel.WHATSAPP:
         used = {row.origination_phone_number_id for row in rows if row.sequence is not None}

@@ -109,8 +109,8 @@ def bulk_job_create(
     - The request is wrong (recipients, message, template): BulkInputError, nothing stored.
     - Nobody would receive it, or (WhatsApp) it would exceed the tier: stored REJECTED with the
       pre-flight (so the per-recipient reasons can be read), then BulkInputError / BulkTierError.
-    - Up to BULK_CONFIRMATION_THRESHOLD sendable recipients: confirmed and queued at once.
-    - Above it: AWAITING_CONFIRMATION until bulk_job_confirm gets the exact will-send count.
+    - Up to BULK_CONFIRMATION_THRESHOLD recipients: confirmed and queued at once.
+    - More: AWAITING_CONFIRMATION until bulk_job_confirm gets the exact will-send count.
     """
     _validate_message(channel, message)
     if retry_of is not None:

@@ -23,6 +23,9 @@ from contacts.services import (
 )
 
 
+ADMIN_MESSAGE_ROWS = 50
+
+
 class DeletedFilter(admin.SimpleListFilter):
     """Deleted yes/no; the list shows contacts that are not deleted unless asked otherwise."""
 
@@ -247,8 +250,16 @@ class ContactAdmin(ImportExportActionModelAdmin):
         bad = describe_bad_rows(result)
         if bad:
             self.message_user(request, f"{len(bad)} row(s) were not imported:", messages.WARNING)
-            for number, reason in bad:
+            # Messages live in the session: list the first ones; the preview listed them all, and
+            # the import_contacts command prints every one.
+            for number, reason in bad[:ADMIN_MESSAGE_ROWS]:
                 self.message_user(request, f"Row {number}: {reason}", messages.WARNING)
+            if len(bad) > ADMIN_MESSAGE_ROWS:
+                self.message_user(
+                    request,
+                    f"… and {len(bad) - ADMIN_MESSAGE_ROWS} more rejected row(s), listed on the preview page.",
+                    messages.WARNING,
+                )
 
 
 @admin.register(ConsentEvent)

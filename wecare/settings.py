@@ -324,7 +324,7 @@ INBOUND_RETRY_DELAY_SECONDS = _int("INBOUND_RETRY_DELAY_SECONDS", 10, minimum=1,
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
 
 # --- Bulk messaging (bulk/) ---------------------------------------------------------------------
-# More sendable recipients than this need an explicit confirmation of the exact count.
+# A bulk job of more recipients than this needs an explicit confirmation of the exact will-send count.
 BULK_CONFIRMATION_THRESHOLD = _int("BULK_CONFIRMATION_THRESHOLD", 20)
 BULK_MAX_RECIPIENTS = _int("BULK_MAX_RECIPIENTS", 100_000, minimum=1)
 # Processes of a bulk worker (`celery worker -Q bulk-queue -c N`); a bulk worker outside 2..5 refuses to start.
