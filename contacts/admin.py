@@ -22,7 +22,6 @@ from contacts.services import (
     contact_update,
 )
 
-
 ADMIN_MESSAGE_ROWS = 50
 
 
