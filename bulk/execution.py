@@ -228,9 +228,13 @@ def _send_one(job: BulkJob, recipient: BulkRecipient) -> str | None:
     return outcome.status
 
 
-def settle_stale_claim(recipient: BulkRecipient) -> str:
-    """A recipient left SENDING by a worker that died: take its Message's outcome, or mark it unknown."""
-    outcome = sending.reconcile(recipient.message) if recipient.message_id else None
+def settle_stale_claim(recipient: BulkRecipient, *, may_deliver: bool = True) -> str:
+    """A recipient left SENDING by a worker that died: take its Message's outcome, or mark it unknown.
+
+    ``may_deliver=False`` (the job was cancelled meanwhile): a message that never reached the
+    provider is not delivered now; the recipient is CANCELLED.
+    """
+    outcome = sending.reconcile(recipient.message, may_deliver=may_deliver) if recipient.message_id else None
     if outcome is None:
         outcome = sending.Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, UNKNOWN_OUTCOME_DETAILS)
         logger.warning("bulk: recipient %s of job %s has an unknown outcome", recipient.pk, recipient.job_id)
@@ -482,7 +486,7 @@ def sweep(*, now=None) -> dict[str, int]:
             job_id=recipient.job_id, start_sequence__lte=recipient.sequence, end_sequence__gt=recipient.sequence
         ).first()
         if chunk is None or chunk.lease_expires_at is None or chunk.lease_expires_at < now:
-            settle_stale_claim(recipient)
+            settle_stale_claim(recipient, may_deliver=False)
             result["settled"] += 1
 
     candidates = BulkJob.objects.filter(

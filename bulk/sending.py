@@ -193,12 +193,13 @@ def outcome_after_error(message: Message, exc: Exception) -> Outcome:
     return outcome_from_message(row)
 
 
-def reconcile(message: Message) -> Outcome | None:
+def reconcile(message: Message, *, may_deliver: bool = True) -> Outcome | None:
     """The outcome of a recipient whose worker died after claiming it, from its message.
 
     - The message records an outcome (sent, failed): that is the recipient's.
     - It is queued and not held (the worker died before delivering it, or between a deferral and
-      the retry the outbound path would make anyway): delivered now, exactly as that worker would have.
+      the retry the outbound path would make anyway): delivered now, exactly as that worker would
+      have — unless ``may_deliver`` is False (the job was cancelled): then CANCELLED.
     - It is queued and still carries the dead worker's claim: the worker died inside the delivery,
       perhaps after the provider call. None: the outcome is unknown and nothing is resent.
     """
@@ -207,5 +208,9 @@ def reconcile(message: Message) -> Outcome | None:
     if outcome is not None:
         return outcome
     if message.status == MessageStatus.QUEUED and message.locked_until is None:
+        if not may_deliver:
+            return Outcome(
+                RecipientStatus.CANCELLED, "", "The job was cancelled; its worker stopped before sending this message."
+            )
         return message_deliver(message)
     return None

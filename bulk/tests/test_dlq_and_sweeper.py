@@ -123,3 +123,39 @@ def test_the_sweeper_requeues_a_chunk_whose_worker_died_and_finishes_a_job_left_
     job.refresh_from_db()
     assert swept["finished"] == 1
     assert job.status == JobStatus.COMPLETED and job.report_s3_key
+
+
+def test_the_sweeper_settles_a_cancelled_jobs_dead_claims_without_sending_and_writes_its_partial_report(
+    operator, make_contacts, reset_aws
+):
+    from bulk.services import bulk_job_cancel
+    from messaging.models import MessageStatus
+    from messaging.services import message_send
+
+    # given: a worker claimed two recipients and died; the job was cancelled meanwhile
+    job = _confirmed_job(operator, make_contacts(25))
+    first, second = BulkRecipient.objects.filter(job=job).order_by("sequence")[:2]
+    messages = []
+    for recipient in (first, second):
+        message = message_send(
+            contact_id=recipient.contact_id, channel="whatsapp", text="Hello", enqueue=False, audit=False
+        )
+        BulkRecipient.objects.filter(pk=recipient.pk).update(status=RecipientStatus.SENDING, message=message)
+        messages.append(message)
+    Message.objects.filter(pk=messages[1].pk).update(locked_until=timezone.now() + timedelta(seconds=60), attempts=1)
+    BulkJobChunk.objects.filter(job=job).update(
+        status=ChunkStatus.RUNNING, lease_owner="dead", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    job = bulk_job_cancel(job_id=job.pk, user=operator)
+    assert not job.report_s3_key  # two sends still open
+
+    swept = execution.sweep()
+
+    job.refresh_from_db()
+    assert swept["settled"] == 2
+    assert BulkRecipient.objects.get(pk=first.pk).status == RecipientStatus.CANCELLED
+    assert BulkRecipient.objects.get(pk=second.pk).error_code == "OUTCOME_UNKNOWN"
+    assert Message.objects.get(pk=messages[0].pk).status == MessageStatus.QUEUED  # never sent
+    assert Message.objects.get(pk=messages[0].pk).attempts == 0
+    assert job.report_s3_key.endswith("-partial.json")
+    assert (job.cancelled_count, job.failed_count, job.unknown_count) == (24, 1, 1)
