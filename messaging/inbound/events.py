@@ -152,15 +152,24 @@ def inbound_event_process(*, event_id) -> ProcessSummary | None:
 
 
 def inbound_event_fail(*, event_id, error: str) -> None:
-    """Processing gave up: mark the event failed and dead-letter it (inbound-dlq) for replay."""
+    """Processing gave up: dead-letter the event (inbound-dlq) for replay, then mark it failed.
+
+    Marked failed only once it is in the DLQ; if even that fails, it is marked failed saying so
+    (the DLQMessage row, written first, keeps the payload) and the error is raised.
+    """
     event = InboundEvent.objects.get(pk=event_id)
-    InboundEvent.objects.filter(pk=event.pk).update(status=InboundEvent.Status.FAILED, error=error[:10000])
-    dlq_send(
-        queue=settings.QUEUE_INBOUND_DLQ,
-        original_message_id=event.sns_message_id,
-        payload=event.body,
-        error=error,
-    )
+    try:
+        dlq_send(
+            queue=settings.QUEUE_INBOUND_DLQ,
+            original_message_id=event.sns_message_id,
+            payload=event.body,
+            error=error,
+        )
+    except Exception as exc:
+        error = f"{error}\n(could not be dead-lettered: {type(exc).__name__}: {exc})"
+        raise
+    finally:
+        InboundEvent.objects.filter(pk=event.pk).update(status=InboundEvent.Status.FAILED, error=error[:10000])
 
 
 def handle_dlq_payload(payload: dict[str, Any]) -> ProcessSummary:

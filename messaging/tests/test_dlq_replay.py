@@ -343,3 +343,26 @@ def test_operators_do_not_get_the_replay_action(client, operator_user):
     client.force_login(operator_user)
 
     assert client.get("/admin/messaging/dlqmessage/").status_code == 403
+
+
+def test_an_event_that_cannot_even_be_dead_lettered_is_marked_failed_and_its_payload_kept(settings, monkeypatch):
+    import socket
+
+    event = _poisoned()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{closed}")
+    settings.AWS_MAX_ATTEMPTS = 1
+    aws.reset_clients()
+    try:
+        with pytest.raises(Exception, match="Could not connect"):
+            _dead_letter(event)
+    finally:
+        monkeypatch.delenv("AWS_ENDPOINT_URL_SQS")
+        aws.reset_clients()
+
+    event.refresh_from_db()
+    assert event.status == InboundEvent.Status.FAILED
+    assert "could not be dead-lettered" in event.error
+    assert DLQMessage.objects.get().payload == event.body  # visible in the admin, for a human

@@ -102,7 +102,7 @@ def test_an_event_that_keeps_failing_goes_to_the_inbound_dlq_after_its_retries(s
         body,
     )
     assert row.status == DLQMessage.Status.PENDING
-    (parked,) = drain_queue(settings.QUEUE_INBOUND_DLQ)
+    (parked,) = wait_until(lambda: drain_queue(settings.QUEUE_INBOUND_DLQ), timeout=30, message="the DLQ message")
     assert parked["originalMessageId"] == body["MessageId"]
     assert parked["payload"] == body
     assert "MediaUnavailable" in parked["error"]
