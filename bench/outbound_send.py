@@ -90,7 +90,7 @@ def _start_workers(count: int, concurrency: int, pool: str, env: dict[str, str],
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "wecare", "worker", "-Q", queue, "-P", pool,
-                "-c", str(concurrency), "-n", f"bench{index}@%h", "--loglevel=WARNING",
+                "-c", str(concurrency), "-n", f"bench{index}@%h", "--loglevel=" + os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
                 "--without-heartbeat", "--without-mingle", "--without-gossip",
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -589,7 +589,8 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
 
     request = SendRequest.from_message(message)
     try:
-        clearance = safety_check(request, now=now, reserve_tier=True)
+        # The contact as loaded with the message a moment ago: deleted or opted out is seen here too.
+        clearance = safety_check(request, now=now, contact=message.contact, reserve_tier=True)
     except SafetyRefusal as refusal:
         row = _finish_failed(
             message, refusal.code, {"code": refusal.code, "reason": refusal.reason, "stage": "delivery"}, now
