@@ -85,12 +85,13 @@ def _worker_env(fake_url: str, rates: dict[str, str]) -> dict[str, str]:
 
 def _start_workers(count: int, concurrency: int, pool: str, env: dict[str, str], queue: str) -> list:
     workers = []
+    loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
     for index in range(count):
         log = open(ROOT / ".run" / f"bench-outbound-worker-{index}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "wecare", "worker", "-Q", queue, "-P", pool,
-                "-c", str(concurrency), "-n", f"bench{index}@%h", "--loglevel=" + os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+                "-c", str(concurrency), "-n", f"bench{index}@%h", f"--loglevel={loglevel}",
                 "--without-heartbeat", "--without-mingle", "--without-gossip",
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
