@@ -15,7 +15,8 @@ Two runs:
   goes from the first allowlisted number, so that bucket is the one that binds). Prints messages/s
   and the ratio to the limit (it must not exceed 1), and the busiest second the fake saw
   (it must not exceed the bucket's capacity + rate).
-- ``lifted``: every limit set to 100 000/s: the pipeline's own ceiling on this machine.
+- ``lifted``: the per-number limit at 100 000/s (the account limit ten times that): the pipeline's own
+  ceiling on this machine.
 
 How the workers may make real provider calls outside production: they cannot, by design — settings
 refuse SEND_MODE=LIVE unless ENVIRONMENT=production, and the gate has no "it is only a fake"
@@ -239,7 +240,9 @@ def main() -> None:
             "RATE_LIMIT_WHATSAPP_PER_PHONE": str(per_phone),
             "RATE_LIMIT_EUM_SOCIAL_ACCOUNT": str(settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT),
         }
-        lifted = {"RATE_LIMIT_WHATSAPP_PER_PHONE": LIFTED, "RATE_LIMIT_EUM_SOCIAL_ACCOUNT": LIFTED}
+        # Lifted: the per-number limit far above anything reachable; the account limit ten times higher
+        # still, so (as with the defaults) only the per-number bucket is consulted.
+        lifted = {"RATE_LIMIT_WHATSAPP_PER_PHONE": LIFTED, "RATE_LIMIT_EUM_SOCIAL_ACCOUNT": LIFTED + "0"}
         with FakeSocialMessaging(latency=args.latency) as fake:
             print(
                 f"fake EUM Social on {fake.url} ({args.latency * 1000:.0f} ms per call); {args.workers} worker(s) x "
