@@ -30,6 +30,11 @@ Public interface (the API, the admin, the pages, bulk jobs and AI replies use on
 - ``media_upload(*, data, content_type, filename="") -> OutgoingMedia``: put a file in the media
   bucket once and send it in many messages (``message_send(media=...)``); Meta's media id is reused
   per phone number for 29 days.
+- ``whatsapp_react(*, message, emoji) -> Message`` and ``whatsapp_mark_as_read(*, message)``: the
+  courtesies messaging.inbound offers on an inbound message, through the same gate (window, opt-in,
+  allowlisted number), from the number the message came to.
+- ``message_fail_unexpected(message_id, *, error)``: a delivery crashed outside the provider call
+  (used by the task's on_failure and by bulk workers): the message fails visibly and is dead-lettered.
 
 WhatsApp phone number: an explicit ``origination_phone_number_id`` (must be in the allowlist), else
 the number the contact last wrote to (the service window belongs to that number), else the first of
