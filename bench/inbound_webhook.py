@@ -263,6 +263,7 @@ def main() -> None:
         sys.exit("--duration must be 1-120 s and --connections 1-256: this is a bounded loopback benchmark.")
 
     (ROOT / ".run").mkdir(exist_ok=True)
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure: say how busy it was
     server, bench_url = fresh_database()
     workdir = Path(tempfile.mkdtemp(prefix="bench-inbound-"))
     process = None
@@ -311,7 +312,7 @@ def main() -> None:
     print(
         f"tool: {result['tool']}; broker: {args.broker}; gunicorn {args.workers} workers x {args.threads} threads; "
         f"{args.connections} connections; {args.duration}s; {os.cpu_count()} CPUs shared by the load tool, "
-        "gunicorn, PostgreSQL and moto_server"
+        f"gunicorn, PostgreSQL and moto_server; load average before {load_before:.1f}, after {os.getloadavg()[0]:.1f}"
     )
     print(f"requests: {result['requests']}  non-2xx: {result['non_2xx']}  socket errors: {result['socket_errors']}")
     # wrk counts completed requests only: the last few in flight when it stops may still be stored.
