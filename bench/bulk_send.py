@@ -112,7 +112,8 @@ def _moto_cpu_seconds() -> float:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if any(b"moto_server" in part for part in cmdline) and port.encode() in cmdline:
+            is_moto = any(b"moto_server" in part or b"moto_emulator" in part for part in cmdline)
+            if is_moto and port.encode() in cmdline:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 return (int(fields[11]) + int(fields[12])) / ticks
         except OSError:

@@ -89,7 +89,7 @@ if port_in_use "$MOTO_PORT"; then
   say "reusing the moto_server already on 127.0.0.1:$MOTO_PORT (it keeps running after this stops)"
 else
   say "starting moto_server on 127.0.0.1:$MOTO_PORT (log: .run/moto.log)"
-  moto_server -H 127.0.0.1 -p "$MOTO_PORT" >.run/moto.log 2>&1 &
+  python scripts/moto_emulator.py -H 127.0.0.1 -p "$MOTO_PORT" >.run/moto.log 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 150); do
     [ "$(moto_account || true)" = "$MOTO_ACCOUNT_ID" ] && break

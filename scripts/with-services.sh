@@ -8,7 +8,7 @@ PGPORT="${PGPORT:-55432}" scripts/postgres.sh
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOTO_PORT="$(free_port)"
 mkdir -p .run
-MOTO_ACCOUNT_ID=809904170947 .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >".run/moto-$MOTO_PORT.log" 2>&1 &
+MOTO_ACCOUNT_ID=809904170947 .venv/bin/python scripts/moto_emulator.py -H 127.0.0.1 -p "$MOTO_PORT" >".run/moto-$MOTO_PORT.log" 2>&1 &
 MOTO_PID=$!
 trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
