@@ -247,7 +247,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=1, help="bulk worker processes (celery worker)")
-    parser.add_argument("--concurrency", type=int, default=4, help="prefork processes per worker (2..5)")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="prefork processes per worker (2..5; 2 CPUs are best used by 2)"
+    )
     parser.add_argument("--threads", type=int, default=8, help="BULK_SEND_THREADS: sends in flight per chunk")
     parser.add_argument("--latency", type=float, default=0.05, help="fake provider latency, seconds")
     parser.add_argument("--runs", default="limited,lifted")
