@@ -8,7 +8,7 @@ the safety gate for each contact) and ``bulk_job_confirm`` (100 chunks of 100 on
 the run's moto_server); then real ``celery worker`` processes on bulk-queue (prefork, --concurrency
 2..5 as bulk workers must be) process the chunks: each recipient is claimed, stored and delivered by
 ``messaging.services.message_deliver`` (the gate again, the DynamoDB token buckets, the tier) which
-calls SendWhatsAppMessage with boto3 over HTTP on bench/fake_socialmessaging.py (50 ms per call). The
+calls SendWhatsAppMessage with boto3 over HTTP on localdev/fake_socialmessaging.py (50 ms per call). The
 fake records when each call arrived, so the rate is measured where a provider would see it.
 
 The 10,000 contacts are inside the service window (a free-form text may go to them), half of them
@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.contacts_common import drop_database, use_fresh_database  # noqa: E402
-from bench.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
 from bench.outbound_send import _refuse_unless_loopback, _stop_workers, _worker_env  # noqa: E402
+from localdev.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
 
 DATABASE = "wecare_bench_bulk"
 # Not 100,000/s: a token interval of 1e-05 s is sent in exponent form, which moto_server cannot add.

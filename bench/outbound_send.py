@@ -7,7 +7,7 @@ What runs: ``message_send`` (the gate, the row, the Celery task on SQS) for N co
 ``celery worker`` processes on the outbound queue (SQS on the run's moto_server) deliver them:
 ``message_deliver`` re-runs the gate, takes tokens from the DynamoDB buckets (moto), calls
 SendWhatsAppMessage with boto3 over HTTP, and records the result in PostgreSQL. The provider is
-bench/fake_socialmessaging.py (50 ms per call, threaded), which records when each call arrived:
+localdev/fake_socialmessaging.py (50 ms per call, threaded), which records when each call arrived:
 the rate is measured where a provider would see it.
 
 Two runs:
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.contacts_common import drop_database, use_fresh_database  # noqa: E402
-from bench.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
+from localdev.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
 
 DATABASE = "wecare_bench_outbound"
 LIFTED = "100000"

@@ -1,11 +1,11 @@
-"""The local fake of EUM Social / EUM SMS (bench/fake_socialmessaging.py) answers real boto3 calls the
+"""The local fake of EUM Social / EUM SMS (localdev/fake_socialmessaging.py) answers real boto3 calls the
 way the services do: the benchmark and end-to-end runs depend on that."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.fake_socialmessaging import FakeSocialMessaging
+from localdev.fake_socialmessaging import FakeSocialMessaging
 from messaging.services import DeliveryDeferred, media_upload, message_deliver, message_send
 from messaging.whatsapp_templates import whatsapp_template_sync
 from wecare import aws

@@ -16,7 +16,7 @@ really saw. Signatures are not checked.
     GET  /_fake/stats, POST /_fake/reset (for a benchmark in another process)
 
 Usage in-process: ``with FakeSocialMessaging(latency=0.05) as fake: ... fake.url ... fake.sends``;
-or standalone: ``python bench/fake_socialmessaging.py --port 8765 --latency 0.05``.
+or standalone: ``python localdev/fake_socialmessaging.py --port 8765 --latency 0.05``.
 Failures can be injected: ``fake.fail_next("ThrottledRequestException", 429, count=2)``.
 """
 
