@@ -37,7 +37,7 @@ class Command(BaseCommand):
             if not reset_password:
                 self.stdout.write(
                     f"Local login: {LOCAL_LOGIN_EMAIL} (password unchanged; "
-                    "`python manage.py ensure_local_login --reset-password` prints a new one)"
+                    "`make password` prints a new one)"
                 )
                 return
             user.set_password(password)
