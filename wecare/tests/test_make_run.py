@@ -28,7 +28,10 @@ ONE_TO_ONE_SENDS = 50
 START_TIMEOUT = 120
 FINISH_TIMEOUT = 150
 # What must never appear in any log of the run.
-FAILURES = re.compile(r"Traceback|database is locked|OperationalError| ERROR |ERROR\/|\"level\": ?\"ERROR\"")
+FAILURES = re.compile(
+    r"Traceback|database is locked|OperationalError"
+    r"| (ERROR|CRITICAL) |(ERROR|CRITICAL)/|\"level(name)?\": ?\"(ERROR|CRITICAL)\""  # plain, Celery and JSON logs
+)
 
 
 def _free_port() -> int:
