@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -254,3 +255,23 @@ def test_the_csp_lets_media_play_from_the_pre_signed_origin_of_the_media_bucket(
 
     media_src = next(d for d in policy.split(";") if d.strip().startswith("media-src")).split()
     assert origin in media_src and "'self'" in media_src
+
+
+@pytest.mark.django_db
+def test_inbound_video_and_audio_play_inline_in_the_conversation(viewer_client):
+    from contacts.models import Contact
+    from messaging.models import Direction, Message, MessageStatus
+
+    contact = Contact.objects.create(name="Asha", phone="+919876543210", opt_in_whatsapp=True)
+    for key, content_type in (("clip.mp4", "video/mp4"), ("note.ogg", "audio/ogg"), ("file.pdf", "application/pdf")):
+        inbound = Message.objects.create(
+            contact=contact, channel="whatsapp", direction=Direction.INBOUND, content="", status=MessageStatus.RECEIVED
+        )
+        MediaFile.objects.create(message=inbound, s3_key=f"whatsapp-media/{key}", content_type=content_type, size=10)
+
+    page = viewer_client.get(f"/dm/{contact.pk}/").content.decode()
+
+    assert re.search(r'<video class="media-preview" controls preload="metadata" src="[^"]*clip\.mp4', page)
+    assert re.search(r'<audio controls preload="metadata" src="[^"]*note\.ogg', page)
+    assert page.count("<video") == 1 and page.count("<audio") == 1
+    assert re.search(r'<a href="[^"]*file\.pdf[^"]*"', page)  # a document stays a link
