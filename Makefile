@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 OIDC_PROVIDER := e2e/oidc-provider
 
-.PHONY: run test lint install system-deps clean
+.PHONY: run password test lint install system-deps clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ $(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package-lock.json | s
 
 run: install
 	scripts/run-local.sh
+
+# A new password for the local login of `make run` (scripts/manage.sh sets the local environment).
+password: install
+	scripts/manage.sh ensure_local_login --reset-password
 
 lint: install
 	$(BIN)/ruff check .

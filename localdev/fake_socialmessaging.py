@@ -9,14 +9,21 @@ really saw. Signatures are not checked.
 
     POST /v1/whatsapp/send            SendWhatsAppMessage       -> {"messageId": "<uuid>"}
     POST /v1/whatsapp/media           PostWhatsAppMessageMedia  -> {"mediaId": "<digits>"}
+    POST /v1/whatsapp/media/get       GetWhatsAppMessageMedia   -> {"mimeType", "fileSize"}, the file
+                                      written to S3 at {key prefix}{mediaId}.{ext} (needs an S3 endpoint)
     GET  /v1/whatsapp/waba/list       ListLinkedWhatsAppBusinessAccounts
     GET  /v1/whatsapp/template/list   ListWhatsAppMessageTemplates (?id=waba-...)
     GET  /v1/whatsapp/template        GetWhatsAppMessageTemplate (?id=...&metaTemplateId=...)
     POST /  X-Amz-Target: PinpointSMSVoiceV2.SendTextMessage -> {"MessageId": "<uuid>"}
     GET  /_fake/stats, POST /_fake/reset (for a benchmark in another process)
+    POST /_fake/media                 a file "on Meta's side" (what a customer sent): body = the bytes,
+                                      Content-Type = its type -> {"mediaId": "<digits>"}
 
 Usage in-process: ``with FakeSocialMessaging(latency=0.05) as fake: ... fake.url ... fake.sends``;
 or standalone: ``python localdev/fake_socialmessaging.py --port 8765 --latency 0.05``.
+`make run` starts it standalone with ``--samples`` (a linked WABA with approved sample templates) and
+``--s3-endpoint`` (the local moto, where GetWhatsAppMessageMedia writes inbound files); it listens on
+127.0.0.1 only and refuses an S3 endpoint that is not on this machine.
 Failures can be injected: ``fake.fail_next("ThrottledRequestException", 429, count=2)``.
 """
 
@@ -33,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+MAX_MEDIA_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for video and audio
 
 
 @dataclass
@@ -51,6 +60,8 @@ class FakeState:
     linked_accounts: list[dict] = field(default_factory=list)
     templates: dict[str, list[dict]] = field(default_factory=dict)  # waba id -> summaries
     definitions: dict[str, dict] = field(default_factory=dict)  # metaTemplateId -> Meta template JSON
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # mediaId -> (bytes, mime type)
+    s3_endpoint: str = ""  # where GetWhatsAppMessageMedia writes (a local moto)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -130,6 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/_fake/reset":
             self.server.reset()
             return self._reply(200, {"reset": True})
+        if url.path == "/_fake/media":
+            if not raw or len(raw) > MAX_MEDIA_BYTES:
+                return self._error(400, "ValidationException", f"the file must hold 1 to {MAX_MEDIA_BYTES} bytes")
+            mime_type = (self.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
+            return self._reply(200, {"mediaId": self.server.add_media(raw, mime_type)})
         target = self.headers.get("X-Amz-Target", "")
         if target:
             return self._sms(target, raw, arrived)
@@ -141,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(params, arrived)
         if url.path == "/v1/whatsapp/media":
             return self._media(params, arrived)
+        if url.path == "/v1/whatsapp/media/get":
+            return self._get_media(params, arrived)
         return self._error(404, "ResourceNotFoundException", f"no route {url.path}")
 
     def _sleep_until(self, arrived: float) -> None:
@@ -172,6 +190,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._record("PostWhatsAppMessageMedia", params)
         return self._reply(200, {"mediaId": str(uuid.uuid4().int)[:16]})
 
+    def _get_media(self, params: dict, arrived: float):
+        media_id, destination = params.get("mediaId"), params.get("destinationS3File") or {}
+        if not media_id or not params.get("originationPhoneNumberId"):
+            return self._error(400, "ValidationException", "mediaId and originationPhoneNumberId are required")
+        if destination and params.get("destinationS3PresignedUrl"):
+            return self._error(400, "InvalidParametersException", "give one destination, not both")
+        self._sleep_until(arrived)
+        if failure := self._injected_failure("GetWhatsAppMessageMedia"):
+            return self._error(failure[1], failure[0], "injected failure")
+        with self.server.state.lock:
+            found = self.server.state.media.get(media_id)
+        if found is None:
+            return self._error(404, "ResourceNotFoundException", f"no media {media_id}")
+        data, mime_type = found
+        self._record("GetWhatsAppMessageMedia", params)
+        if not params.get("metadataOnly"):
+            if not destination.get("bucketName") or not self.server.state.s3_endpoint:
+                return self._error(400, "InvalidParametersException", "destinationS3File is required here")
+            # The real service appends the media id and an extension to the key prefix (aws-apis.md §1.4).
+            key = f"{destination.get('key', '')}{media_id}.{mime_type.split('/')[-1]}"
+            self.server.s3().put_object(Bucket=destination["bucketName"], Key=key, Body=data, ContentType=mime_type)
+        return self._reply(200, {"mimeType": mime_type, "fileSize": len(data)})
+
     def _sms(self, target: str, raw: bytes, arrived: float):
         operation = target.rsplit(".", 1)[-1]
         if operation != "SendTextMessage":
@@ -193,6 +234,20 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, state: FakeState):
         super().__init__(address, _Handler)
         self.state = state
+        self._s3 = None
+
+    def s3(self):
+        if self._s3 is None:
+            import boto3  # only the media download needs it
+
+            self._s3 = boto3.client("s3", endpoint_url=self.state.s3_endpoint, region_name="us-east-1")
+        return self._s3
+
+    def add_media(self, data: bytes, mime_type: str) -> str:
+        media_id = str(uuid.uuid4().int)[:15]
+        with self.state.lock:
+            self.state.media[media_id] = (data, mime_type)
+        return media_id
 
     def reset(self) -> None:
         with self.state.lock:
@@ -228,8 +283,10 @@ def busiest_second(times: list[float]) -> int:
 class FakeSocialMessaging:
     """The fake, served from a background thread on 127.0.0.1."""
 
-    def __init__(self, *, latency: float = 0.05, port: int = 0):
-        self.state = FakeState(latency=latency)
+    def __init__(self, *, latency: float = 0.05, port: int = 0, s3_endpoint: str = ""):
+        if s3_endpoint and not is_local_url(s3_endpoint):
+            raise ValueError(f"the S3 endpoint must be on this machine (http://127.0.0.1:PORT), not {s3_endpoint!r}")
+        self.state = FakeState(latency=latency, s3_endpoint=s3_endpoint)
         self.server = _Server(("127.0.0.1", port), self.state)
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-socialmessaging", daemon=True)
 
@@ -267,6 +324,10 @@ class FakeSocialMessaging:
             for _ in range(count):
                 self.state.failures.append((operation, code, status))
 
+    def add_media(self, data: bytes, mime_type: str) -> str:
+        """A file held "by Meta" (what a customer sent); GetWhatsAppMessageMedia serves it by the id returned."""
+        return self.server.add_media(data, mime_type)
+
     def add_template(self, waba_id: str, definition: dict, *, status: str = "APPROVED") -> None:
         """Serve a template (Meta JSON: name, language, category, components) for a linked WABA."""
         meta_id = str(definition.setdefault("id", str(uuid.uuid4().int)[:15]))
@@ -294,12 +355,85 @@ class FakeSocialMessaging:
         self.state.definitions[meta_id] = definition
 
 
+def is_local_url(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return url.startswith("http://") and host in ("127.0.0.1", "localhost", "::1")
+
+
+SAMPLE_WABA_ID = "waba-10ca1000000000000000000000000001"
+
+# Approved sample templates of the local WABA: positional, named, utility and marketing.
+SAMPLE_TEMPLATES: list[dict] = [
+    {
+        "name": "order_update",
+        "language": "en_US",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hello {{1}}, your order {{2}} is on its way.",
+                "example": {"body_text": [["Asha", "A-1042"]]},
+            }
+        ],
+    },
+    {
+        "name": "appointment_reminder",
+        "language": "en_US",
+        "category": "UTILITY",
+        "parameter_format": "NAMED",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hi {{customer_name}}, this is a reminder of your appointment on {{date}}.",
+                "example": {
+                    "body_text_named_params": [
+                        {"param_name": "customer_name", "example": "Asha"},
+                        {"param_name": "date", "example": "12 March"},
+                    ]
+                },
+            }
+        ],
+    },
+    {
+        "name": "welcome_message",
+        "language": "en_US",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Thank you for contacting WECARE.DIGITAL. How can we help?"}],
+    },
+    {
+        "name": "seasonal_offer",
+        "language": "en_US",
+        "category": "MARKETING",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {"type": "BODY", "text": "{{1}}, our winter offer is here: 20% off until {{2}}."},
+            {"type": "FOOTER", "text": "Reply STOP to opt out"},
+        ],
+    },
+]
+
+
+def add_samples(fake: FakeSocialMessaging) -> None:
+    """The local WABA of `make run`: linked, with the approved sample templates."""
+    for number, definition in enumerate(SAMPLE_TEMPLATES, start=1):
+        fake.add_template(SAMPLE_WABA_ID, {**definition, "id": f"10ca1{number:010d}"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per call (default 0.05)")
+    parser.add_argument("--samples", action="store_true", help="serve a linked WABA with approved sample templates")
+    parser.add_argument("--s3-endpoint", default="", help="local S3 (moto) where GetWhatsAppMessageMedia writes")
     args = parser.parse_args()
-    fake = FakeSocialMessaging(latency=args.latency, port=args.port).start()
+    try:
+        fake = FakeSocialMessaging(latency=args.latency, port=args.port, s3_endpoint=args.s3_endpoint)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.samples:
+        add_samples(fake)
+    fake.start()
     print(f"fake End User Messaging Social on {fake.url} (latency {args.latency * 1000:.0f} ms); Ctrl-C stops")
     try:
         while True:

@@ -100,6 +100,13 @@ AWS_REGION = env.str("AWS_REGION", default="us-east-1")
 # boto3 reads AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> itself; we only need to know
 # whether a local emulator is in use (plain http), e.g. for the SQS broker.
 AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
+# The local End User Messaging Social and SMS-Voice v2 of `make run` (localdev/fake_socialmessaging.py)
+# must never stand in for the real services of a deployed environment.
+for _service in ("SOCIALMESSAGING", "PINPOINT_SMS_VOICE_V2"):
+    if env.str(f"AWS_ENDPOINT_URL_{_service}", default="") and ENVIRONMENT not in ("local", "test"):
+        raise ImproperlyConfigured(
+            f"AWS_ENDPOINT_URL_{_service} is for ENVIRONMENT=local and test only (this is {ENVIRONMENT}): unset it."
+        )
 AWS_MAX_ATTEMPTS = _int("AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
 AWS_CONNECT_TIMEOUT = _float("AWS_CONNECT_TIMEOUT", 5.0)
 AWS_READ_TIMEOUT = _float("AWS_READ_TIMEOUT", 15.0)
@@ -231,6 +238,19 @@ if DATABASES["default"].get("ENGINE") not in ("django.db.backends.postgresql", "
         f"DATABASE_URL is malformed (scheme {_scheme}): use postgres://USER:PASSWORD@HOST:PORT/NAME or sqlite:///PATH."
     )
 DATABASES["default"]["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # `make run` writes from the web, the worker, the bulk worker's processes and their send threads,
+    # and beat at once. WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at
+    # BEGIN, so a transaction waits its turn (busy timeout) instead of failing with "database is
+    # locked" when it upgrades from read to write (SQLite cannot wait then). README "Database".
+    _sqlite_timeout = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30, minimum=1, maximum=600)
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": _sqlite_timeout,
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-20000; PRAGMA temp_store=MEMORY"
+        ),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -297,6 +317,9 @@ if IS_PRODUCTION and (
     or SNS_SUBSCRIBE_FETCHER != "messaging.sns.fetch_subscribe_url"
 ):
     raise ImproperlyConfigured("SNS_CERT_FETCHER and SNS_SUBSCRIBE_FETCHER may be changed only outside production.")
+if ENVIRONMENT != "local" and SNS_CERT_FETCHER.startswith("localdev."):
+    # The local SNS certificate of `make run` (localdev/sns_local.py) is trusted on a developer's machine only.
+    raise ImproperlyConfigured(f"SNS_CERT_FETCHER={SNS_CERT_FETCHER} is for ENVIRONMENT=local only.")
 SNS_CERT_CACHE_SECONDS = _int("SNS_CERT_CACHE_SECONDS", 86400, minimum=60)
 # SNS retries an HTTP endpoint for at most an hour: an older signed message is a replay. 0 = no limit.
 SNS_MAX_MESSAGE_AGE_SECONDS = _int("SNS_MAX_MESSAGE_AGE_SECONDS", 86400)
@@ -475,7 +498,26 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+
 # --- Content Security Policy (django-csp 4) -----------------------------------------------------
+def _origin(url: str) -> str:
+    return "/".join(url.rstrip("/").split("/", 3)[:3])
+
+
+# Where pre-signed links to the media bucket point (messaging.selectors.media_presigned_url): the S3
+# endpoint when one is set (the local emulator), else S3's virtual-hosted and path-style hosts.
+_s3_endpoint = env.str("AWS_ENDPOINT_URL_S3", default="") or AWS_ENDPOINT_URL
+MEDIA_URL_ORIGINS = _list(
+    "MEDIA_URL_ORIGINS",
+    [_origin(_s3_endpoint)]
+    if _s3_endpoint
+    else [
+        f"https://{MEDIA_BUCKET}.s3.{AWS_REGION}.amazonaws.com",
+        f"https://{MEDIA_BUCKET}.s3.amazonaws.com",
+        f"https://s3.{AWS_REGION}.amazonaws.com",
+        "https://s3.amazonaws.com",
+    ],
+)
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -483,6 +525,8 @@ CONTENT_SECURITY_POLICY = {
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", "https:", "http:"] if not IS_PRODUCTION else ["'self'", "data:", "https:"],
         "connect-src": ["'self'"],
+        # Inbound video and audio play inline from pre-signed links to the media bucket.
+        "media-src": ["'self'", *MEDIA_URL_ORIGINS],
         "font-src": ["'self'"],
         "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],

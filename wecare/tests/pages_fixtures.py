@@ -102,19 +102,51 @@ def chromium():
         browser.close()
 
 
+# Django template source that reached the browser: a tag, a comment (a multi-line {# #} is not one), or a
+# variable. "{{" followed by a WhatsApp placeholder ({{1}}, {{first_name}}) is a template body shown on purpose.
+LEAKED_TEMPLATE_SYNTAX = re.compile(r"\{%|%\}|\{#|#\}|\{\{(?![a-z0-9_]+\}\})")
+
+
+def leaked_template_syntax(html: str) -> list[str]:
+    """Each piece of Django template source in ``html``, with some context around it."""
+    return [html[max(0, m.start() - 40) : m.end() + 40] for m in LEAKED_TEMPLATE_SYNTAX.finditer(html)]
+
+
+class TemplateSourceWatch:
+    """Checks every HTML answer a page receives (pages and htmx fragments) for leaked template source."""
+
+    def __init__(self, page):
+        self.checked: list[str] = []
+        self.leaks: list[str] = []
+        page.on("response", self._inspect)
+
+    def _inspect(self, response) -> None:
+        if "text/html" not in (response.headers.get("content-type") or "") or not 200 <= response.status < 300:
+            return
+        try:
+            html = response.text()
+        except Exception:  # noqa: BLE001 - the page navigated on and the browser dropped the body
+            return
+        self.checked.append(response.url)
+        self.leaks += [f"{response.url}: {leak!r}" for leak in leaked_template_syntax(html)]
+
+
 @pytest.fixture
 def browser_page(chromium, live_server) -> Iterator:
-    """A fresh browser context (no cookies) at desktop width; console errors fail the test."""
+    """A fresh browser context (no cookies) at desktop width; console errors fail the test, and so does
+    any page or fragment that shows Django template source (``{%``, ``{#``, ``#}``, ``{{ ``)."""
     context = chromium.new_context(viewport={"width": WIDTHS["desktop"], "height": 900}, base_url=live_server.url)
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    watch = TemplateSourceWatch(page)
     yield page
     context.close()
     # A Content-Security-Policy violation or a script error is a bug, even when the page looks right.
     assert not [e for e in errors if not _expected_console_error(e)], errors
+    assert not watch.leaks, watch.leaks
 
 
 def _expected_console_error(text: str) -> bool:

@@ -36,8 +36,7 @@ class Command(BaseCommand):
             user_set_role(user=user, role=ADMIN)
             if not reset_password:
                 self.stdout.write(
-                    f"Local login: {LOCAL_LOGIN_EMAIL} (password unchanged; "
-                    "`python manage.py ensure_local_login --reset-password` prints a new one)"
+                    f"Local login: {LOCAL_LOGIN_EMAIL} (password unchanged; `make password` prints a new one)"
                 )
                 return
             user.set_password(password)
