@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
 from accounts.models import AuditLog, User
@@ -83,6 +84,9 @@ def user_create(*, email: str, role: str, password: str | None = None) -> User:
         raise ValueError(f"A user with email {email} already exists.")
     user = User(username=email, email=email)
     if password:
+        # The same rules as every password form (AUTH_PASSWORD_VALIDATORS): too short, too common,
+        # all digits or too like the email is refused with the validators' own words.
+        validate_password(password, user=user)
         user.set_password(password)
     else:
         user.set_unusable_password()
@@ -216,6 +220,15 @@ def _user_sync_identity(
         )
     else:
         changed = []
+        if user.oidc_subject is None and (user.is_superuser or user.break_glass_enabled):
+            # An email address at the provider proves control of a mailbox, not of this account: a
+            # superuser (or the break-glass account) is never handed to a Cognito identity that way.
+            raise SignInRefused(
+                f"{email} is a superuser here and is never linked to a Cognito identity by email: "
+                "use a separate, non-superuser account for Cognito sign-in",
+                email=email,
+                user=user,
+            )
         if user.oidc_subject is None:
             # Linking an existing row by email: only on an address the provider has verified.
             if settings.OIDC_REQUIRE_VERIFIED_EMAIL and not email_verified:
@@ -234,6 +247,7 @@ def _user_sync_identity(
 
     previous = role_from_groups(list(user.groups.values_list("name", flat=True)))
     user_set_role(user=user, role=role)
+    _drop_direct_permissions(user)
     if role != previous:
         audit_record(
             user=None,
@@ -243,6 +257,23 @@ def _user_sync_identity(
             details={"from": previous, "to": role, "groups": groups, "via": "oidc"},
         )
     return user, role
+
+
+def _drop_direct_permissions(user: User) -> None:
+    """A Cognito user's access is their role, nothing else: permissions granted one by one are removed."""
+    direct = sorted(
+        f"{app}.{code}" for app, code in user.user_permissions.values_list("content_type__app_label", "codename")
+    )
+    if not direct:
+        return
+    user.user_permissions.clear()
+    audit_record(
+        user=None,
+        action="user.direct_permissions_removed",
+        resource_type="user",
+        resource_id=user.pk,
+        details={"removed": direct[:200], "via": "oidc"},
+    )
 
 
 def _no_role_reason(groups: list[str]) -> str:
@@ -267,3 +298,52 @@ def user_set_break_glass(*, user: User, enabled: bool, by: User | None) -> None:
         details={"email": user.email},
     )
     logger.warning("break-glass password sign-in %s for %s", "ENABLED" if enabled else "disabled", user.email)
+
+
+# --- Password guessing: lockouts (django-axes) --------------------------------------------------
+def signin_lockout_record(*, request, username: str, ip_address: str) -> AuditLog:
+    """Audit a lockout; when the account is a break-glass superuser, alert the Admins too.
+
+    A locked break-glass account means someone is guessing the one password that still opens the
+    platform where Cognito is the way in (or the way back in is blocked while Cognito is down).
+    """
+    username = (username or "")[:254]
+    user = User.objects.filter(email__iexact=username).first() if username else None
+    break_glass = bool(user and user.is_superuser and user.break_glass_enabled)
+    entry = audit_record(
+        user=None,
+        action="login.lockout",
+        resource_type="user",
+        resource_id=(user.pk if user else "") or username,
+        details={
+            "username": username,
+            "ip": (ip_address or "")[:64],
+            "break_glass": break_glass,
+            "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200] if request is not None else "",
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+        },
+    )
+    logger.warning("sign-in locked out username=%s ip=%s break_glass=%s", username, ip_address, break_glass)
+    if break_glass:
+        admins_alert(
+            subject=f"Break-glass account locked out ({settings.ENVIRONMENT})",
+            text=(
+                f"Password sign-in for the break-glass superuser {username} was locked after "
+                f"{settings.AXES_FAILURE_LIMIT} failed attempts (last from {ip_address or 'an unknown address'}). "
+                f"Someone may be guessing its password. Environment: {settings.ENVIRONMENT}. "
+                f"Audit entry {entry.pk}."
+            ),
+        )
+    return entry
+
+
+def admins_alert(*, subject: str, text: str) -> bool:
+    """Publish an alert to the platform's SNS alert topic (Admins subscribe to it). Never raises."""
+    from wecare import aws  # the AWS client factory reads settings; imported where needed
+
+    try:
+        aws.client("sns").publish(TopicArn=settings.SNS_TOPIC_ARN, Subject=subject[:100], Message=text)
+        return True
+    except Exception:  # an alert must never turn a refusal into an error; the log has it
+        logger.exception("admin alert could not be published to %s", settings.SNS_TOPIC_ARN)
+        return False

@@ -18,6 +18,7 @@ from django.utils import timezone
 from bulk.execution import job_counts
 from bulk.models import BulkJob, BulkRecipient, JobStatus
 from wecare import aws
+from wecare.spreadsheet import safe_cell
 
 PRESIGNED_URL_SECONDS = 3600
 CSV_FIELDS = ["recipientId", "contactId", "address", "status", "errorCode", "error", "messageId", "sentAt"]
@@ -91,7 +92,8 @@ def report_write(job: BulkJob) -> tuple[str, str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    # Addresses and provider errors can come from outside: no cell may run as a formula.
+    writer.writerows({key: safe_cell(value) for key, value in row.items()} for row in rows)
     s3 = aws.client("s3")
     # Private objects (the bucket blocks public access too); server-side encrypted.
     s3.put_object(

@@ -111,6 +111,8 @@ SECRET_NAME_META_APP_SECRET = env.str("SECRET_NAME_META_APP_SECRET", default="we
 SECRET_NAME_OIDC_CLIENT_SECRET = env.str("SECRET_NAME_OIDC_CLIENT_SECRET", default="wecare/oidc-client-secret")
 
 # --- Security -----------------------------------------------------------------------------------
+TEST_ONLY_SECRET_KEY = "local-only-insecure-key-never-used-outside-local-and-test"  # noqa: S105
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "testserver", "::1", "[::1]")
 if IS_PRODUCTION:
     # Production never reads the key from a plain variable: it comes from Secrets Manager.
     if env.str("DJANGO_SECRET_KEY", default=""):
@@ -134,11 +136,19 @@ if IS_PRODUCTION:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) or [_require("ALLOWED_HOSTS")]
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
     if not SECRET_KEY:
         if ENVIRONMENT not in ("local", "test"):
             raise ImproperlyConfigured(f"DJANGO_SECRET_KEY is required in ENVIRONMENT={ENVIRONMENT}.")
-        SECRET_KEY = "local-only-insecure-key-never-used-outside-local-and-test"  # noqa: S105
-    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+        # The fixed key is public (it is in this file): it serves only a machine's own loopback.
+        # A local/test environment answering any other host name is a deployment, and needs its own key.
+        _public = [h for h in ALLOWED_HOSTS if h not in LOOPBACK_HOSTS]
+        if _public:
+            raise ImproperlyConfigured(
+                f"ENVIRONMENT={ENVIRONMENT} with ALLOWED_HOSTS={','.join(_public)} needs DJANGO_SECRET_KEY: the "
+                "built-in test key is public and serves only localhost. Deploy as staging, preview or production."
+            )
+        SECRET_KEY = TEST_ONLY_SECRET_KEY
 
 DEBUG = _bool("DJANGO_DEBUG", default=ENVIRONMENT == "local")
 if DEBUG and IS_PRODUCTION:
@@ -146,9 +156,31 @@ if DEBUG and IS_PRODUCTION:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SESSION_COOKIE_SECURE = IS_PRODUCTION or ENVIRONMENT in ("staging", "preview")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# The load balancer ends TLS and says so in X-Forwarded-Proto (it overwrites what a client sent).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Production: https only (HTTP is redirected) and browsers told so for a year (HSTS).
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
+SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", 31_536_000 if IS_PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=False)
+# The load balancer's health check calls plain http on the target: it is not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz"]
+SESSION_COOKIE_HTTPONLY = True
+# Sessions end after SESSION_IDLE_SECONDS without a request and SESSION_ABSOLUTE_SECONDS after sign-in
+# (accounts.middleware.SessionTimeoutMiddleware); the cookie itself lasts no longer than the latter.
+SESSION_IDLE_SECONDS = _int("SESSION_IDLE_SECONDS", 8 * 3600, minimum=60)
+SESSION_ABSOLUTE_SECONDS = _int("SESSION_ABSOLUTE_SECONDS", 24 * 3600, minimum=60)
+if SESSION_IDLE_SECONDS > SESSION_ABSOLUTE_SECONDS:
+    raise ImproperlyConfigured("SESSION_IDLE_SECONDS must not exceed SESSION_ABSOLUTE_SECONDS.")
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
+# Roles follow Cognito groups: re-read for every OIDC user this often (accounts.tasks.roles_recheck).
+ROLE_RECHECK_SECONDS = _int("ROLE_RECHECK_SECONDS", 900, minimum=60)
+# Request bodies (not uploaded files) larger than this are refused before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=262_144)
+# Nested JSON deeper than this is a 400 (wecare.jsonsafe), never a RecursionError.
+JSON_MAX_DEPTH = _int("JSON_MAX_DEPTH", 32, minimum=4, maximum=200)
 
 # --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -165,6 +197,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_celery_beat",
     "django_htmx",
+    "axes",
     "wecare",
     "accounts",
     "contacts",
@@ -183,8 +216,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.AuditForbiddenMiddleware",
+    # Last, so it sees the final answer of a password sign-in (django-axes locks out guessers).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "wecare.urls"
@@ -195,7 +231,12 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Cognito over OIDC first (it answers only when OIDC_CLIENT_ID is set); the password backend refuses
 # everyone but a break-glass superuser where OIDC is the way in outside local/test.
-AUTHENTICATION_BACKENDS = ["wecare.auth.CognitoOIDCBackend", "accounts.backends.PasswordBackend"]
+# AxesStandaloneBackend comes first: a locked-out account or address is refused before any hashing.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "wecare.auth.CognitoOIDCBackend",
+    "accounts.backends.PasswordBackend",
+]
 
 TEMPLATES = [
     {
@@ -454,6 +495,29 @@ OIDC_REQUIRE_VERIFIED_EMAIL = _bool("OIDC_REQUIRE_VERIFIED_EMAIL", default=True)
 OIDC_REDIRECT_FIELD_NAME = "next"
 # Behind a load balancer, how many proxies append to X-Forwarded-For (for the source IP in the audit).
 TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0, maximum=5)
+# Production signs in through Cognito: without it the password form would be open to everyone.
+if IS_PRODUCTION and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "OIDC_CLIENT_ID is required in production: staff sign in with Cognito (set OIDC_CLIENT_ID and "
+        "COGNITO_USER_POOL_ID). Without it the password form would be the way in for everyone; the "
+        "password stays only for a break-glass superuser an Admin enabled."
+    )
+
+# --- Password guessing (django-axes) -------------------------------------------------------------
+# Failed password sign-ins are counted per account and, separately, per source address (the client
+# address the load balancer saw, accounts.services.client_ip); at the limit both are locked for
+# AXES_COOLOFF_TIME and the form answers 429 before any password is hashed. Each lockout is audited,
+# and an Admin alert goes out when a break-glass account is locked (accounts.signals).
+AXES_FAILURE_LIMIT = _int("AXES_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = _int("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours, as django-axes wants
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "accounts.services.client_ip"
+AXES_HANDLER = "accounts.lockout.PasswordAttemptHandler"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = True
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
