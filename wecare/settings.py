@@ -92,6 +92,13 @@ if SEND_MODE == "LIVE" and ENVIRONMENT != "production":
         "Use SEND_MODE=DRY_RUN."
     )
 IS_PRODUCTION = ENVIRONMENT == "production"
+# The AWS account LIVE sends must come from: the credentials' account (STS) is compared with it once at
+# start (wecare.aws.live_account_verify, run by the wecare.E130 check, the WSGI start and the workers).
+AWS_ACCOUNT_ID = env.str("AWS_ACCOUNT_ID", default="").strip()
+if SEND_MODE == "LIVE" and not (len(AWS_ACCOUNT_ID) == 12 and AWS_ACCOUNT_ID.isdigit()):
+    raise ImproperlyConfigured(
+        "AWS_ACCOUNT_ID is required with SEND_MODE=LIVE: the 12-digit AWS account that may send for real."
+    )
 # The local username/password form is for local and test, and for a break-glass superuser.
 LOCAL_LOGIN_ENABLED = ENVIRONMENT in ("local", "test")
 
@@ -179,6 +186,9 @@ SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
 ROLE_RECHECK_SECONDS = _int("ROLE_RECHECK_SECONDS", 900, minimum=60)
 # Request bodies (not uploaded files) larger than this are refused before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = _int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=262_144)
+# Whole request bodies above this are refused (413) before they are read (wecare.limits).
+UPLOAD_MAX_BYTES = _int("UPLOAD_MAX_BYTES", 101 * 1024 * 1024, minimum=1024 * 1024)
+SNS_MAX_BODY_BYTES = 256 * 1024  # SNS's own maximum message size
 # Nested JSON deeper than this is a 400 (wecare.jsonsafe), never a RecursionError.
 JSON_MAX_DEPTH = _int("JSON_MAX_DEPTH", 32, minimum=4, maximum=200)
 
@@ -208,6 +218,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "wecare.limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -338,6 +349,10 @@ if IS_PRODUCTION and (
     or SNS_SUBSCRIBE_FETCHER != "messaging.sns.fetch_subscribe_url"
 ):
     raise ImproperlyConfigured("SNS_CERT_FETCHER and SNS_SUBSCRIBE_FETCHER may be changed only outside production.")
+# The topic is set to SignatureVersion 2 (SHA256); version 1 (SHA1) is refused in production.
+SNS_ALLOW_SIGNATURE_V1 = _bool("SNS_ALLOW_SIGNATURE_V1", default=not IS_PRODUCTION)
+if IS_PRODUCTION and SNS_ALLOW_SIGNATURE_V1:
+    raise ImproperlyConfigured("SNS_ALLOW_SIGNATURE_V1=true is refused in production: the topic signs with version 2.")
 SNS_CERT_CACHE_SECONDS = _int("SNS_CERT_CACHE_SECONDS", 86400, minimum=60)
 # SNS retries an HTTP endpoint for at most an hour: an older signed message is a replay. 0 = no limit.
 SNS_MAX_MESSAGE_AGE_SECONDS = _int("SNS_MAX_MESSAGE_AGE_SECONDS", 86400)
@@ -447,6 +462,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},  # one sweep at a time is enough
     },
+    "roles-recheck": {
+        "task": "accounts.roles_recheck",
+        "schedule": 300.0,  # each user is looked up at most every ROLE_RECHECK_SECONDS
+        "options": {"expires": 290},
+    },
     "sync-whatsapp-templates": {
         "task": "messaging.sync_whatsapp_templates",
         "schedule": crontab(minute="*/30"),
@@ -526,6 +546,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RolePermission"],
+    # JSON with a nesting limit (wecare.jsonsafe); forms and multipart as DRF has them.
+    "DEFAULT_PARSER_CLASSES": [
+        "wecare.jsonsafe.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

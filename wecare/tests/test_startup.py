@@ -86,6 +86,8 @@ def production(django_key_secret):
         "SECRET_NAME_DJANGO_SECRET_KEY": name,
         "ALLOWED_HOSTS": "platform.wecare.digital",
         "DATABASE_URL": _postgres_url(),
+        "OIDC_CLIENT_ID": "app-client",
+        "AWS_ACCOUNT_ID": "809904170947",  # moto's account (scripts/with-services.sh)
     }
 
 
