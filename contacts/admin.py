@@ -24,7 +24,7 @@ from contacts.services import (
     contact_soft_delete,
     contact_update,
 )
-from wecare.spreadsheet import safe_row
+from wecare.spreadsheet import safe_cell
 
 ADMIN_MESSAGE_ROWS = 50
 
@@ -199,11 +199,16 @@ class ContactAdmin(ImportExportActionModelAdmin):
         return data
 
     def get_data_for_export(self, request, queryset, **kwargs):
-        # Names come from WhatsApp profiles: no cell may run as a formula in a spreadsheet.
+        # Names come from WhatsApp profiles: no free-text cell may run as a formula in a spreadsheet.
+        # (Phones are validated E.164 and stay as they are, so an export imports back.)
         dataset = super().get_data_for_export(request, queryset, **kwargs)
+        free_text = [i for i, header in enumerate(dataset.headers or []) if header in ("name", "email")]
         safe = Dataset(headers=dataset.headers)
         for row in dataset:
-            safe.append(safe_row(row))
+            cells = list(row)
+            for i in free_text:
+                cells[i] = safe_cell(cells[i])
+            safe.append(cells)
         return safe
 
     # --- Writes through the services ------------------------------------------------------------
