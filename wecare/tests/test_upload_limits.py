@@ -7,7 +7,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+import bulk.serializers
+import bulk.views
 from accounts.services import user_create
 from bulk.models import BulkJob
 from contacts.models import Contact
@@ -31,9 +34,7 @@ def contact():
     )
 
 
-def test_a_dm_media_file_over_the_whatsapp_limit_is_refused_with_a_clear_error(
-    operator_client, contact, monkeypatch
-):
+def test_a_dm_media_file_over_the_whatsapp_limit_is_refused_with_a_clear_error(operator_client, contact, monkeypatch):
     monkeypatch.setattr(whatsapp, "MEDIA_MAX_BYTES", 1024)
     upload = SimpleUploadedFile("big.pdf", b"%PDF" + b"x" * 4096, content_type="application/pdf")
 
@@ -47,8 +48,6 @@ def test_a_dm_media_file_over_the_whatsapp_limit_is_refused_with_a_clear_error(
 
 
 def test_the_dm_api_refuses_a_media_file_over_the_limit(contact, monkeypatch):
-    from rest_framework.test import APIClient
-
     monkeypatch.setattr(whatsapp, "MEDIA_MAX_BYTES", 1024)
     client = APIClient()
     client.force_authenticate(user_create(email="api@example.com", role="Operator"))
@@ -64,8 +63,6 @@ def test_the_dm_api_refuses_a_media_file_over_the_limit(contact, monkeypatch):
 
 
 def test_a_bulk_csv_over_the_limit_is_refused_on_the_page(operator_client, monkeypatch):
-    import bulk.views
-
     monkeypatch.setattr(bulk.views, "CSV_MAX_BYTES", 1024)
     upload = SimpleUploadedFile("people.csv", b"phone\n" + b"+919876543210\n" * 200, content_type="text/csv")
 
@@ -79,9 +76,6 @@ def test_a_bulk_csv_over_the_limit_is_refused_on_the_page(operator_client, monke
 
 
 def test_a_bulk_csv_over_the_limit_is_refused_by_the_api(monkeypatch):
-    import bulk.serializers
-    from rest_framework.test import APIClient
-
     monkeypatch.setattr(bulk.serializers, "MAX_CSV_BYTES", 1024)
     client = APIClient()
     client.force_authenticate(user_create(email="api@example.com", role="Operator"))
@@ -94,9 +88,7 @@ def test_a_bulk_csv_over_the_limit_is_refused_by_the_api(monkeypatch):
     assert not BulkJob.objects.exists()
 
 
-def test_any_request_body_over_the_upload_limit_is_refused_from_its_content_length(
-    operator_client, contact, settings
-):
+def test_any_request_body_over_the_upload_limit_is_refused_from_its_content_length(operator_client, contact, settings):
     settings.UPLOAD_MAX_BYTES = 1024 * 1024
     upload = SimpleUploadedFile("big.pdf", b"x" * (2 * 1024 * 1024), content_type="application/pdf")
 
