@@ -92,13 +92,7 @@ if SEND_MODE == "LIVE" and ENVIRONMENT != "production":
         "Use SEND_MODE=DRY_RUN."
     )
 IS_PRODUCTION = ENVIRONMENT == "production"
-# The AWS account LIVE sends must come from: the credentials' account (STS) is compared with it once at
-# start (wecare.aws.live_account_verify, run by the wecare.E130 check, the WSGI start and the workers).
-AWS_ACCOUNT_ID = env.str("AWS_ACCOUNT_ID", default="").strip()
-if SEND_MODE == "LIVE" and not (len(AWS_ACCOUNT_ID) == 12 and AWS_ACCOUNT_ID.isdigit()):
-    raise ImproperlyConfigured(
-        "AWS_ACCOUNT_ID is required with SEND_MODE=LIVE: the 12-digit AWS account that may send for real."
-    )
+
 # The local username/password form is for local and test, and for a break-glass superuser.
 LOCAL_LOGIN_ENABLED = ENVIRONMENT in ("local", "test")
 
@@ -323,6 +317,16 @@ MEDIA_OUTGOING_PREFIX = env.str("MEDIA_OUTGOING_PREFIX", default="whatsapp-media
 REPORT_BUCKET = env.str("REPORT_BUCKET", default="stream.wecare.digital")
 REPORT_PREFIX = env.str("REPORT_PREFIX", default="base-wecare-digital/reports/")
 SNS_TOPIC_ARN = env.str("SNS_TOPIC_ARN", default="arn:aws:sns:us-east-1:809904170947:base-wecare-digital")
+# The AWS account LIVE sends must come from (by default the account of SNS_TOPIC_ARN): the credentials'
+# account (STS) is compared with it once at start (wecare.aws.live_account_verify, run by the
+# wecare.E130 check, the WSGI start and the workers), never at import.
+_topic_account = SNS_TOPIC_ARN.split(":")[4] if SNS_TOPIC_ARN.count(":") >= 5 else ""
+AWS_ACCOUNT_ID = env.str("AWS_ACCOUNT_ID", default=_topic_account).strip()
+if SEND_MODE == "LIVE" and not (len(AWS_ACCOUNT_ID) == 12 and AWS_ACCOUNT_ID.isdigit()):
+    raise ImproperlyConfigured(
+        f"AWS_ACCOUNT_ID={AWS_ACCOUNT_ID!r} is not an AWS account id: SEND_MODE=LIVE needs the 12-digit account "
+        "that may send for real (by default the account of SNS_TOPIC_ARN)."
+    )
 LOG_GROUP_NAME = env.str("LOG_GROUP_NAME", default="/base-wecare-digital/common")
 CLOUDWATCH_LOGS_ENABLED = _bool("CLOUDWATCH_LOGS_ENABLED", default=IS_PRODUCTION)
 BEDROCK_KNOWLEDGE_BASE_ID = env.str("BEDROCK_KNOWLEDGE_BASE_ID", default="FZBPKGTOYE")

@@ -237,10 +237,17 @@ def test_live_sends_need_the_configured_aws_account(start, production):
     _refused(result, "(wecare.E130) SEND_MODE=LIVE is refused: the credentials belong to AWS account 809904170947")
 
 
-def test_live_sends_name_a_missing_aws_account(start, production):
-    result = start(CHECK, **{**production, "AWS_ACCOUNT_ID": None}, SEND_MODE="LIVE")
+def test_live_sends_name_a_malformed_aws_account(start, production):
+    result = start(CHECK, **{**production, "AWS_ACCOUNT_ID": "my-account"}, SEND_MODE="LIVE")
 
-    _refused(result, "AWS_ACCOUNT_ID is required with SEND_MODE=LIVE")
+    _refused(result, "AWS_ACCOUNT_ID='my-account' is not an AWS account id")
+
+
+def test_without_aws_account_id_live_sends_need_the_account_of_the_sns_topic(start, production):
+    other_topic = "arn:aws:sns:us-east-1:111111111111:base-wecare-digital"
+    result = start(CHECK, **{**production, "AWS_ACCOUNT_ID": None, "SNS_TOPIC_ARN": other_topic}, SEND_MODE="LIVE")
+
+    _refused(result, "not AWS_ACCOUNT_ID=111111111111")
 
 
 def test_the_web_process_checks_the_account_when_it_starts(start, production):
