@@ -92,7 +92,6 @@ if SEND_MODE == "LIVE" and ENVIRONMENT != "production":
         "Use SEND_MODE=DRY_RUN."
     )
 IS_PRODUCTION = ENVIRONMENT == "production"
-
 # The local username/password form is for local and test, and for a break-glass superuser.
 LOCAL_LOGIN_ENABLED = ENVIRONMENT in ("local", "test")
 

@@ -37,4 +37,4 @@ def test_the_report_csv_neutralises_formulas_and_keeps_phones(reset_aws):
     rows = list(csv.DictReader(io.StringIO(body)))
     assert rows[0]["address"] == "+919876543210"
     assert rows[1]["address"] == "'=cmd|' /C calc'!A0@example.com"
-    assert rows[1]["error"] == "'@SUM(1+1)*cmd|\" /C calc\"!A0"
+    assert rows[1]["error"] == '\'@SUM(1+1)*cmd|" /C calc"!A0'
