@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 
 from accounts.models import AuditLog, User
 from accounts.roles import ADMIN
@@ -14,6 +16,22 @@ class UserChangeForm(DjangoUserAdmin.form):
         if cleaned.get("break_glass_enabled") and not cleaned.get("is_superuser"):
             self.add_error("break_glass_enabled", "Break-glass password sign-in is for superusers only.")
         return cleaned
+
+
+class CognitoUserCreationForm(forms.ModelForm):
+    """What an Admin who is not a superuser fills in to add someone: no password (they use Cognito)."""
+
+    class Meta:
+        model = User
+        fields = ("email",)
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        user.email = user.username = User.objects.normalize_email(user.email).lower()
+        user.set_unusable_password()
+        if commit:
+            user.save()
+        return user
 
 
 @admin.register(User)
@@ -36,6 +54,46 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
+
+    # --- Privilege fields: superusers only --------------------------------------------------------
+    # An Admin who is not a superuser manages people and their roles, but cannot make anyone (them-
+    # selves included) a superuser, grant permissions outside the roles, set a password or turn on
+    # break-glass, nor change a superuser's account at all.
+    SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions", "break_glass_enabled", "password")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser and obj is not None:
+            fields += [f for f in self.SUPERUSER_ONLY_FIELDS if f not in fields]
+        return fields
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None and not request.user.is_superuser:
+            return ((None, {"fields": ("email",)}),)
+        return super().get_fieldsets(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None and not request.user.is_superuser:
+            kwargs["form"] = CognitoUserCreationForm
+            kwargs["fields"] = ("email",)
+            return admin.ModelAdmin.get_form(self, request, obj, **kwargs)
+        return super().get_form(request, obj, **kwargs)
+
+    def user_change_password(self, request, id, form_url=""):
+        if not request.user.is_superuser:
+            request.audit_denial_reason = "only a superuser may set a password"
+            raise PermissionDenied("Only a superuser may set a password.")
+        return super().user_change_password(request, id, form_url)
 
     @admin.display(description="role")
     def role(self, obj: User) -> str:

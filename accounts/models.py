@@ -18,6 +18,10 @@ class User(AbstractUser):
     # The identity provider's stable id for this person (the ID token's ``sub``). Bound at the first
     # OIDC sign-in; from then on the user is found by it, so a changed email cannot take over a row.
     oidc_subject = models.CharField(max_length=255, unique=True, null=True, blank=True, editable=False)
+    # The user-pool user name (``cognito:username``), what Cognito's admin API looks people up by when
+    # the role is re-checked between sign-ins (accounts.tasks.roles_recheck).
+    oidc_username = models.CharField(max_length=255, blank=True, default="", editable=False)
+    roles_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Where OIDC is the way in, the password form still admits a superuser for whom an Admin turned
     # this on: the way back in when the identity provider is down.
     break_glass_enabled = models.BooleanField(

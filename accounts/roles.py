@@ -21,6 +21,7 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "contacts.add_contact",
     "contacts.change_contact",
     "contacts.delete_contact",
+    "contacts.export_contact",
     "messaging.send_message",
     "bulk.add_bulkjob",
     "bulk.change_bulkjob",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import AuditLog, User
 from accounts.roles import ROLES
@@ -33,10 +37,10 @@ def audit_record(
     db_user, actor = _actor(user)
     entry = AuditLog.objects.create(
         user=db_user,
-        actor=actor,
-        action=action,
-        resource_type=resource_type,
-        resource_id=str(resource_id or ""),
+        actor=actor[:254],
+        action=action[:64],
+        resource_type=str(resource_type or "")[:64],
+        resource_id=str(resource_id or "")[:128],
         details=details or {},
     )
     logger.info(
@@ -50,15 +54,40 @@ def audit_record(
     return entry
 
 
-def audit_forbidden(*, user, resource_type: str, resource_id: Any, reason: str, details: dict) -> AuditLog:
-    logger.warning("403 refused actor=%s resource=%s:%s reason=%s", _actor(user)[1], resource_type, resource_id, reason)
-    return audit_record(
-        user=user,
-        action="forbidden",
-        resource_type=resource_type,
-        resource_id=resource_id,
-        details={"reason": reason, **details},
-    )
+# A refusal's audit entry is bounded: an anonymous caller chooses the path, headers and body.
+AUDIT_TEXT_MAX = 300
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= AUDIT_TEXT_MAX else value[:AUDIT_TEXT_MAX] + "…"
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return _bounded(str(value))
+
+
+def audit_forbidden(*, user, resource_type: str, resource_id: Any, reason: str, details: dict) -> AuditLog | None:
+    """Record a 403. Never raises: an audit that cannot be written must not turn a 403 into a 500."""
+    bounded = {str(k)[:64]: _bounded(v) for k, v in list(details.items())[:20]}
+    try:
+        logger.warning(
+            "403 refused actor=%s resource=%s:%s reason=%s",
+            _actor(user)[1],
+            _bounded(resource_type),
+            _bounded(resource_id),
+            _bounded(reason),
+        )
+        with transaction.atomic():  # a savepoint: a failed insert leaves the request's transaction usable
+            return audit_record(
+                user=user,
+                action="forbidden",
+                resource_type=_bounded(resource_type),
+                resource_id=_bounded(resource_id),
+                details={"reason": _bounded(reason), **bounded},
+            )
+    except Exception:
+        logger.exception("the audit entry of a 403 could not be written")
+        return None
 
 
 @transaction.atomic
@@ -83,6 +112,9 @@ def user_create(*, email: str, role: str, password: str | None = None) -> User:
         raise ValueError(f"A user with email {email} already exists.")
     user = User(username=email, email=email)
     if password:
+        # The same rules as every password form (AUTH_PASSWORD_VALIDATORS): too short, too common,
+        # all digits or too like the email is refused with the validators' own words.
+        validate_password(password, user=user)
         user.set_password(password)
     else:
         user.set_unusable_password()
@@ -165,7 +197,9 @@ def role_from_groups(groups: list[str]) -> str | None:
     return None
 
 
-def user_sign_in_sync(*, subject: str, email: str, groups: list[str], email_verified: bool = True) -> User:
+def user_sign_in_sync(
+    *, subject: str, email: str, groups: list[str], email_verified: bool = True, username: str = ""
+) -> User:
     """Find or create the person the identity provider vouches for, and set their role from their groups.
 
     The user is found by the provider's subject, else (first OIDC sign-in of an existing row) by email.
@@ -173,7 +207,9 @@ def user_sign_in_sync(*, subject: str, email: str, groups: list[str], email_veri
     are removed here, also when the sign-in is then refused. A person with none of the three, or a
     disabled account, is refused (SignInRefused).
     """
-    user, role = _user_sync_identity(subject=subject, email=email, groups=groups, email_verified=email_verified)
+    user, role = _user_sync_identity(
+        subject=subject, email=email, groups=groups, email_verified=email_verified, username=username
+    )
     if role is None:
         raise SignInRefused(_no_role_reason(groups), email=user.email, user=user)
     if not user.is_active:
@@ -183,7 +219,7 @@ def user_sign_in_sync(*, subject: str, email: str, groups: list[str], email_veri
 
 @transaction.atomic
 def _user_sync_identity(
-    *, subject: str, email: str, groups: list[str], email_verified: bool
+    *, subject: str, email: str, groups: list[str], email_verified: bool, username: str = ""
 ) -> tuple[User, str | None]:
     # Every refusal here comes before any write; the role change below is kept even when the
     # caller then refuses the sign-in (a group removed at the provider is removed here).
@@ -207,7 +243,7 @@ def _user_sync_identity(
         if role is None:
             # No row for someone who may not use the platform.
             raise SignInRefused(_no_role_reason(groups), email=email)
-        user = User(username=email, email=email, oidc_subject=subject)
+        user = User(username=email, email=email, oidc_subject=subject, oidc_username=username[:255])
         user.set_unusable_password()
         user.full_clean(exclude=["password"])
         user.save()
@@ -216,6 +252,15 @@ def _user_sync_identity(
         )
     else:
         changed = []
+        if user.oidc_subject is None and (user.is_superuser or user.break_glass_enabled):
+            # An email address at the provider proves control of a mailbox, not of this account: a
+            # superuser (or the break-glass account) is never handed to a Cognito identity that way.
+            raise SignInRefused(
+                f"{email} is a superuser here and is never linked to a Cognito identity by email: "
+                "use a separate, non-superuser account for Cognito sign-in",
+                email=email,
+                user=user,
+            )
         if user.oidc_subject is None:
             # Linking an existing row by email: only on an address the provider has verified.
             if settings.OIDC_REQUIRE_VERIFIED_EMAIL and not email_verified:
@@ -229,11 +274,15 @@ def _user_sync_identity(
                 raise SignInRefused(f"{email} belongs to another user here", email=email, user=user)
             user.email = user.username = email
             changed += ["email", "username"]
+        if username and username != user.oidc_username:
+            user.oidc_username = username[:255]
+            changed.append("oidc_username")
         if changed:
             user.save(update_fields=changed)
 
     previous = role_from_groups(list(user.groups.values_list("name", flat=True)))
     user_set_role(user=user, role=role)
+    _drop_direct_permissions(user)
     if role != previous:
         audit_record(
             user=None,
@@ -243,6 +292,23 @@ def _user_sync_identity(
             details={"from": previous, "to": role, "groups": groups, "via": "oidc"},
         )
     return user, role
+
+
+def _drop_direct_permissions(user: User) -> None:
+    """A Cognito user's access is their role, nothing else: permissions granted one by one are removed."""
+    direct = sorted(
+        f"{app}.{code}" for app, code in user.user_permissions.values_list("content_type__app_label", "codename")
+    )
+    if not direct:
+        return
+    user.user_permissions.clear()
+    audit_record(
+        user=None,
+        action="user.direct_permissions_removed",
+        resource_type="user",
+        resource_id=user.pk,
+        details={"removed": direct[:200], "via": "oidc"},
+    )
 
 
 def _no_role_reason(groups: list[str]) -> str:
@@ -267,3 +333,127 @@ def user_set_break_glass(*, user: User, enabled: bool, by: User | None) -> None:
         details={"email": user.email},
     )
     logger.warning("break-glass password sign-in %s for %s", "ENABLED" if enabled else "disabled", user.email)
+
+
+# --- Password guessing: lockouts (django-axes) --------------------------------------------------
+def signin_lockout_record(*, request, username: str, ip_address: str) -> AuditLog:
+    """Audit a lockout; when the account is a break-glass superuser, alert the Admins too.
+
+    A locked break-glass account means someone is guessing the one password that still opens the
+    platform where Cognito is the way in (or the way back in is blocked while Cognito is down).
+    """
+    username = (username or "")[:254]
+    user = User.objects.filter(email__iexact=username).first() if username else None
+    break_glass = bool(user and user.is_superuser and user.break_glass_enabled)
+    entry = audit_record(
+        user=None,
+        action="login.lockout",
+        resource_type="user",
+        resource_id=(user.pk if user else "") or username,
+        details={
+            "username": username,
+            "ip": (ip_address or "")[:64],
+            "break_glass": break_glass,
+            "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200] if request is not None else "",
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+        },
+    )
+    logger.warning("sign-in locked out username=%s ip=%s break_glass=%s", username, ip_address, break_glass)
+    if break_glass:
+        admins_alert(
+            subject=f"Break-glass account locked out ({settings.ENVIRONMENT})",
+            text=(
+                f"Password sign-in for the break-glass superuser {username} was locked after "
+                f"{settings.AXES_FAILURE_LIMIT} failed attempts (last from {ip_address or 'an unknown address'}). "
+                f"Someone may be guessing its password. Environment: {settings.ENVIRONMENT}. "
+                f"Audit entry {entry.pk}."
+            ),
+        )
+    return entry
+
+
+def admins_alert(*, subject: str, text: str) -> bool:
+    """Publish an alert to the platform's SNS alert topic (Admins subscribe to it). Never raises."""
+    from wecare import aws  # the AWS client factory reads settings; imported where needed
+
+    try:
+        aws.client("sns").publish(TopicArn=settings.SNS_TOPIC_ARN, Subject=subject[:100], Message=text)
+        return True
+    except Exception:  # an alert must never turn a refusal into an error; the log has it
+        logger.exception("admin alert could not be published to %s", settings.SNS_TOPIC_ARN)
+        return False
+
+
+# --- Roles between sign-ins: re-read from Cognito ---------------------------------------------
+def _cognito_groups(identity: str) -> list[str] | None:
+    """The user's Cognito groups, or None when the user is gone or disabled in the pool."""
+    from wecare import aws  # the AWS client factory reads settings; imported where needed
+
+    idp = aws.client("cognito-idp")
+    pool = settings.COGNITO_USER_POOL_ID
+    try:
+        if not idp.admin_get_user(UserPoolId=pool, Username=identity).get("Enabled", True):
+            return None
+        groups: list[str] = []
+        kwargs: dict = {"UserPoolId": pool, "Username": identity, "Limit": 60}
+        while True:
+            page = idp.admin_list_groups_for_user(**kwargs)
+            groups += [g["GroupName"] for g in page.get("Groups", [])]
+            if not page.get("NextToken"):
+                return groups
+            kwargs["NextToken"] = page["NextToken"]
+    except idp.exceptions.UserNotFoundException:
+        return None
+
+
+@transaction.atomic
+def user_roles_recheck(*, user: User) -> str | None:
+    """Set the role of a Cognito user from the pool as it is now (removed, disabled or demoted there:
+    removed or demoted here). Returns the role. Provider errors propagate (the next run retries)."""
+    identity = user.oidc_username or user.oidc_subject
+    if not identity:
+        raise ValueError(f"{user.email} has never signed in with Cognito: there is nothing to re-check.")
+    groups = _cognito_groups(identity)
+    role = role_from_groups(groups or [])
+    user = User.objects.select_for_update().get(pk=user.pk)
+    previous = role_from_groups(list(user.groups.values_list("name", flat=True)))
+    user_set_role(user=user, role=role)
+    _drop_direct_permissions(user)
+    user.roles_checked_at = timezone.now()
+    user.save(update_fields=["roles_checked_at"])
+    if role != previous:
+        audit_record(
+            user=None,
+            action="user.role_change",
+            resource_type="user",
+            resource_id=user.pk,
+            details={
+                "from": previous,
+                "to": role,
+                "groups": groups,
+                "via": "cognito-recheck",
+                **({"reason": "not found or disabled in the user pool"} if groups is None else {}),
+            },
+        )
+        logger.warning("role re-check: %s is now %s (was %s)", user.email, role or "no role", previous)
+    return role
+
+
+def users_roles_recheck(*, older_than_seconds: int | None = None) -> dict[str, int]:
+    """Re-check every active Cognito user not checked for ``older_than_seconds`` (ROLE_RECHECK_SECONDS)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds or settings.ROLE_RECHECK_SECONDS)
+    users = User.objects.filter(is_active=True, oidc_subject__isnull=False).filter(
+        Q(roles_checked_at__isnull=True) | Q(roles_checked_at__lt=cutoff)
+    )
+    counts = {"checked": 0, "changed": 0, "failed": 0}
+    for user in users.iterator():
+        before = user.role
+        try:
+            after = user_roles_recheck(user=user)
+        except Exception:  # one person's lookup failing must not stop the others
+            logger.exception("role re-check failed for user %s", user.pk)
+            counts["failed"] += 1
+            continue
+        counts["checked"] += 1
+        counts["changed"] += int(after != before)
+    return counts

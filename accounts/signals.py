@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import time
+
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
-from accounts.services import signin_audit
+from accounts.middleware import SESSION_SEEN_KEY, SESSION_STARTED_KEY
+from accounts.services import signin_audit, signin_lockout_record
 
 OIDC_BACKEND = "wecare.auth.CognitoOIDCBackend"
 
@@ -18,6 +22,9 @@ def _method(user, request) -> str:
 
 @receiver(user_logged_in)
 def audit_login_success(sender, request, user, **kwargs):
+    if request is not None and hasattr(request, "session"):
+        # The session's clock starts at sign-in (accounts.middleware.SessionTimeoutMiddleware).
+        request.session[SESSION_STARTED_KEY] = request.session[SESSION_SEEN_KEY] = int(time.time())
     details = {"backend": getattr(user, "backend", "")}
     if getattr(user, "role", None):
         details["role"] = user.role
@@ -39,3 +46,8 @@ def audit_login_failure(sender, credentials, request=None, **kwargs):
         username=username,
         reason=reason or ("wrong email or password" if method == "password" else "sign-in failed"),
     )
+
+
+@receiver(user_locked_out)
+def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs):
+    signin_lockout_record(request=request, username=username or "", ip_address=ip_address or "")

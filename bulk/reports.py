@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,9 +19,20 @@ from django.utils import timezone
 from bulk.execution import job_counts
 from bulk.models import BulkJob, BulkRecipient, JobStatus
 from wecare import aws
+from wecare.spreadsheet import safe_cell
 
 PRESIGNED_URL_SECONDS = 3600
 CSV_FIELDS = ["recipientId", "contactId", "address", "status", "errorCode", "error", "messageId", "sentAt"]
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _csv_cell(value):
+    """Formula-safe, except a validated E.164 phone, which holds no formula and stays usable as it is."""
+    if isinstance(value, str) and _E164.match(value):
+        return value
+    return safe_cell(value)
 
 
 def report_keys(job: BulkJob) -> tuple[str, str]:
@@ -91,7 +103,8 @@ def report_write(job: BulkJob) -> tuple[str, str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    # Addresses and provider errors can come from outside: no cell may run as a formula.
+    writer.writerows({key: _csv_cell(value) for key, value in row.items()} for row in rows)
     s3 = aws.client("s3")
     # Private objects (the bucket blocks public access too); server-side encrypted.
     s3.put_object(

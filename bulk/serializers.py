@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bulk.execution import job_counts
 from bulk.models import BulkJob, BulkRecipient, JobStatus
 from contacts.models import Channel
+from wecare import jsonsafe
 
 MAX_CSV_BYTES = 10 * 1024 * 1024
 
@@ -24,7 +23,7 @@ class JSONStringOrValueField(serializers.Field):
     def to_internal_value(self, data):
         if isinstance(data, str):
             try:
-                data = json.loads(data)
+                data = jsonsafe.loads(data)
             except ValueError:
                 raise serializers.ValidationError("Must be JSON.") from None
         if not isinstance(data, self.expected):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
 from import_export.admin import ImportExportActionModelAdmin
 from import_export.formats import base_formats
+from tablib import Dataset
 
+from accounts.services import audit_record
 from contacts.models import ConsentEvent, ConsentSource, Contact
 from contacts.resources import ContactResource, describe_bad_rows
 from contacts.selectors import contact_filter_search
@@ -17,10 +19,12 @@ from contacts.services import (
     OPT_IN_FIELDS,
     contact_clean,
     contact_create,
+    contact_export_includes_deleted,
     contact_restore,
     contact_soft_delete,
     contact_update,
 )
+from wecare.spreadsheet import safe_cell
 
 ADMIN_MESSAGE_ROWS = 50
 
@@ -157,7 +161,8 @@ class ContactAdmin(ImportExportActionModelAdmin):
         return request.user.has_perm("contacts.add_contact") and request.user.has_perm("contacts.change_contact")
 
     def has_export_permission(self, request) -> bool:
-        return request.user.has_perm("contacts.view_contact")
+        # Its own permission: seeing contacts one page at a time is not taking them all away.
+        return request.user.has_perm("contacts.export_contact")
 
     def has_change_permission(self, request, obj=None):
         if obj is not None and obj.is_deleted:
@@ -168,6 +173,43 @@ class ContactAdmin(ImportExportActionModelAdmin):
         if obj is not None and obj.is_deleted:
             return False  # already deleted
         return super().has_delete_permission(request, obj)
+
+    # --- Export: deleted contacts only when an Admin asks; audited with the row count ------------
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        include_deleted = contact_export_includes_deleted(
+            user=request.user, asked=request.GET.get(DeletedFilter.parameter_name, "no") in ("yes", "all")
+        )
+        if not include_deleted:
+            queryset = queryset.filter(deleted_at__isnull=True)
+        rows = queryset.count()
+        data = super().get_export_data(file_format, request, queryset, **kwargs)
+        audit_record(
+            user=request.user,
+            action="contacts.export",
+            resource_type="contact",
+            details={
+                "rows": rows,
+                "format": file_format.get_title(),
+                "include_deleted": include_deleted,
+                "via": "admin",
+            },
+        )
+        return data
+
+    def get_data_for_export(self, request, queryset, **kwargs):
+        # Names come from WhatsApp profiles: no free-text cell may run as a formula in a spreadsheet.
+        # (Phones are validated E.164 and stay as they are, so an export imports back.)
+        dataset = super().get_data_for_export(request, queryset, **kwargs)
+        free_text = [i for i, header in enumerate(dataset.headers or []) if header in ("name", "email")]
+        safe = Dataset(headers=dataset.headers)
+        for row in dataset:
+            cells = list(row)
+            for i in free_text:
+                cells[i] = safe_cell(cells[i])
+            safe.append(cells)
+        return safe
 
     # --- Writes through the services ------------------------------------------------------------
     def save_model(self, request, obj, form, change):

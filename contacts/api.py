@@ -7,7 +7,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from accounts.permissions import RolePermission, permission_required
@@ -17,6 +16,7 @@ from contacts.pagination import ContactPagination
 from contacts.selectors import contact_consent_history
 from contacts.serializers import ConsentEventSerializer, ContactSerializer, api_validation_error
 from contacts.services import contact_restore, contact_soft_delete
+from wecare.jsonsafe import JSONParser
 
 UUID_REGEX = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 

@@ -85,7 +85,10 @@ class Contact(models.Model):
                 fields=["-created_at", "-id"], name="contact_active_newest", condition=Q(deleted_at__isnull=True)
             )
         ]
-        permissions = [("restore_contact", "Can restore a deleted contact")]
+        permissions = [
+            ("restore_contact", "Can restore a deleted contact"),
+            ("export_contact", "Can export contacts"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.phone or self.email or str(self.id)

@@ -362,3 +362,8 @@ def contact_restore(*, contact: Contact, actor) -> Contact:
     audit_record(user=_db_user(actor), action="contact.restore", resource_type="contact", resource_id=locked.pk)
     _copy_into(contact, locked)
     return contact
+
+
+def contact_export_includes_deleted(*, user, asked: bool) -> bool:
+    """An export holds deleted contacts only when an Admin asks for them (they were deleted for a reason)."""
+    return bool(asked and getattr(user, "role", None) == "Admin")

@@ -20,7 +20,7 @@ from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import RolePermission, permission_required
@@ -30,6 +30,7 @@ from messaging.safety import SafetyRefusal
 from messaging.selectors import message_get, message_list
 from messaging.serializers import MessageSendSerializer, MessageSerializer
 from messaging.services import OutgoingMedia, message_send
+from wecare.jsonsafe import JSONParser
 
 logger = logging.getLogger(__name__)
 

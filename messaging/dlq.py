@@ -7,19 +7,27 @@ each through the same handler as the original, and:
 - failure: increments the retry counter and returns it to the DLQ;
 - past MAX_REPLAY_ATTEMPTS: never replayed again; the row keeps the payload, PARKED, for a human.
 Copies of one original message (SQS delivers at least once) are replayed once.
+
+Nothing on a DLQ is trusted that the platform did not sign: `dlq_send` adds an HMAC (keyed by the
+Django secret key) over the queue, the original message id and the payload, and the replay parks,
+without running it, any message whose signature is missing or wrong. Someone able to write to the
+queue can therefore not have a made-up inbound event (or send) processed.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 
 from messaging.models import DLQMessage
@@ -28,6 +36,7 @@ from wecare import aws
 logger = logging.getLogger(__name__)
 
 MAX_REPLAY_ATTEMPTS = 5
+SIGNATURE_SALT = "wecare.messaging.dlq"
 MAX_REPLAY_BATCH = 100
 
 
@@ -47,6 +56,20 @@ def dlq_names() -> list[str]:
 def _queue_url(queue: str) -> str:
     prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
     return aws.client("sqs").get_queue_url(QueueName=prefix + queue)["QueueUrl"]
+
+
+def dlq_signature(*, queue: str, original_message_id: str, payload: Any) -> str:
+    """The platform's HMAC-SHA256 of one dead letter (what a replay checks before running it)."""
+    canonical = json.dumps([queue, str(original_message_id), payload], sort_keys=True, separators=(",", ":"))
+    return salted_hmac(SIGNATURE_SALT, canonical, algorithm="sha256").hexdigest()
+
+
+def dlq_signature_valid(*, queue: str, body: dict) -> bool:
+    given = body.get("signature")
+    if not isinstance(given, str) or not given:
+        return False
+    expected = dlq_signature(queue=queue, original_message_id=body["originalMessageId"], payload=body["payload"])
+    return hmac.compare_digest(given, expected)
 
 
 def _check_queue(queue: str) -> None:
@@ -82,6 +105,7 @@ def dlq_send(*, queue: str, original_message_id: str, payload: dict, error: str)
         "payload": payload,
         "error": error[:10000],
         "retryCount": row.retry_count,
+        "signature": dlq_signature(queue=queue, original_message_id=str(original_message_id), payload=payload),
     }
     aws.client("sqs").send_message(QueueUrl=_queue_url(queue), MessageBody=json.dumps(body))
     logger.error("dead-lettered queue=%s original=%s error=%s", queue, original_message_id, error[:500])
@@ -134,18 +158,20 @@ def _receive(queue_url: str, limit: int) -> list[dict]:
     return messages
 
 
-def _park_unreadable(queue: str, sqs_message: dict) -> str:
-    # Not ours to replay, but never lose it: keep a parked row with the raw body.
+def _park_unreadable(queue: str, sqs_message: dict, reason: str = "unreadable DLQ message body") -> str:
+    # Not ours to replay, but never lose it: keep a parked row with the raw body, under the SQS
+    # message's own id (an unsigned body's originalMessageId is not believed either).
     original_id = sqs_message["MessageId"]
     DLQMessage.objects.get_or_create(
         queue_name=queue,
         original_message_id=original_id,
         defaults={
-            "payload": {"raw": sqs_message["Body"]},
+            "payload": {"raw": sqs_message["Body"][:200_000]},
             "status": DLQMessage.Status.PARKED,
-            "last_error": "unreadable DLQ message body",
+            "last_error": reason,
         },
     )
+    logger.error("DLQ %s: message %s parked unreplayed: %s", queue, original_id, reason)
     return original_id
 
 
@@ -193,6 +219,11 @@ def dlq_replay(queue: str, *, limit: int = MAX_REPLAY_BATCH) -> ReplayResult:
             copy_round = int(body.get("retryCount", 0))
         except (ValueError, KeyError, TypeError):
             result.parked.append(_park_unreadable(queue, sqs_message))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
+            continue
+        if not dlq_signature_valid(queue=queue, body=body):
+            reason = "the DLQ message is not signed by the platform: parked, never processed"
+            result.parked.append(_park_unreadable(queue, sqs_message, reason))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
             continue
 

@@ -3,14 +3,13 @@ template editor (placeholders checked the way the gate reads them)."""
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 
 from contacts.models import Channel
 from messaging.channels.whatsapp import MEDIA_TYPES
 from messaging.models import TemplateStatus, WhatsAppTemplate
 from messaging.whatsapp_templates import TemplateDefinitionError, template_placeholders
+from wecare import jsonsafe
 
 
 class MessageSendForm(forms.Form):
@@ -47,7 +46,7 @@ class MessageSendForm(forms.Form):
         if not raw:
             return None
         try:
-            value = json.loads(raw)
+            value = jsonsafe.loads(raw)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
         if not isinstance(value, list | dict):

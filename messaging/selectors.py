@@ -5,6 +5,7 @@ Expired messages (``expires_at`` passed, 30 days) are left out everywhere, even 
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from django.conf import settings
@@ -49,13 +50,52 @@ def message_get(message_id) -> Message | None:
     return message_list().filter(pk=message_id).first()
 
 
+# Shown in the page (img/audio/video): types a browser displays without running anything.
+INLINE_MEDIA_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "audio/aac",
+        "audio/amr",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/ogg",
+        "video/mp4",
+        "video/3gpp",
+    }
+)
+_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def media_safe_filename(name: str, *, default: str = "media") -> str:
+    """A file name fit for a Content-Disposition header: no path, quotes, control or odd characters."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE_FILENAME_CHARS.sub("_", base).strip(" .")[:100]
+    return base or default
+
+
+def media_response_headers(media_file: MediaFile) -> dict[str, str]:
+    """How S3 must answer for this object: inline only for plain images/audio/video, else a download.
+
+    The sender chooses the content type and name of inbound media: HTML, SVG, XML or a script opened
+    inline from our bucket's origin could run. Everything not known to be inert is an attachment
+    typed application/octet-stream, so the browser saves it and never renders it.
+    """
+    content_type = (media_file.content_type or "").split(";", 1)[0].strip().lower()
+    filename = media_safe_filename(media_file.filename or "", default=f"media-{media_file.pk}")
+    if content_type in INLINE_MEDIA_TYPES:
+        return {"ResponseContentType": content_type, "ResponseContentDisposition": f'inline; filename="{filename}"'}
+    return {
+        "ResponseContentType": "application/octet-stream",
+        "ResponseContentDisposition": f'attachment; filename="{filename}"',
+    }
+
+
 def media_presigned_url(media_file: MediaFile, *, expires_in: int = MEDIA_URL_SECONDS) -> str:
     """A GET link to a private media object, valid for an hour (computed locally, no request to S3)."""
-    params = {"Bucket": settings.MEDIA_BUCKET, "Key": media_file.s3_key}
-    if media_file.content_type:
-        params["ResponseContentType"] = media_file.content_type
-    if media_file.filename:
-        params["ResponseContentDisposition"] = f'inline; filename="{media_file.filename}"'
+    params = {"Bucket": settings.MEDIA_BUCKET, "Key": media_file.s3_key, **media_response_headers(media_file)}
     return aws.client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
 

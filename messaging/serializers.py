@@ -5,14 +5,14 @@ Serializers check shapes; the rules live in messaging.safety and messaging.servi
 
 from __future__ import annotations
 
-import json
-
 from rest_framework import serializers
 
 from contacts.models import Channel
+from messaging.channels import whatsapp as whatsapp_channel
 from messaging.channels.whatsapp import MEDIA_TYPES
 from messaging.models import MediaFile, Message
 from messaging.selectors import media_presigned_url
+from wecare import jsonsafe
 
 
 class MediaFileSerializer(serializers.ModelSerializer):
@@ -111,7 +111,7 @@ class LenientJSONField(serializers.JSONField):
     def to_internal_value(self, data):
         if isinstance(data, str):
             try:
-                data = json.loads(data) if data.strip() else None
+                data = jsonsafe.loads(data) if data.strip() else None
             except ValueError:
                 self.fail("invalid")
         return super().to_internal_value(data)
@@ -135,6 +135,12 @@ class MessageSendSerializer(serializers.Serializer):
     def validate_templateParameters(self, value):  # noqa: N802 - JSON name
         if value is not None and not isinstance(value, list | dict):
             raise serializers.ValidationError("Give a list (positional {{1}}) or an object (named {{name}}).")
+        return value
+
+    def validate_media(self, value):
+        # Django counted the size while streaming the upload to disk: refuse before anything reads it.
+        if value is not None and value.size > whatsapp_channel.MEDIA_MAX_BYTES:
+            raise serializers.ValidationError(f"The file is {value.size} bytes; the largest WhatsApp file is 100 MB.")
         return value
 
     def validate(self, attrs):

@@ -6,11 +6,12 @@ the checks of AWS's own validators):
 - a known ``Type`` (Notification, SubscriptionConfirmation, UnsubscribeConfirmation) whose signed
   fields are all present as strings, matching the ``x-amz-sns-message-type`` header;
 - ``TopicArn`` equal to ``settings.SNS_TOPIC_ARN`` (and to the topic header when sent);
-- ``SignatureVersion`` "1" (SHA1withRSA) or "2" (SHA256withRSA), nothing else;
-- ``SigningCertURL`` https, port 443, no user or password, path ending ``.pem``, host
-  ``sns.<region>.amazonaws.com(.cn)`` — checked before anything is fetched;
-- the certificate, fetched over https only (cached per URL), verifies ``Signature`` over the exact
-  string to sign of that message type.
+- ``SignatureVersion`` "2" (SHA256withRSA); "1" (SHA1withRSA) only outside production;
+- ``SigningCertURL`` https, port 443, no user or password, path ending ``.pem``, host exactly
+  ``sns.<topic region>.amazonaws.com`` — checked before anything is fetched;
+- the certificate, fetched over https only (cached per URL; failures cached briefly; at most a few
+  fetches at once and per second in the process), is issued to ``sns.amazonaws.com`` and verifies
+  ``Signature`` over the exact string to sign of that message type.
 
 The certificate fetch is a setting (``SNS_CERT_FETCHER``, a dotted path to ``fetch(url) -> bytes``)
 so tests and the benchmark run offline with a key and certificate they made; production refuses
@@ -26,6 +27,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +38,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -64,6 +67,10 @@ MAX_CERT_BYTES = 64 * 1024
 # A URL that gave no usable certificate is not fetched again for this long: forged messages
 # naming a made-up .pem on the real SNS host must not make us hammer it.
 NEGATIVE_CACHE_SECONDS = 60
+# A transient failure (timeout, 5xx) is remembered this long: SNS retries, we do not hammer the host.
+UNAVAILABLE_CACHE_SECONDS = 10
+# The subjects an SNS signing certificate is issued to.
+SNS_CERT_NAMES = frozenset({"sns.amazonaws.com"})
 
 
 class SNSVerificationError(Exception):
@@ -99,8 +106,21 @@ class VerifiedMessage:
 # --- certificate URL and fetching ---------------------------------------------------------------
 
 
+def expected_sns_host(topic_arn: str | None = None) -> str:
+    """``sns.<topic region>.amazonaws.com`` (``.com.cn`` in China): the one host that signs for our topic.
+
+    A pattern such as ``sns.<anything>.amazonaws.com`` also admits hosts like
+    ``sns.s3-us-west-2.amazonaws.com`` (an S3 website of anyone's bucket): only the exact host is taken.
+    """
+    parts = (topic_arn or settings.SNS_TOPIC_ARN).split(":")
+    if len(parts) < 6 or parts[2] != "sns" or not parts[3]:
+        raise SNSVerificationError("SNS_TOPIC_ARN is not an SNS topic ARN.", status=500)
+    suffix = "amazonaws.com.cn" if parts[1] == "aws-cn" else "amazonaws.com"
+    return f"sns.{parts[3]}.{suffix}"
+
+
 def validate_sns_url(url: Any, *, what: str = "SigningCertURL", require_pem: bool = True) -> str:
-    """Refuse any URL that is not https://sns.<region>.amazonaws.com[.cn]/...(.pem) on port 443."""
+    """Refuse any URL that is not https://sns.<topic region>.amazonaws.com/...(.pem) on port 443."""
     if not isinstance(url, str) or not url:
         raise SNSVerificationError(f"{what} is missing.")
     try:
@@ -117,6 +137,8 @@ def validate_sns_url(url: Any, *, what: str = "SigningCertURL", require_pem: boo
     host = parts.hostname or ""
     if not SNS_HOST.match(host):
         raise SNSVerificationError(f"{what} host {host!r} is not an Amazon SNS host.")
+    if host != expected_sns_host():
+        raise SNSVerificationError(f"{what} host {host!r} is not {expected_sns_host()!r}, the SNS host of our topic.")
     if require_pem and not parts.path.endswith(".pem"):
         raise SNSVerificationError(f"{what} must point at a .pem certificate.")
     return url
@@ -162,7 +184,7 @@ class _CertificateCache:
     def __init__(self, size: int = CERT_CACHE_SIZE):
         self._size = size
         self._keys: OrderedDict[str, tuple[float, rsa.RSAPublicKey]] = OrderedDict()
-        self._refused: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, str, bool]] = OrderedDict()
         self._lock = threading.Lock()
         self._url_locks: dict[str, threading.Lock] = {}
 
@@ -172,11 +194,19 @@ class _CertificateCache:
             self._refused.clear()
             self._url_locks.clear()
 
+    def _remember_failure(self, url: str, seconds: float, reason: str, *, transient: bool) -> None:
+        with self._lock:
+            self._refused[url] = (time.monotonic() + seconds, reason, transient)
+            while len(self._refused) > self._size:
+                self._refused.popitem(last=False)
+
     def _cached(self, url: str) -> rsa.RSAPublicKey | None:
         with self._lock:
             refused = self._refused.get(url)
             if refused is not None:
                 if refused[0] >= time.monotonic():
+                    if refused[2]:
+                        raise CertificateUnavailable(f"{refused[1]} (a recent failure, not fetched again yet)")
                     raise SNSVerificationError(refused[1])
                 del self._refused[url]
             entry = self._keys.get(url)
@@ -207,12 +237,15 @@ class _CertificateCache:
         if key is not None:
             return key
         try:
-            key = _load_public_key(_fetcher("SNS_CERT_FETCHER")(url))
+            with fetch_limiter.slot():
+                pem = _fetcher("SNS_CERT_FETCHER")(url)
+            key = _load_public_key(pem)
         except SNSVerificationError as exc:
-            with self._lock:
-                self._refused[url] = (time.monotonic() + NEGATIVE_CACHE_SECONDS, exc.reason)
-                while len(self._refused) > self._size:
-                    self._refused.popitem(last=False)
+            self._remember_failure(url, NEGATIVE_CACHE_SECONDS, exc.reason, transient=False)
+            raise
+        except CertificateUnavailable as exc:
+            if not getattr(exc, "limited", False):  # the limiter's refusal is not the URL's fault
+                self._remember_failure(url, UNAVAILABLE_CACHE_SECONDS, str(exc), transient=True)
             raise
         with self._lock:
             self._keys[url] = (time.monotonic() + settings.SNS_CERT_CACHE_SECONDS, key)
@@ -222,11 +255,67 @@ class _CertificateCache:
         return key
 
 
+class FetchLimiter:
+    """At most ``concurrency`` certificate fetches at once and ``rate`` per second (burst ``burst``) in
+    this process, whatever the URLs: forged messages naming made-up certificates cannot make the
+    server fetch at will. Over the limit the message is answered 503 (SNS retries a genuine one).
+    """
+
+    def __init__(self, *, rate: float = 1.0, burst: int = 5, concurrency: int = 2):
+        self.rate, self.burst = rate, burst
+        self._tokens = float(burst)
+        self._updated = time.monotonic()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    def _take_token(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+    @contextmanager
+    def slot(self):
+        if not self._slots.acquire(blocking=False):
+            raise _limited("too many signing-certificate fetches at once")
+        try:
+            if not self._take_token():
+                raise _limited("the signing-certificate fetch rate limit is reached")
+            yield
+        finally:
+            self._slots.release()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tokens, self._updated = float(self.burst), time.monotonic()
+
+
+def _limited(reason: str) -> CertificateUnavailable:
+    exc = CertificateUnavailable(reason)
+    exc.limited = True
+    return exc
+
+
 certificate_cache = _CertificateCache()
+fetch_limiter = FetchLimiter()
 
 
 def _fetcher(setting: str):
     return import_string(getattr(settings, setting))
+
+
+def _certificate_names(cert: x509.Certificate) -> set[str]:
+    names = {a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME) if isinstance(a.value, str)}
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names.update(san.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        pass
+    return {name.lower() for name in names}
 
 
 def _load_public_key(pem: bytes) -> rsa.RSAPublicKey:
@@ -237,6 +326,8 @@ def _load_public_key(pem: bytes) -> rsa.RSAPublicKey:
     now = datetime.now(UTC)
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
         raise SNSVerificationError("The signing certificate is not valid now.")
+    if not (_certificate_names(cert) & (SNS_CERT_NAMES | {expected_sns_host()})):
+        raise SNSVerificationError("The signing certificate is not issued to Amazon SNS (its subject).")
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise SNSVerificationError("The signing certificate does not hold an RSA key.")
@@ -314,6 +405,9 @@ def verify_message(message: Any, *, headers: dict[str, str] | None = None) -> Ve
     hash_class = SIGNATURE_HASHES.get(version) if isinstance(version, str) else None
     if hash_class is None:
         raise SNSVerificationError(f"Unsupported SignatureVersion {version!r}: only 1 and 2 are accepted.")
+    if version == "1" and not settings.SNS_ALLOW_SIGNATURE_V1:
+        # The topic signs with version 2 (SHA256); a SHA1 signature is someone else's message.
+        raise SNSVerificationError("SignatureVersion 1 (SHA1) is refused here: the topic signs with version 2.")
     signature_b64 = message.get("Signature")
     if not isinstance(signature_b64, str) or not signature_b64:
         raise SNSVerificationError("The message is not signed.")

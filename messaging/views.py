@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from contacts.models import Channel, Contact
 from contacts.selectors import contact_search_q
 from messaging.channels import sms as sms_channel
+from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import WhatsAppTemplate
 from messaging.page_selectors import approved_templates, conversation_channels, conversation_list, conversation_messages
 from messaging.safety import RefusalCode, SafetyRefusal
@@ -181,11 +182,15 @@ def send(request: HttpRequest, contact_id) -> HttpResponse:
         kwargs["text"] = data.get("text", "")
         upload = request.FILES.get("media")
         if upload is not None and channel == Channel.WHATSAPP:
+            # Checked from the size Django counted while streaming it to disk, before reading it.
+            if upload.size > whatsapp_channel.MEDIA_MAX_BYTES:
+                error = f"The file is {upload.size} bytes; the largest WhatsApp file is 100 MB."
+                return _composer_error(request, contact, channel, error)
             kwargs["media"] = OutgoingMedia(
                 content_type=upload.content_type or "application/octet-stream",
                 size=upload.size,
                 filename=upload.name,
-                data=upload.read(),
+                data=upload,  # the file itself: streamed to S3, never read whole into memory
             )
     try:
         message_send(**kwargs)

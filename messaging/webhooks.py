@@ -8,7 +8,6 @@ Notification is stored and queued; the answer is 200 within milliseconds, as SNS
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from messaging import inbound, sns
+from wecare import jsonsafe
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,9 @@ def _refuse(request: HttpRequest, status: int, reason: str) -> HttpResponse:
 @require_POST
 def sns_webhook(request: HttpRequest) -> HttpResponse:
     try:
-        body = json.loads(request.body)
+        body = jsonsafe.loads(request.body)  # the body is at most SNS_MAX_BODY_BYTES (wecare.limits)
+    except jsonsafe.JSONTooDeep as exc:
+        return _refuse(request, 400, str(exc))
     except (ValueError, UnicodeDecodeError):
         return _refuse(request, 400, "The body is not JSON.")
     headers = {name.lower(): value for name, value in request.headers.items() if name.lower().startswith("x-amz-sns-")}

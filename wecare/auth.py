@@ -132,6 +132,7 @@ class CognitoOIDCBackend(OIDCAuthenticationBackend):
             email=claims.get("email", ""),
             groups=oidc.groups_from_claims(claims),
             email_verified=oidc.email_is_verified(claims),
+            username=str(claims.get("cognito:username", "")),
         )
 
 
@@ -192,7 +193,11 @@ class CognitoBearerAuthentication(BaseAuthentication):
                     raise oidc.OIDCError("userinfo describes another subject than the token")
                 email, email_verified = info.get("email", ""), oidc.email_is_verified(info)
         return user_sign_in_sync(
-            subject=subject, email=email, groups=oidc.groups_from_claims(claims), email_verified=email_verified
+            subject=subject,
+            email=email,
+            groups=oidc.groups_from_claims(claims),
+            email_verified=email_verified,
+            username=str(claims.get("cognito:username") or claims.get("username") or ""),
         )
 
     def _audit(self, request, reason: str, *, user=None, username: str = "") -> None:

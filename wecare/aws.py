@@ -89,3 +89,48 @@ def get_secret(name: str, *, region: str | None = None) -> str:
     with _secret_lock:
         _secret_cache[name] = (now + ttl, value)
     return value
+
+
+# --- LIVE sends only from the configured account -------------------------------------------------
+_account_lock = threading.Lock()
+_account_checked: str | None = None
+
+
+class WrongAWSAccount(RuntimeError):
+    """SEND_MODE=LIVE, but the credentials belong to another AWS account than AWS_ACCOUNT_ID (or none)."""
+
+
+def live_account_verify() -> str | None:
+    """With SEND_MODE=LIVE, ask STS whose credentials these are and refuse any account but AWS_ACCOUNT_ID.
+
+    Checked once per process, at start (system check, WSGI start, worker start), never at import:
+    production credentials of a preview, or a stack deployed into the wrong account, cannot send for
+    real. Returns the verified account id, or None in DRY_RUN.
+    """
+    global _account_checked
+    settings = _settings()
+    if settings.SEND_MODE != "LIVE":
+        return None
+    with _account_lock:
+        if _account_checked == settings.AWS_ACCOUNT_ID:
+            return _account_checked
+        try:
+            account = client("sts").get_caller_identity()["Account"]
+        except Exception as exc:  # no credentials, STS unreachable: not known to be the right account
+            raise WrongAWSAccount(
+                "SEND_MODE=LIVE: the AWS account of the credentials could not be read from STS "
+                f"({exc.__class__.__name__})."
+            ) from exc
+        if account != settings.AWS_ACCOUNT_ID:
+            raise WrongAWSAccount(
+                f"SEND_MODE=LIVE is refused: the credentials belong to AWS account {account}, "
+                f"not AWS_ACCOUNT_ID={settings.AWS_ACCOUNT_ID}."
+            )
+        _account_checked = account
+        return account
+
+
+def live_account_reset() -> None:
+    global _account_checked
+    with _account_lock:
+        _account_checked = None

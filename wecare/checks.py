@@ -153,6 +153,31 @@ def check_production_database(app_configs=None, **kwargs) -> list[Error]:
     ]
 
 
+@register("wecare")
+def check_live_aws_account(app_configs=None, **kwargs) -> list[Error]:
+    """SEND_MODE=LIVE only with credentials of AWS_ACCOUNT_ID (one STS call per process)."""
+    from wecare.aws import WrongAWSAccount, live_account_verify
+
+    try:
+        live_account_verify()
+    except WrongAWSAccount as exc:
+        return [Error(str(exc), hint="Use the credentials of AWS_ACCOUNT_ID, or SEND_MODE=DRY_RUN.", id="wecare.E130")]
+    return []
+
+
+@register("wecare", deploy=True)
+def check_public_test_key(app_configs=None, **kwargs) -> list[Error]:
+    if settings.SECRET_KEY != settings.TEST_ONLY_SECRET_KEY:
+        return []
+    return [
+        Error(
+            "SECRET_KEY is the built-in test key, which is public.",
+            hint="Deploy with ENVIRONMENT=staging/preview/production and a secret key of its own.",
+            id="wecare.E131",
+        )
+    ]
+
+
 def refuse_to_start_on_errors(**kwargs) -> None:
     """Celery worker_init/beat_init: stop like `manage.py` does when a system check fails.
 

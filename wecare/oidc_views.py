@@ -15,6 +15,26 @@ from wecare import oidc
 logger = logging.getLogger("wecare.auth")
 
 
+# RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6 error codes, in our words.
+PROVIDER_ERRORS = {
+    "access_denied": "the identity provider denied access (the sign-in was cancelled or not allowed)",
+    "invalid_request": "the identity provider rejected the sign-in request",
+    "unauthorized_client": "this application is not allowed to sign in at the identity provider",
+    "unsupported_response_type": "the identity provider does not support this sign-in",
+    "invalid_scope": "the identity provider rejected the requested scopes",
+    "server_error": "the identity provider had an error",
+    "temporarily_unavailable": "the identity provider is temporarily unavailable",
+    "login_required": "the identity provider requires you to sign in",
+    "interaction_required": "the identity provider requires you to interact with it",
+    "consent_required": "the identity provider requires your consent",
+}
+
+
+def provider_error_in_words(code: str) -> str:
+    """A fixed sentence for a known error code; never the text of the link itself."""
+    return PROVIDER_ERRORS.get(code, "the identity provider refused the sign-in")
+
+
 def render_refusal(request, refusal: SignInRefused) -> HttpResponse:
     """A clear page saying why the sign-in did not happen, with the matching HTTP status."""
     if refusal.status == 403:
@@ -68,14 +88,12 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
         states = request.session.get("oidc_states")
         state = request.GET.get("state", "")
         if request.GET.get("error"):
-            # Drop the state so the same answer cannot be replayed.
-            if isinstance(states, dict) and states.pop(state, None) is not None:
+            # Anyone can link a browser here with ?error=...: the answer changes nothing for a
+            # signed-in person (no sign-out) and shows none of the link's text, only our own words
+            # for the standard OAuth error codes. A matching state is dropped so it cannot be reused.
+            if state and isinstance(states, dict) and states.pop(state, None) is not None:
                 request.session["oidc_states"] = states
-            if request.user.is_authenticated:
-                auth.logout(request)
-            error = request.GET.get("error", "")[:100]
-            description = request.GET.get("error_description", "")[:300]
-            return self.fail(f"the identity provider answered {error}: {description}".rstrip(": "), status=401)
+            return self.fail(provider_error_in_words(request.GET.get("error", "")), status=401)
 
         code = request.GET.get("code")
         if not code or not state:

@@ -118,6 +118,8 @@ SECRET_NAME_META_APP_SECRET = env.str("SECRET_NAME_META_APP_SECRET", default="we
 SECRET_NAME_OIDC_CLIENT_SECRET = env.str("SECRET_NAME_OIDC_CLIENT_SECRET", default="wecare/oidc-client-secret")
 
 # --- Security -----------------------------------------------------------------------------------
+TEST_ONLY_SECRET_KEY = "local-only-insecure-key-never-used-outside-local-and-test"  # noqa: S105
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "testserver", "::1", "[::1]")
 if IS_PRODUCTION:
     # Production never reads the key from a plain variable: it comes from Secrets Manager.
     if env.str("DJANGO_SECRET_KEY", default=""):
@@ -141,11 +143,19 @@ if IS_PRODUCTION:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) or [_require("ALLOWED_HOSTS")]
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
     if not SECRET_KEY:
         if ENVIRONMENT not in ("local", "test"):
             raise ImproperlyConfigured(f"DJANGO_SECRET_KEY is required in ENVIRONMENT={ENVIRONMENT}.")
-        SECRET_KEY = "local-only-insecure-key-never-used-outside-local-and-test"  # noqa: S105
-    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+        # The fixed key is public (it is in this file): it serves only a machine's own loopback.
+        # A local/test environment answering any other host name is a deployment, and needs its own key.
+        _public = [h for h in ALLOWED_HOSTS if h not in LOOPBACK_HOSTS]
+        if _public:
+            raise ImproperlyConfigured(
+                f"ENVIRONMENT={ENVIRONMENT} with ALLOWED_HOSTS={','.join(_public)} needs DJANGO_SECRET_KEY: the "
+                "built-in test key is public and serves only localhost. Deploy as staging, preview or production."
+            )
+        SECRET_KEY = TEST_ONLY_SECRET_KEY
 
 DEBUG = _bool("DJANGO_DEBUG", default=ENVIRONMENT == "local")
 if DEBUG and IS_PRODUCTION:
@@ -153,9 +163,34 @@ if DEBUG and IS_PRODUCTION:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SESSION_COOKIE_SECURE = IS_PRODUCTION or ENVIRONMENT in ("staging", "preview")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# The load balancer ends TLS and says so in X-Forwarded-Proto (it overwrites what a client sent).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Production: https only (HTTP is redirected) and browsers told so for a year (HSTS).
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
+SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", 31_536_000 if IS_PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS >= 31_536_000)
+# The load balancer's health check calls plain http on the target: it is not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz"]
+SESSION_COOKIE_HTTPONLY = True
+# Sessions end after SESSION_IDLE_SECONDS without a request and SESSION_ABSOLUTE_SECONDS after sign-in
+# (accounts.middleware.SessionTimeoutMiddleware); the cookie itself lasts no longer than the latter.
+SESSION_IDLE_SECONDS = _int("SESSION_IDLE_SECONDS", 8 * 3600, minimum=60)
+SESSION_ABSOLUTE_SECONDS = _int("SESSION_ABSOLUTE_SECONDS", 24 * 3600, minimum=60)
+if SESSION_IDLE_SECONDS > SESSION_ABSOLUTE_SECONDS:
+    raise ImproperlyConfigured("SESSION_IDLE_SECONDS must not exceed SESSION_ABSOLUTE_SECONDS.")
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
+# Roles follow Cognito groups: re-read for every OIDC user this often (accounts.tasks.roles_recheck).
+ROLE_RECHECK_SECONDS = _int("ROLE_RECHECK_SECONDS", 900, minimum=60)
+# Request bodies (not uploaded files) larger than this are refused before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=262_144)
+# Whole request bodies above this are refused (413) before they are read (wecare.limits).
+UPLOAD_MAX_BYTES = _int("UPLOAD_MAX_BYTES", 101 * 1024 * 1024, minimum=1024 * 1024)
+SNS_MAX_BODY_BYTES = 256 * 1024  # SNS's own maximum message size
+# Nested JSON deeper than this is a 400 (wecare.jsonsafe), never a RecursionError.
+JSON_MAX_DEPTH = _int("JSON_MAX_DEPTH", 32, minimum=4, maximum=200)
 
 # --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -172,6 +207,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_celery_beat",
     "django_htmx",
+    "axes",
     "wecare",
     "accounts",
     "contacts",
@@ -182,6 +218,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "wecare.limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -190,8 +227,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.AuditForbiddenMiddleware",
+    # Last, so it sees the final answer of a password sign-in (django-axes locks out guessers).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "wecare.urls"
@@ -202,7 +242,12 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Cognito over OIDC first (it answers only when OIDC_CLIENT_ID is set); the password backend refuses
 # everyone but a break-glass superuser where OIDC is the way in outside local/test.
-AUTHENTICATION_BACKENDS = ["wecare.auth.CognitoOIDCBackend", "accounts.backends.PasswordBackend"]
+# AxesStandaloneBackend comes first: a locked-out account or address is refused before any hashing.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "wecare.auth.CognitoOIDCBackend",
+    "accounts.backends.PasswordBackend",
+]
 
 TEMPLATES = [
     {
@@ -291,6 +336,16 @@ MEDIA_OUTGOING_PREFIX = env.str("MEDIA_OUTGOING_PREFIX", default="whatsapp-media
 REPORT_BUCKET = env.str("REPORT_BUCKET", default="stream.wecare.digital")
 REPORT_PREFIX = env.str("REPORT_PREFIX", default="base-wecare-digital/reports/")
 SNS_TOPIC_ARN = env.str("SNS_TOPIC_ARN", default="arn:aws:sns:us-east-1:809904170947:base-wecare-digital")
+# The AWS account LIVE sends must come from (by default the account of SNS_TOPIC_ARN): the credentials'
+# account (STS) is compared with it once at start (wecare.aws.live_account_verify, run by the
+# wecare.E130 check, the WSGI start and the workers), never at import.
+_topic_account = SNS_TOPIC_ARN.split(":")[4] if SNS_TOPIC_ARN.count(":") >= 5 else ""
+AWS_ACCOUNT_ID = env.str("AWS_ACCOUNT_ID", default=_topic_account).strip()
+if SEND_MODE == "LIVE" and not (len(AWS_ACCOUNT_ID) == 12 and AWS_ACCOUNT_ID.isdigit()):
+    raise ImproperlyConfigured(
+        f"AWS_ACCOUNT_ID={AWS_ACCOUNT_ID!r} is not an AWS account id: SEND_MODE=LIVE needs the 12-digit account "
+        "that may send for real (by default the account of SNS_TOPIC_ARN)."
+    )
 LOG_GROUP_NAME = env.str("LOG_GROUP_NAME", default="/base-wecare-digital/common")
 CLOUDWATCH_LOGS_ENABLED = _bool("CLOUDWATCH_LOGS_ENABLED", default=IS_PRODUCTION)
 BEDROCK_KNOWLEDGE_BASE_ID = env.str("BEDROCK_KNOWLEDGE_BASE_ID", default="FZBPKGTOYE")
@@ -320,6 +375,10 @@ if IS_PRODUCTION and (
 if ENVIRONMENT != "local" and SNS_CERT_FETCHER.startswith("localdev."):
     # The local SNS certificate of `make run` (localdev/sns_local.py) is trusted on a developer's machine only.
     raise ImproperlyConfigured(f"SNS_CERT_FETCHER={SNS_CERT_FETCHER} is for ENVIRONMENT=local only.")
+# The topic is set to SignatureVersion 2 (SHA256); version 1 (SHA1) is refused in production.
+SNS_ALLOW_SIGNATURE_V1 = _bool("SNS_ALLOW_SIGNATURE_V1", default=not IS_PRODUCTION)
+if IS_PRODUCTION and SNS_ALLOW_SIGNATURE_V1:
+    raise ImproperlyConfigured("SNS_ALLOW_SIGNATURE_V1=true is refused in production: the topic signs with version 2.")
 SNS_CERT_CACHE_SECONDS = _int("SNS_CERT_CACHE_SECONDS", 86400, minimum=60)
 # SNS retries an HTTP endpoint for at most an hour: an older signed message is a replay. 0 = no limit.
 SNS_MAX_MESSAGE_AGE_SECONDS = _int("SNS_MAX_MESSAGE_AGE_SECONDS", 86400)
@@ -429,6 +488,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},  # one sweep at a time is enough
     },
+    "roles-recheck": {
+        "task": "accounts.roles_recheck",
+        "schedule": 300.0,  # each user is looked up at most every ROLE_RECHECK_SECONDS
+        "options": {"expires": 290},
+    },
     "sync-whatsapp-templates": {
         "task": "messaging.sync_whatsapp_templates",
         "schedule": crontab(minute="*/30"),
@@ -477,6 +541,29 @@ OIDC_REQUIRE_VERIFIED_EMAIL = _bool("OIDC_REQUIRE_VERIFIED_EMAIL", default=True)
 OIDC_REDIRECT_FIELD_NAME = "next"
 # Behind a load balancer, how many proxies append to X-Forwarded-For (for the source IP in the audit).
 TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0, maximum=5)
+# Production signs in through Cognito: without it the password form would be open to everyone.
+if IS_PRODUCTION and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "OIDC_CLIENT_ID is required in production: staff sign in with Cognito (set OIDC_CLIENT_ID and "
+        "COGNITO_USER_POOL_ID). Without it the password form would be the way in for everyone; the "
+        "password stays only for a break-glass superuser an Admin enabled."
+    )
+
+# --- Password guessing (django-axes) -------------------------------------------------------------
+# Failed password sign-ins are counted per account and, separately, per source address (the client
+# address the load balancer saw, accounts.services.client_ip); at the limit both are locked for
+# AXES_COOLOFF_TIME and the form answers 429 before any password is hashed. Each lockout is audited,
+# and an Admin alert goes out when a break-glass account is locked (accounts.signals).
+AXES_FAILURE_LIMIT = _int("AXES_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = _int("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours, as django-axes wants
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "accounts.services.client_ip"
+AXES_HANDLER = "accounts.lockout.PasswordAttemptHandler"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = True
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -485,6 +572,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RolePermission"],
+    # JSON with a nesting limit (wecare.jsonsafe); forms and multipart as DRF has them.
+    "DEFAULT_PARSER_CLASSES": [
+        "wecare.jsonsafe.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

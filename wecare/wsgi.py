@@ -14,3 +14,8 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wecare.settings")
 
 application = get_wsgi_application()
+
+# At start, not at import of settings: with SEND_MODE=LIVE the credentials must be AWS_ACCOUNT_ID's.
+from wecare.aws import live_account_verify  # noqa: E402 - needs Django set up
+
+live_account_verify()

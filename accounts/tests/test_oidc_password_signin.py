@@ -154,7 +154,7 @@ def test_only_admins_see_the_users_in_the_admin_with_role_and_dates(client):
 
 
 def test_the_admin_refuses_break_glass_for_someone_who_is_not_a_superuser(client):
-    admin = user_create(email="admin@example.com", role="Admin", password=PASSWORD)
+    admin = User.objects.create_superuser(username="root@example.com", email="root@example.com", password=PASSWORD)
     operator = user_create(email="ops@example.com", role="Operator")
     client.force_login(admin)
     url = f"/admin/accounts/user/{operator.pk}/change/"

@@ -197,7 +197,7 @@ def test_a_state_cannot_be_used_twice(client, provider):
     assert response.status_code == 400
 
 
-def test_an_error_from_the_provider_is_shown_and_audited(client, provider):
+def test_an_error_from_the_provider_is_shown_in_our_words_and_audited(client, provider):
     params = start_sign_in(client)
 
     response = client.get(
@@ -205,8 +205,68 @@ def test_an_error_from_the_provider_is_shown_and_audited(client, provider):
     )
 
     assert response.status_code == 401
-    assert "access_denied" in response.content.decode()
-    assert "access_denied: User cancelled" in failures().get().details["reason"]
+    assert "the identity provider denied access" in response.content.decode()
+    assert "User cancelled" not in response.content.decode()
+    assert "denied access" in failures().get().details["reason"]
+
+
+def test_a_forged_error_link_neither_signs_anyone_out_nor_shows_its_text(client, provider):
+    # given someone signed in, who follows a link another site made
+    sign_in(client, provider, ["Operator"])
+    assert session_user(client) is not None
+
+    # when
+    response = client.get(
+        "/oidc/callback/",
+        {"error": "<script>alert(1)</script>", "error_description": "Call +1-555-0100 to restore your account"},
+    )
+
+    # then they stay signed in and none of the link's words reach the page
+    page = response.content.decode()
+    assert response.status_code == 401
+    assert session_user(client) is not None
+    assert "alert(1)" not in page and "555-0100" not in page and "restore your account" not in page
+    assert "the identity provider refused the sign-in" in page
+
+
+def test_the_first_cognito_sign_in_never_takes_over_a_superuser_by_email(client, provider):
+    root = User.objects.create_superuser(username="person@example.com", email="person@example.com", password="x" * 20)
+
+    response = sign_in(client, provider, ["Admin"])
+
+    assert response.status_code == 403
+    assert session_user(client) is None
+    root.refresh_from_db()
+    assert root.oidc_subject is None
+    assert "never linked to a Cognito identity by email" in failures().get().details["reason"]
+
+
+def test_the_first_cognito_sign_in_never_takes_over_a_break_glass_account_by_email(client, provider):
+    root = User.objects.create_superuser(username="person@example.com", email="person@example.com", password="x" * 20)
+    User.objects.filter(pk=root.pk).update(is_superuser=False, break_glass_enabled=True)
+
+    response = sign_in(client, provider, ["Admin"])
+
+    assert response.status_code == 403
+    root.refresh_from_db()
+    assert root.oidc_subject is None
+
+
+def test_a_cognito_sign_in_removes_permissions_granted_one_by_one(client, provider):
+    from django.contrib.auth.models import Permission
+
+    sign_in(client, provider, ["Viewer"])
+    client.logout()
+    user = User.objects.get(email="person@example.com")
+    user.user_permissions.add(Permission.objects.get(codename="delete_contact"))
+
+    sign_in(client, provider, ["Viewer"])
+
+    user = User.objects.get(pk=user.pk)
+    assert not user.user_permissions.exists()
+    assert not user.has_perm("contacts.delete_contact")
+    entry = AuditLog.objects.get(action="user.direct_permissions_removed")
+    assert entry.details["removed"] == ["contacts.delete_contact"]
 
 
 def test_a_code_whose_pkce_verifier_does_not_match_is_refused_by_the_provider_and_audited(client, provider):

@@ -229,10 +229,10 @@ def test_restore_in_the_admin_explains_a_conflict(admin_role_user, client_for, m
     assert contact.deleted_at is not None
 
 
-def test_the_export_action_downloads_the_selected_contacts_as_csv(viewer, client_for, make_contact):
+def test_the_export_action_downloads_the_selected_contacts_as_csv(operator, client_for, make_contact):
     chosen = make_contact(name="Chosen", phone="+919876543210", opt_ins={"email": True}, email="c@example.com")
     make_contact(name="Other")
-    client = client_for(viewer)
+    client = client_for(operator)
 
     page = client.post(CHANGELIST, {"action": "export_admin_action", "_selected_action": [str(chosen.pk)]})
     assert page.status_code == 200

@@ -52,6 +52,7 @@ MEDIA_RULES: dict[str, tuple[frozenset[str], int]] = {
     "sticker": (frozenset({"image/webp"}), 500 * 1024),
 }
 MEDIA_TYPES = tuple(MEDIA_RULES)
+MEDIA_MAX_BYTES = max(limit for _types, limit in MEDIA_RULES.values())
 CAPTIONED_MEDIA = ("image", "video", "document")
 
 

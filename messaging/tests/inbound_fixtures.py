@@ -47,6 +47,7 @@ def sns_setup(settings):
     sns_signing.FETCHED.clear()
     sns_signing.SUBSCRIBE_FETCHES.clear()
     sns.certificate_cache.clear()
+    sns.fetch_limiter.reset()
     yield identity
     sns.certificate_cache.clear()
 

@@ -366,3 +366,46 @@ def test_an_event_that_cannot_even_be_dead_lettered_is_marked_failed_and_its_pay
     assert event.status == InboundEvent.Status.FAILED
     assert "could not be dead-lettered" in event.error
     assert DLQMessage.objects.get().payload == event.body  # visible in the admin, for a human
+
+
+# --- Nothing on a DLQ is processed unless the platform signed it ---------------------------------
+def _opt_out_notification() -> dict:
+    """A well-formed inbound "STOP" from a made-up customer: what a forger would want processed."""
+    return sns_notification(eum_envelope(inbound_value({"type": "text", "text": {"body": "STOP"}})))
+
+
+def test_a_body_someone_else_wrote_to_the_dlq_is_parked_and_never_processed():
+    # given someone with write access to the queue, but not the platform's key
+    forged = _opt_out_notification()
+    body = {"originalMessageId": forged["MessageId"], "payload": forged, "error": "x", "retryCount": 0}
+    aws.client("sqs").send_message(QueueUrl=_queue_url(), MessageBody=json.dumps(body))
+
+    # when
+    result = dlq_replay(QUEUE)
+
+    # then
+    assert len(result.parked) == 1 and result.replayed == []
+    row = DLQMessage.objects.get()
+    assert row.status == DLQMessage.Status.PARKED
+    assert "not signed by the platform" in row.last_error
+    assert not InboundEvent.objects.exists() and not Message.objects.exists()
+    assert _in_dlq() == 0
+
+
+def test_a_signed_dead_letter_whose_payload_was_changed_is_parked_and_never_processed():
+    event = _poisoned()
+    _dead_letter(event)
+    message = aws.client("sqs").receive_message(QueueUrl=_queue_url(), MaxNumberOfMessages=1)["Messages"][0]
+    aws.client("sqs").delete_message(QueueUrl=_queue_url(), ReceiptHandle=message["ReceiptHandle"])
+    body = json.loads(message["Body"])
+    assert body["signature"]  # the platform signed what it sent
+    # the same signature over another payload, under a fresh id
+    forged = _opt_out_notification()
+    body.update(originalMessageId=forged["MessageId"], payload=forged)
+    aws.client("sqs").send_message(QueueUrl=_queue_url(), MessageBody=json.dumps(body))
+
+    result = dlq_replay(QUEUE)
+
+    assert len(result.parked) == 1 and result.replayed == [] and result.failed == []
+    assert not Message.objects.exists()
+    assert not InboundEvent.objects.filter(sns_message_id=forged["MessageId"]).exists()

@@ -184,15 +184,16 @@ def test_certificate_urls_off_the_sns_hosts_are_refused_before_any_fetch(sns_set
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("topic", "url"),
     [
-        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
-        "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem",
-        "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem",
-        "https://sns.us-east-1.amazonaws.com:443/SimpleNotificationService-abc.pem",
+        ("arn:aws:sns:us-east-1:1:t", "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem"),
+        ("arn:aws:sns:eu-west-1:1:t", "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem"),
+        ("arn:aws-cn:sns:cn-north-1:1:t", "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem"),
+        ("arn:aws:sns:us-east-1:1:t", "https://sns.us-east-1.amazonaws.com:443/SimpleNotificationService-abc.pem"),
     ],
 )
-def test_genuine_sns_certificate_urls_pass_the_url_check(url):
+def test_genuine_sns_certificate_urls_of_the_topics_region_pass_the_url_check(settings, topic, url):
+    settings.SNS_TOPIC_ARN = topic
     assert sns.validate_sns_url(url) == url
 
 

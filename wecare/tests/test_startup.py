@@ -86,6 +86,8 @@ def production(django_key_secret):
         "SECRET_NAME_DJANGO_SECRET_KEY": name,
         "ALLOWED_HOSTS": "platform.wecare.digital",
         "DATABASE_URL": _postgres_url(),
+        "OIDC_CLIENT_ID": "app-client",
+        "AWS_ACCOUNT_ID": "809904170947",  # moto's account (scripts/with-services.sh)
     }
 
 
@@ -198,3 +200,57 @@ def test_beat_refuses_to_start_when_a_system_check_fails(start):
     assert migrated.returncode == 0, migrated.stderr
 
     _refused(start(BEAT, SNS_TOPIC_ARN="base-wecare-digital"), "(wecare.E003) SNS_TOPIC_ARN")
+
+
+# --- Security refusals at start (issue 13) -----------------------------------------------------
+DEPLOY_CHECK = ["manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+
+
+def test_production_refuses_to_start_without_cognito(start, production):
+    result = start(CHECK, **{**production, "OIDC_CLIENT_ID": None})
+
+    _refused(result, "OIDC_CLIENT_ID is required in production: staff sign in with Cognito")
+
+
+def test_a_test_environment_answering_a_public_host_name_refuses_the_public_test_key(start):
+    result = start(CHECK, ENVIRONMENT="test", ALLOWED_HOSTS="platform.wecare.digital")
+
+    _refused(result, "needs DJANGO_SECRET_KEY: the built-in test key is public and serves only localhost")
+
+
+def test_the_deploy_check_refuses_the_public_test_key(start):
+    result = start(DEPLOY_CHECK, ENVIRONMENT="test")
+
+    _refused(result, "(wecare.E131) SECRET_KEY is the built-in test key")
+
+
+def test_production_settings_pass_djangos_deployment_check(start, production):
+    result = start(DEPLOY_CHECK, **production)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_live_sends_need_the_configured_aws_account(start, production):
+    result = start(CHECK, **{**production, "AWS_ACCOUNT_ID": "111111111111"}, SEND_MODE="LIVE")
+
+    _refused(result, "(wecare.E130) SEND_MODE=LIVE is refused: the credentials belong to AWS account 809904170947")
+
+
+def test_live_sends_name_a_malformed_aws_account(start, production):
+    result = start(CHECK, **{**production, "AWS_ACCOUNT_ID": "my-account"}, SEND_MODE="LIVE")
+
+    _refused(result, "AWS_ACCOUNT_ID='my-account' is not an AWS account id")
+
+
+def test_without_aws_account_id_live_sends_need_the_account_of_the_sns_topic(start, production):
+    other_topic = "arn:aws:sns:us-east-1:111111111111:base-wecare-digital"
+    result = start(CHECK, **{**production, "AWS_ACCOUNT_ID": None, "SNS_TOPIC_ARN": other_topic}, SEND_MODE="LIVE")
+
+    _refused(result, "not AWS_ACCOUNT_ID=111111111111")
+
+
+def test_the_web_process_checks_the_account_when_it_starts(start, production):
+    result = start(["-c", "import wecare.wsgi"], **{**production, "AWS_ACCOUNT_ID": "111111111111"}, SEND_MODE="LIVE")
+
+    _refused(result, "WrongAWSAccount: SEND_MODE=LIVE is refused")

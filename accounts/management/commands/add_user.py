@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.roles import ROLES
@@ -17,6 +18,8 @@ class Command(BaseCommand):
     def handle(self, *args, email, role, password, **options):
         try:
             user = user_create(email=email, role=role, password=password)
-        except (ValueError, Exception) as exc:
+        except ValidationError as exc:
+            raise CommandError(f"The password is refused: {' '.join(exc.messages)}") from exc
+        except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"Created {user.email} with role {role}."))
