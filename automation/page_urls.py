@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from automation import views
+
+urlpatterns = [
+    path("", views.agent, name="agent"),
+    path("<uuid:suggestion_id>/approve/", views.approve, name="agent-approve"),
+    path("<uuid:suggestion_id>/reject/", views.reject, name="agent-reject"),
+    path("<uuid:suggestion_id>/feedback/", views.feedback, name="agent-feedback"),
+]
