@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import bm25s
 import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 from bm25s.tokenization import Tokenizer
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +23,8 @@ from django.db.models import Count, Max
 from automation.models import KnowledgeEntry
 
 _STEMMER = Stemmer.Stemmer("english")
+# The longer English list: customers write "do you", "can I", "my" in nearly every message.
+_STOPWORDS = list(STOPWORDS_EN_PLUS)
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class _Index:
     def __init__(self, version: tuple, entries: list[tuple[int, str, str, str]]):
         self.version = version
         self.entries = entries
-        self.tokenizer = Tokenizer(stopwords="en", stemmer=_STEMMER)
+        self.tokenizer = Tokenizer(stopwords=_STOPWORDS, stemmer=_STEMMER)
         self.retriever = None
         if entries:
             corpus = [f"{question}\n{question}\n{tags}\n{answer}" for _, question, answer, tags in entries]

@@ -33,7 +33,7 @@ from contacts.models import Channel
 from messaging.channels import sms as sms_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import Direction, Message, MessageType
-from messaging.safety import WINDOW, SafetyRefusal
+from messaging.safety import WINDOW, RefusalCode, SafetyRefusal
 from wecare import aws
 
 logger = logging.getLogger(__name__)
@@ -359,14 +359,10 @@ def draft_flags(text: str, *, channel: str, known: list[str]) -> list[dict]:
 # --- Decisions ------------------------------------------------------------------------------------
 
 
-def _staleness(suggestion: AISuggestion, now: datetime) -> str | None:
-    """SUPERSEDED when a newer inbound message arrived, EXPIRED when the reply window closed."""
+def _superseded(suggestion: AISuggestion) -> bool:
+    """A newer inbound message from the contact arrived after the one this suggestion answers."""
     inbound_at = suggestion.inbound_message.created_at if suggestion.inbound_message else suggestion.created_at
-    if suggestion.contact_id and _newer_inbound(contact_id=suggestion.contact_id, after=inbound_at):
-        return SuggestionStatus.SUPERSEDED
-    if suggestion.reply_by and suggestion.reply_by <= now:
-        return SuggestionStatus.EXPIRED
-    return None
+    return bool(suggestion.contact_id) and _newer_inbound(contact_id=suggestion.contact_id, after=inbound_at)
 
 
 def _locked_pending(suggestion_id) -> AISuggestion:
@@ -398,27 +394,29 @@ def _reply_send(*, suggestion: AISuggestion, text: str, user) -> Message:
 def suggestion_approve(*, suggestion_id, user, text: str | None = None, now: datetime | None = None) -> AISuggestion:
     """Approve as drafted, or with the approver's edited ``text``, and send through the gate.
 
-    Raises SuggestionError (not pending, superseded, expired, empty) or SafetyRefusal (the gate
-    said no: the suggestion stays pending, nothing is sent).
+    Superseded (a newer inbound message) is checked here; expired is the gate's own verdict: when
+    it refuses a free-form reply because the 24-hour window closed, the suggestion is expired.
+    Raises SuggestionError (NOT_PENDING, SUPERSEDED, EXPIRED, EMPTY) or SafetyRefusal (any other
+    refusal: the suggestion stays pending, nothing is sent).
     """
     now = now or timezone.now()
     refusal: SafetyRefusal | None = None
-    stale: str | None = None
+    outcome = ""
     with transaction.atomic():
         suggestion = _locked_pending(suggestion_id)
-        stale = _staleness(suggestion, now)
-        if stale:
-            suggestion.status = stale
-            suggestion.save(update_fields=["status"])
+        edited = text is not None and text.strip() != suggestion.response.strip()
+        final = text.strip() if edited else suggestion.response
+        if not final:
+            raise SuggestionError("EMPTY", "The reply is empty.")
+        if _superseded(suggestion):
+            outcome = SuggestionStatus.SUPERSEDED
         else:
-            edited = text is not None and text.strip() != suggestion.response.strip()
-            final = text.strip() if edited else suggestion.response
-            if not final:
-                raise SuggestionError("EMPTY", "The reply is empty.")
             try:
                 message = _reply_send(suggestion=suggestion, text=final, user=user)
             except SafetyRefusal as exc:
                 refusal = exc  # the gate's own record of the refusal is kept (not rolled back)
+                if exc.code == RefusalCode.TEMPLATE_REQUIRED:
+                    outcome = SuggestionStatus.EXPIRED
             else:
                 suggestion.status = SuggestionStatus.EDITED if edited else SuggestionStatus.APPROVED
                 suggestion.edited_text = final if edited else ""
@@ -433,9 +431,12 @@ def suggestion_approve(*, suggestion_id, user, text: str | None = None, now: dat
                     resource_id=suggestion.pk,
                     details={"edited": edited, "message": str(message.pk), "dry_run": message.dry_run},
                 )
-    if stale == SuggestionStatus.SUPERSEDED:
+        if outcome:
+            suggestion.status = outcome
+            suggestion.save(update_fields=["status"])
+    if outcome == SuggestionStatus.SUPERSEDED:
         raise SuggestionError("SUPERSEDED", "A newer message arrived from the customer: this suggestion is superseded.")
-    if stale == SuggestionStatus.EXPIRED:
+    if outcome == SuggestionStatus.EXPIRED:
         raise SuggestionError("EXPIRED", "The 24-hour window closed: a free-form reply is no longer possible.")
     if refusal is not None:
         raise refusal

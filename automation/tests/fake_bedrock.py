@@ -1,6 +1,7 @@
 """A local fake of Bedrock Agent Runtime (InvokeAgent and Retrieve) that speaks the real protocol.
 
-It answers ``POST /knowledgebases/{id}/retrieve`` with queued JSON, and ``POST /agents/{agentId}/agentAliases/{aliasId}/sessions/{sessionId}/text`` with an
+It answers ``POST /knowledgebases/{id}/retrieve`` with queued JSON, and
+``POST /agents/{agentId}/agentAliases/{aliasId}/sessions/{sessionId}/text`` with an
 ``application/vnd.amazon.eventstream`` body built frame by frame in the AWS event-stream binary
 format (prelude: total and headers length + CRC32; typed headers; payload; message CRC32), so
 botocore's own parser decodes it exactly as it decodes AWS's answer.

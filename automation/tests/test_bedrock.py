@@ -44,8 +44,16 @@ def test_retrieve_asks_the_configured_knowledge_base_and_keeps_passages_with_the
         "retrieve",
         {
             "retrievalResults": [
-                {"content": {"text": "Open Sundays 10-14."}, "location": {"type": "S3", "s3Location": {"uri": "s3://kb/hours.md"}}, "score": 0.82},
-                {"content": {"text": "Refunds in 30 days."}, "location": {"type": "WEB", "webLocation": {"url": "https://wecare.digital/refunds"}}, "score": 0.41},
+                {
+                    "content": {"text": "Open Sundays 10-14."},
+                    "location": {"type": "S3", "s3Location": {"uri": "s3://kb/hours.md"}},
+                    "score": 0.82,
+                },
+                {
+                    "content": {"text": "Refunds in 30 days."},
+                    "location": {"type": "WEB", "webLocation": {"url": "https://wecare.digital/refunds"}},
+                    "score": 0.41,
+                },
             ]
         },
         {
