@@ -366,7 +366,9 @@ def _superseded(suggestion: AISuggestion) -> bool:
 
 
 def _locked_pending(suggestion_id) -> AISuggestion:
-    suggestion = AISuggestion.objects.select_for_update().select_related("inbound_message").filter(pk=suggestion_id)
+    suggestion = (
+        AISuggestion.objects.select_for_update(of=("self",)).select_related("inbound_message").filter(pk=suggestion_id)
+    )
     suggestion = suggestion.first()
     if suggestion is None:
         raise SuggestionError("NOT_FOUND", "No such suggestion.")

@@ -102,8 +102,9 @@ class FakeBedrockAgent:
     def retrieved(self, *results: dict) -> None:
         self.retrievals.append((200, json.dumps({"retrievalResults": list(results)}).encode()))
 
-    def error(self, status: int, message: str = "slow down") -> None:
-        self.answers.append((status, json.dumps({"message": message}).encode()))
+    def error(self, status: int, message: str = "slow down", *, retrieve: bool = False) -> None:
+        queue = self.retrievals if retrieve else self.answers
+        queue.append((status, json.dumps({"message": message}).encode()))
 
     def __enter__(self):
         self.thread.start()
