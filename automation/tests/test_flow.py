@@ -72,8 +72,11 @@ def whatsapp_provider():
     """Stubber on the very socialmessaging client the send path uses, and every call it got."""
     client = provider_client("socialmessaging")
     calls: list[str] = []
-    client.meta.events.register("before-parameter-build.socialmessaging.*", lambda model, **kw: calls.append(model.name),
-                                unique_id="ai-flow-recorder")  # fmt: skip
+
+    def record(model, **kwargs):
+        calls.append(model.name)
+
+    client.meta.events.register("before-parameter-build.socialmessaging.*", record, unique_id="ai-flow-recorder")
     stubber = Stubber(client)
     stubber.activate()
     yield stubber, calls
