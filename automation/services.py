@@ -494,8 +494,9 @@ def suggestion_supersede_older(*, contact_id, before: datetime) -> int:
     ).update(status=SuggestionStatus.SUPERSEDED)
 
 
-def suggestions_sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Mark pending suggestions superseded (a newer inbound message) or expired (window closed)."""
+def suggestions_sweep(*, now: datetime | None = None, batch_size: int = 1000) -> dict[str, int]:
+    """Mark pending suggestions superseded (a newer inbound message) or expired (window closed),
+    and delete those past their 90 days of retention."""
     now = now or timezone.now()
     newer = Message.objects.filter(
         contact_id=OuterRef("contact_id"),
@@ -505,4 +506,7 @@ def suggestions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     pending = AISuggestion.objects.filter(status=SuggestionStatus.PENDING)
     superseded = pending.filter(Exists(newer)).update(status=SuggestionStatus.SUPERSEDED)
     expired = pending.filter(reply_by__lte=now).update(status=SuggestionStatus.EXPIRED)
-    return {"superseded": superseded, "expired": expired}
+    purged = 0
+    while ids := list(AISuggestion.objects.filter(expires_at__lte=now).values_list("pk", flat=True)[:batch_size]):
+        purged += AISuggestion.objects.filter(pk__in=ids).delete()[0]
+    return {"superseded": superseded, "expired": expired, "purged": purged}

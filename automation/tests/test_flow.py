@@ -203,3 +203,12 @@ def test_a_contact_who_opted_out_meanwhile_is_refused_by_the_gate_and_the_sugges
     assert response.status_code == 422 and response.json()["code"] == "OPT_IN_REQUIRED"
     assert AISuggestion.objects.get(pk=suggestion.pk).status == SuggestionStatus.PENDING
     assert not Message.objects.filter(direction=Direction.OUTBOUND).exists()
+
+
+def test_an_opt_out_keyword_is_consent_not_a_question_and_gets_no_ai_task(
+    customer, ai_queue, django_capture_on_commit_callbacks
+):
+    message = receive("STOP", django_capture_on_commit_callbacks)
+
+    assert message.keyword_action == "opt_out"
+    assert queued_ai_tasks(ai_queue) == []

@@ -100,7 +100,9 @@ def test_the_sweep_marks_superseded_and_expired_suggestions(faq, make_contact, i
     inbound(contact, "hello?", ago=timedelta(minutes=1))
     old = services.suggestion_generate(inbound(other, "Do you ship to Mumbai?", ago=timedelta(hours=23)).pk)
 
-    assert services.suggestions_sweep(now=timezone.now() + timedelta(hours=2)) == {"superseded": 1, "expired": 1}
+    result = services.suggestions_sweep(now=timezone.now() + timedelta(hours=2))
+
+    assert result == {"superseded": 1, "expired": 1, "purged": 0}
     assert AISuggestion.objects.get(pk=overtaken.pk).status == SuggestionStatus.SUPERSEDED
     assert AISuggestion.objects.get(pk=old.pk).status == SuggestionStatus.EXPIRED
 
@@ -212,6 +214,14 @@ def test_a_success_resets_the_failure_count(fake_bedrock, make_contact, inbound)
     fake_bedrock.error(400, retrieve=True)
     services.suggestion_generate(inbound(make_contact(name="again"), "Open on Sunday?").pk)
     assert AIConfig.objects.get().paused_until is None
+
+
+def test_the_sweep_deletes_suggestions_after_their_90_days(faq, make_contact, inbound):
+    kept = services.suggestion_generate(inbound(make_contact(), "What are your opening hours on Sunday?").pk)
+    AISuggestion.objects.filter(pk=kept.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert services.suggestions_sweep(batch_size=1)["purged"] == 1
+    assert not AISuggestion.objects.exists() and Message.objects.exists()
 
 
 def test_reject_needs_a_reason_and_feedback_is_kept_with_who_and_when(faq, make_contact, inbound, page_user):
