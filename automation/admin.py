@@ -83,6 +83,12 @@ class AIConfigAdmin(SwitchAuditMixin, admin.ModelAdmin):
     list_display = ("__str__", "paused_until", "consecutive_failures", "updated_by", "updated_at")
     fields = ("enabled", "paused_until", "consecutive_failures", "updated_by", "updated_at")
     readonly_fields = ("paused_until", "consecutive_failures", "updated_by", "updated_at")
+    actions = ["resume_now"]
+
+    @admin.action(description="Resume AI now (end a circuit-breaker pause)", permissions=["change"])
+    def resume_now(self, request, queryset):
+        services.ai_resume(user=request.user)
+        self.message_user(request, "AI resumed.")
 
     def has_add_permission(self, request):
         return request.user.has_perm("automation.add_aiconfig") and not AIConfig.objects.exists()

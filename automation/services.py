@@ -68,11 +68,9 @@ def ai_enabled_for(phone_number_id: str, *, now: datetime | None = None) -> bool
         return False
     if config.paused_until and config.paused_until > (now or timezone.now()):
         return False
-    if phone_number_id:
-        switch = AINumberSwitch.objects.filter(phone_number_id=phone_number_id).values_list("enabled", flat=True)
-        if False in list(switch):
-            return False
-    return True
+    return not (
+        phone_number_id and AINumberSwitch.objects.filter(phone_number_id=phone_number_id, enabled=False).exists()
+    )
 
 
 def ai_switch_set(*, user, enabled: bool, phone_number_id: str = "") -> None:
@@ -94,6 +92,14 @@ def ai_switch_set(*, user, enabled: bool, phone_number_id: str = "") -> None:
             resource_id=phone_number_id or "global",
             details={"enabled": enabled},
         )
+
+
+def ai_resume(*, user) -> None:
+    """End a circuit-breaker pause now (an Admin who fixed the cause need not wait); audited."""
+    with transaction.atomic():
+        ai_config()
+        AIConfig.objects.filter(pk=1).update(paused_until=None, consecutive_failures=0)
+        audit_record(user=user, action="automation.resume", resource_type="ai_switch", resource_id="global")
 
 
 # --- Circuit breaker ------------------------------------------------------------------------------
@@ -381,11 +387,15 @@ def _reply_send(*, suggestion: AISuggestion, text: str, user) -> Message:
     """The one place a suggestion becomes a message: message_send, so the one gate and SEND_MODE."""
     from messaging.services import message_send  # the send path imports much of messaging; load it when used
 
+    subject = ""
+    if suggestion.channel == Channel.EMAIL:
+        original = suggestion.inbound_message.subject if suggestion.inbound_message else ""
+        subject = f"Re: {original}"[:998] if original else "Re: your message"
     return message_send(
         contact_id=suggestion.contact_id,
         channel=suggestion.channel,
         text=text,
-        subject="Re: your message" if suggestion.channel == Channel.EMAIL else "",
+        subject=subject,
         origination_phone_number_id=suggestion.origination_phone_number_id
         if suggestion.channel == Channel.WHATSAPP
         else "",

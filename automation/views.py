@@ -10,13 +10,14 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from automation import bedrock, services
 from automation.selectors import suggestion_queue, suggestion_recent_decisions
+from automation.templatetags.automation import dm_panel_context
 from messaging.safety import SafetyRefusal
 from messaging.views import refusal_in_words
-from wecare.pages import page_view, render_page
+from wecare.pages import page_view, render_fragment, render_page
 
 VIEW = "automation.view_aisuggestion"
 DECIDE = "automation.change_aisuggestion"
@@ -37,6 +38,13 @@ def agent(request: HttpRequest) -> HttpResponse:
             "bedrock": bedrock.bedrock_configured(),
         },
     )
+
+
+@page_view(VIEW)
+@require_GET
+def dm_panel(request: HttpRequest, contact_id) -> HttpResponse:
+    """The suggestion panel of a DM conversation, polled until a suggestion arrives."""
+    return render_fragment(request, "automation/_dm_suggestion.html", dm_panel_context(request, contact_id))
 
 
 def _back(request: HttpRequest) -> HttpResponse:

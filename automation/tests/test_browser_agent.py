@@ -95,6 +95,27 @@ def test_the_suggestion_appears_beside_the_dm_composer_and_a_rejection_needs_a_r
     assert (suggestion.status, suggestion.reject_reason) == (SuggestionStatus.REJECTED, "We stopped shipping to Mumbai")
 
 
+def test_a_suggestion_drafted_while_the_conversation_is_open_appears_without_a_reload(browser_page, login_as):
+    page = browser_page
+    login_as(page, "Operator")
+    contact = Contact.objects.create(name="Kiran", phone="+919876500004", opt_in_whatsapp=True,
+                                     last_inbound_message_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
+    page.goto(f"/dm/{contact.pk}/")
+    page.evaluate("window.__marker = 'no reload'")
+    expect(page.locator("[data-testid=dm-suggestion]")).to_have_count(0)
+
+    suggestion = suggestion_for("Kiran 2", "+919876500005", "How can I reset my password?")
+    AISuggestion.objects.filter(pk=suggestion.pk).update(contact=contact)
+
+    expect(page.locator("[data-testid=dm-suggestion] [data-testid=suggestion-text]")).to_have_value(
+        "Use 'Forgot password' on the sign-in page; the link is valid for one hour.", timeout=15_000
+    )
+    assert page.evaluate("window.__marker") == "no reload"
+    assert page.locator("[data-testid=dm-suggestion] input[name=next]").first.get_attribute("value") == (
+        f"/dm/{contact.pk}/"
+    )
+
+
 def test_a_viewer_sees_the_suggestion_without_decision_buttons(browser_page, login_as):
     page = browser_page
     login_as(page, "Viewer")

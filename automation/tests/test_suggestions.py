@@ -243,3 +243,31 @@ def test_reject_needs_a_reason_and_feedback_is_kept_with_who_and_when(faq, make_
     assert again.value.code == "NOT_PENDING"
     with pytest.raises(services.SuggestionError, match="rating"):
         services.suggestion_feedback(suggestion_id=suggestion.pk, user=operator, rating="meh")
+
+
+def test_an_admin_may_end_a_pause_early_and_that_is_audited(page_user):
+    services.ai_config()
+    AIConfig.objects.filter(pk=1).update(paused_until=timezone.now() + timedelta(minutes=5))
+    assert not services.ai_enabled_for("")
+
+    services.ai_resume(user=page_user("Admin"))
+
+    assert services.ai_enabled_for("")
+    assert AuditLog.objects.filter(action="automation.resume").count() == 1
+
+
+def test_an_email_reply_answers_under_the_original_subject(faq, make_contact, page_user):
+    contact = make_contact()
+    contact.email = "asha@example.com"
+    contact.opt_in_email = True
+    contact.save()
+    message = Message.objects.create(contact=contact, channel="email", direction=Direction.INBOUND,
+                                      message_type="email", subject="Sunday hours", status="received",
+                                      content="What are your opening hours on Sunday?")  # fmt: skip
+    suggestion = services.suggestion_generate(message.pk)
+
+    services.suggestion_approve(suggestion_id=suggestion.pk, user=page_user("Operator"))
+
+    sent = AISuggestion.objects.get(pk=suggestion.pk).sent_message
+    assert (sent.channel, sent.subject, sent.content) == ("email", "Re: Sunday hours", suggestion.response)
+    assert suggestion.reply_by is None  # no 24-hour window on email
