@@ -73,6 +73,12 @@ def ai_enabled_for(phone_number_id: str, *, now: datetime | None = None) -> bool
     )
 
 
+def ai_number_switches(phone_number_ids: list[str]) -> list[dict]:
+    """Each of these WhatsApp numbers with its switch (no row: on)."""
+    off = set(AINumberSwitch.objects.filter(enabled=False).values_list("phone_number_id", flat=True))
+    return [{"phone_number_id": number, "enabled": number not in off} for number in phone_number_ids]
+
+
 def ai_switch_set(*, user, enabled: bool, phone_number_id: str = "") -> None:
     """Turn AI on or off, globally or for one WhatsApp number; audited."""
     with transaction.atomic():

@@ -6,6 +6,7 @@ through message_send and so the one gate). Refusals are said in words, as in the
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -21,6 +22,7 @@ from wecare.pages import page_view, render_fragment, render_page
 
 VIEW = "automation.view_aisuggestion"
 DECIDE = "automation.change_aisuggestion"
+SWITCH = "automation.change_aiconfig"  # Admins
 
 
 @page_view(VIEW)
@@ -36,6 +38,8 @@ def agent(request: HttpRequest) -> HttpResponse:
             "ai_config": config,
             "ai_on": services.ai_enabled_for(""),
             "bedrock": bedrock.bedrock_configured(),
+            "can_switch": request.user.has_perm(SWITCH),
+            "numbers": services.ai_number_switches(settings.WHATSAPP_PHONE_NUMBER_IDS),
         },
     )
 
@@ -99,3 +103,18 @@ def feedback(request: HttpRequest, suggestion_id) -> HttpResponse:
         ),
         "Thank you: the feedback is kept with the suggestion.",
     )
+
+
+@page_view(SWITCH)
+@require_POST
+def switch(request: HttpRequest) -> HttpResponse:
+    """AI on or off, globally or for one of the platform's WhatsApp numbers (Admins; audited)."""
+    number = request.POST.get("phone_number_id", "")
+    if number and number not in settings.WHATSAPP_PHONE_NUMBER_IDS:
+        messages.error(request, "That is not one of the platform's WhatsApp numbers.")
+        return redirect("/agent/")
+    enabled = request.POST.get("enabled") == "on"
+    services.ai_switch_set(user=request.user, enabled=enabled, phone_number_id=number)
+    where = f"for {number}" if number else "for every number"
+    messages.success(request, f"AI suggestions turned {'on' if enabled else 'off'} {where}.")
+    return redirect("/agent/")

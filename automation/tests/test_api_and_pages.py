@@ -163,3 +163,20 @@ def test_in_the_admin_an_operator_may_set_feedback_but_not_change_the_draft(pend
     pending.refresh_from_db()
     assert (pending.feedback_rating, pending.feedback_comment) == ("useful", "good")
     assert pending.response != "tampered" and pending.status == SuggestionStatus.PENDING
+
+
+def test_admins_switch_ai_on_the_agent_page_and_operators_are_refused(page_user, settings):
+    admin, operator = client_for(page_user, "Admin"), client_for(page_user, "Operator")
+    number = settings.WHATSAPP_PHONE_NUMBER_IDS[1]
+
+    assert 'data-testid="ai-switches"' in admin.get("/agent/").content.decode()
+    assert 'data-testid="ai-switches"' not in operator.get("/agent/").content.decode()
+    off = admin.post("/agent/switch/", {"enabled": "off", "phone_number_id": number})
+    unknown = admin.post("/agent/switch/", {"enabled": "off", "phone_number_id": "phone-number-id-elsewhere"})
+    refused = operator.post("/agent/switch/", {"enabled": "off"})
+
+    assert off.status_code == 302 and not services.ai_enabled_for(number) and services.ai_enabled_for("")
+    assert unknown.status_code == 302 and services.ai_enabled_for("phone-number-id-elsewhere")
+    assert refused.status_code == 403 and services.ai_enabled_for("")
+    assert AuditLog.objects.filter(action="automation.switch").count() == 1
+    assert AuditLog.objects.filter(action="forbidden", details__path="/agent/switch/").exists()
