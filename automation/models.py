@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -90,6 +91,14 @@ class AISuggestion(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "AI suggestion"
+        constraints = [
+            # At-least-once tasks: a second delivery of one message's task must not draft twice.
+            models.UniqueConstraint(
+                fields=["inbound_message"],
+                condition=Q(inbound_message__isnull=False),
+                name="aisuggestion_one_per_message",
+            ),
+        ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="aisuggestion_status_recent"),
             models.Index(fields=["contact", "status"], name="aisuggestion_contact_status"),

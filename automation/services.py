@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -251,6 +251,15 @@ def _draft_local(message: Message) -> Draft | None:
     )
 
 
+def _create_once(**fields) -> AISuggestion:
+    """Store the suggestion, or return the one another delivery of the same task stored meanwhile."""
+    try:
+        with transaction.atomic():
+            return AISuggestion.objects.create(**fields)
+    except IntegrityError:
+        return AISuggestion.objects.get(inbound_message=fields["inbound_message"])
+
+
 def suggestion_generate(message_id, *, now: datetime | None = None) -> AISuggestion | None:
     """Draft a reply to one inbound message (the AI task). None when there is nothing to draft.
 
@@ -261,6 +270,9 @@ def suggestion_generate(message_id, *, now: datetime | None = None) -> AISuggest
     message = Message.objects.select_related("contact").filter(pk=message_id).first()
     if message is None or not message.content.strip() or message.contact_id is None:
         return None
+    existing = AISuggestion.objects.filter(inbound_message=message).first()
+    if existing is not None:
+        return existing  # a redelivered task: drafted already
     suggestion_supersede_older(contact_id=message.contact_id, before=message.created_at)
     if _newer_inbound(contact_id=message.contact_id, after=message.created_at):
         return None  # the newer message gets its own suggestion
@@ -279,7 +291,7 @@ def suggestion_generate(message_id, *, now: datetime | None = None) -> AISuggest
         try:
             draft = _draft_bedrock(message, conversation)
         except bedrock.BedrockError as exc:
-            suggestion = AISuggestion.objects.create(
+            suggestion = _create_once(
                 **base,
                 source=SuggestionSource.BEDROCK,
                 model=settings.BEDROCK_MODEL_ID,
@@ -302,7 +314,7 @@ def suggestion_generate(message_id, *, now: datetime | None = None) -> AISuggest
     )
     if draft.guardrail_traces:
         flags.append({"code": "GUARDRAIL", "detail": "The Bedrock guardrail intervened in this draft."})
-    suggestion = AISuggestion.objects.create(
+    suggestion = _create_once(
         **base,
         knowledge_context=draft.context,
         response=draft.text,

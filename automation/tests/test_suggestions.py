@@ -271,3 +271,12 @@ def test_an_email_reply_answers_under_the_original_subject(faq, make_contact, pa
     sent = AISuggestion.objects.get(pk=suggestion.pk).sent_message
     assert (sent.channel, sent.subject, sent.content) == ("email", "Re: Sunday hours", suggestion.response)
     assert suggestion.reply_by is None  # no 24-hour window on email
+
+
+def test_a_redelivered_task_does_not_draft_twice(faq, make_contact, inbound):
+    message = inbound(make_contact(), "What are your opening hours on Sunday?")
+
+    first = services.suggestion_generate(message.pk)
+    again = services.suggestion_generate(message.pk)
+
+    assert again.pk == first.pk and AISuggestion.objects.count() == 1
