@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from django.conf import settings
 
 from wecare import aws
@@ -75,6 +75,8 @@ def _error(exc: Exception) -> BedrockError:
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         transient = code in TRANSIENT_CODES or status == 429 or status >= 500
         return BedrockError(f"{code or 'error'}: {message}", code=code, transient=transient)
+    if isinstance(exc, ParamValidationError):
+        return BedrockError(f"invalid request: {exc}", code="ParamValidationError", transient=False)
     # Timeouts, connection errors, a stream cut short: worth another try.
     return BedrockError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__, transient=True)
 

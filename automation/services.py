@@ -245,7 +245,8 @@ def _draft_local(message: Message) -> Draft | None:
     return Draft(
         text=hit.answer,
         source=SuggestionSource.KNOWLEDGE_BASE,
-        context=[{"text": hit.question, "source_id": f"kb:{hit.entry_id}", "score": hit.score}],
+        # The entry is the source: its answer's links and numbers are the Admins' own, not invented.
+        context=[{"text": f"{hit.question}\n{hit.answer}", "source_id": f"kb:{hit.entry_id}", "score": hit.score}],
         model="bm25 (local knowledge base)",
         score=hit.score,
     )

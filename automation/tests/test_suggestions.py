@@ -280,3 +280,14 @@ def test_a_redelivered_task_does_not_draft_twice(faq, make_contact, inbound):
     again = services.suggestion_generate(message.pk)
 
     assert again.pk == first.pk and AISuggestion.objects.count() == 1
+
+
+def test_a_link_in_the_knowledge_base_answer_itself_is_not_flagged(faq, make_contact, inbound):
+    from automation.models import KnowledgeEntry
+
+    answer = "Track it at https://wecare.digital/track or call +91 80 4567 8901."
+    KnowledgeEntry.objects.create(question="Where can I track my parcel?", answer=answer)
+
+    suggestion = services.suggestion_generate(inbound(make_contact(), "Where can I track my parcel?").pk)
+
+    assert suggestion.flags == []
