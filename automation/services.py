@@ -162,7 +162,7 @@ def _alert(*, subject: str, text: str) -> None:
 # --- From inbound to a suggestion -----------------------------------------------------------------
 
 
-def _enqueue(message_id, phone_number_id: str) -> None:
+def ai_suggestion_enqueue(message_id, phone_number_id: str) -> None:
     try:
         if not ai_enabled_for(phone_number_id):
             return
@@ -185,7 +185,7 @@ def ai_on_inbound(message: Message) -> None:
         or message.keyword_action  # STOP / START: consent, not a question
     ):
         return
-    transaction.on_commit(partial(_enqueue, message.pk, message.origination_phone_number_id))
+    transaction.on_commit(partial(ai_suggestion_enqueue, message.pk, message.origination_phone_number_id))
 
 
 def _conversation(message: Message) -> list[str]:

@@ -130,14 +130,14 @@ def bench_inbound(messages: int, rounds: int = 5) -> dict:
     connection.run_and_clear_commit_hooks = commit_seen
     enqueues: dict[str, list[float]] = {"off": [], "on": []}
     current = ["off"]
-    original_enqueue = services._enqueue
+    original_enqueue = services.ai_suggestion_enqueue
 
     def timed_enqueue(*args):
         t0 = time.perf_counter()
         original_enqueue(*args)
         enqueues[current[0]].append((time.perf_counter() - t0) * 1000)
 
-    services._enqueue = timed_enqueue
+    services.ai_suggestion_enqueue = timed_enqueue
     results = {"off": {"store": [], "total": []}, "on": {"store": [], "total": []}}
     per_round = max(1, messages // rounds)
     # Warm-up: connections, the claim table, the SQS client.
@@ -157,7 +157,7 @@ def bench_inbound(messages: int, rounds: int = 5) -> dict:
                 results[mode]["store"].append((committed[0] - t0) * 1000)
                 results[mode]["total"].append((t1 - t0) * 1000)
     connection.run_and_clear_commit_hooks = original_hooks
-    services._enqueue = original_enqueue
+    services.ai_suggestion_enqueue = original_enqueue
     out = {mode: {k: summary(v) for k, v in parts.items()} for mode, parts in results.items()}
     out["enqueue"] = {mode: summary(v) for mode, v in enqueues.items()}
     out["n"] = per_round * rounds
