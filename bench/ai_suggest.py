@@ -3,13 +3,22 @@
     scripts/with-services.sh .venv/bin/python bench/ai_suggest.py [--messages N] [--entries N] [--queries N]
 
 1. Inbound: stores N inbound WhatsApp texts through messaging.inbound (claim in DynamoDB, the
-   transaction, the AI hook) with AI switched off, then on, alternating in rounds so drift hits
-   both alike. "Stored" is the moment the inbound transaction commits (the message is durable);
-   with AI on, the AI task is queued on the AI queue (SQS) only after that. Target: AI adds no
-   latency to storage (p95 with AI on within 10 % of AI off, or under 1 ms apart).
+   transaction, the AI hook) with AI switched off and on, alternating every 10 messages so the
+   machine's drift hits both alike. "Stored" is the moment the inbound transaction commits (the
+   message is durable); with AI on, the AI task is queued on the AI queue (SQS) only after that.
+   Target: AI adds no latency to storage. Measured directly — the AI hook's own time inside the
+   transaction (p95 under 0.1 ms) — and as the median storage time with AI on vs off (within 10 %
+   or 1 ms; the p95 comparison is printed too, but on a loaded machine it is mostly noise).
 2. Knowledge base: loads N entries (default 10,000), builds the BM25 index once, then times
    knowledge_best() for realistic customer questions (the index version query included).
    Target: p95 < 50 ms.
+
+Measured 2026-12-05 on the shared 2-CPU machine at load average ~10 (PostgreSQL, moto_server):
+AI hook inside the transaction 25 µs median / 42 µs p95; stored (committed) 50.2 ms median with AI
+off, 53.4 ms with AI on (1.06; p95 125 vs 120 ms). After the commit, queuing the AI task (switch
+check + one SQS SendMessage to moto) takes 34 ms median / 93 ms p95: the inbound task runs that much
+longer, but the message is durable before it starts. Local knowledge base at 10,000 entries: index
+built in 1.06 s once; knowledge_best 8.6 ms median, 16.6 ms p95 (target 50 ms, ratio 0.33).
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ DB_NAME = "wecare_bench_ai"
 KB_TARGET_MS = 50.0
 STORE_TOLERANCE = 1.10
 STORE_SLACK_MS = 1.0
+HOOK_TARGET_MS = 0.1
+BLOCK = 10
 
 PRODUCTS = [
     "kurta", "saree", "lehenga", "sherwani", "dupatta", "sandals", "sneakers", "backpack", "wallet", "watch",
@@ -109,12 +120,13 @@ def _raw_text(wa_id: str, text: str) -> dict:
     }
 
 
-def bench_inbound(messages: int, rounds: int = 5) -> dict:
+def bench_inbound(messages: int) -> dict:
     from django.conf import settings
     from django.db import connection
 
     from automation import services
     from automation.models import AIConfig
+    from messaging.inbound import messages as inbound_messages
     from messaging.inbound.messages import inbound_message_receive
 
     settings.INBOUND_MARK_AS_READ = settings.INBOUND_REACT_THUMBS_UP = False
@@ -138,17 +150,27 @@ def bench_inbound(messages: int, rounds: int = 5) -> dict:
         enqueues[current[0]].append((time.perf_counter() - t0) * 1000)
 
     services.ai_suggestion_enqueue = timed_enqueue
+    hook_ms: list[float] = []
+    original_hook = inbound_messages.ai_on_inbound
+
+    def timed_hook(message):
+        t0 = time.perf_counter()
+        original_hook(message)
+        hook_ms.append((time.perf_counter() - t0) * 1000)
+
+    inbound_messages.ai_on_inbound = timed_hook
     results = {"off": {"store": [], "total": []}, "on": {"store": [], "total": []}}
-    per_round = max(1, messages // rounds)
+    rounds = max(1, messages // BLOCK)
     # Warm-up: connections, the claim table, the SQS client.
     for _ in range(10):
         inbound_message_receive(raw=_raw_text("919800000000", "warm up"), receiving=receiving, sender_name="Warm")
     enqueues["off"].clear()
+    hook_ms.clear()
     for _ in range(rounds):
         for mode in ("off", "on"):
             current[0] = mode
             AIConfig.objects.filter(pk=1).update(enabled=mode == "on")
-            for i in range(per_round):
+            for i in range(BLOCK):
                 raw = _raw_text(f"9198{random.randint(10**7, 10**8 - 1)}", f"What are your opening hours? {i}")
                 committed.clear()
                 t0 = time.perf_counter()
@@ -158,9 +180,11 @@ def bench_inbound(messages: int, rounds: int = 5) -> dict:
                 results[mode]["total"].append((t1 - t0) * 1000)
     connection.run_and_clear_commit_hooks = original_hooks
     services.ai_suggestion_enqueue = original_enqueue
+    inbound_messages.ai_on_inbound = original_hook
     out = {mode: {k: summary(v) for k, v in parts.items()} for mode, parts in results.items()}
     out["enqueue"] = {mode: summary(v) for mode, v in enqueues.items()}
-    out["n"] = per_round * rounds
+    out["hook"] = summary(hook_ms)
+    out["n"] = BLOCK * rounds
     return out
 
 
@@ -190,13 +214,18 @@ def main() -> None:
         on_q, off_q = inbound["enqueue"]["on"], inbound["enqueue"]["off"]
         print(f"  after the commit: AI on, switch check + SQS send of the task {on_q[0]:.2f} / {on_q[1]:.2f};"
               f" AI off, switch check only {off_q[0]:.2f} / {off_q[1]:.2f}")  # fmt: skip
+        hook = inbound["hook"]
+        hook_ok = hook[1] < HOOK_TARGET_MS
+        print(f"  the AI hook inside the inbound transaction: median {hook[0] * 1000:.1f} µs, p95 "
+              f"{hook[1] * 1000:.1f} µs (target p95 < {HOOK_TARGET_MS * 1000:.0f} µs, ratio "
+              f"{hook[1] / HOOK_TARGET_MS:.2f}): {'met' if hook_ok else 'MISSED'}")  # fmt: skip
+        off_med, on_med = inbound["off"]["store"][0], inbound["on"]["store"][0]
         off_p95, on_p95 = inbound["off"]["store"][1], inbound["on"]["store"][1]
-        store_ratio = on_p95 / off_p95 if off_p95 else 1.0
-        store_ok = on_p95 <= off_p95 * STORE_TOLERANCE or on_p95 - off_p95 <= STORE_SLACK_MS
-        print(
-            f"  storage p95 AI on / AI off = {store_ratio:.2f} (target: no added latency, "
-            f"<= {STORE_TOLERANCE:.2f} or within {STORE_SLACK_MS:.0f} ms): {'met' if store_ok else 'MISSED'}"
-        )
+        store_ratio = on_med / off_med if off_med else 1.0
+        store_ok = on_med <= off_med * STORE_TOLERANCE or on_med - off_med <= STORE_SLACK_MS
+        print(f"  storage median AI on / AI off = {store_ratio:.2f} (within {STORE_TOLERANCE:.2f} or "
+              f"{STORE_SLACK_MS:.0f} ms): {'met' if store_ok else 'MISSED'}; p95 on / off = "
+              f"{on_p95 / off_p95 if off_p95 else 1.0:.2f}")  # fmt: skip
 
         kb = bench_knowledge_base(args.entries, args.queries)
         print(f"\nlocal knowledge base, {args.entries} entries: loaded in {kb['load_s']:.1f} s, "
@@ -210,8 +239,9 @@ def main() -> None:
         )
         print(
             f"RESULT ai_suggest kb_entries={args.entries} kb_p95_ms={kb['p95']:.2f} kb_target_ms={KB_TARGET_MS:.0f} "
-            f"kb_ratio={kb_ratio:.2f} store_p95_off_ms={off_p95:.2f} store_p95_on_ms={on_p95:.2f} "
-            f"store_ratio={store_ratio:.2f} {'PASS' if kb_ok and store_ok else 'FAIL'}"
+            f"kb_ratio={kb_ratio:.2f} hook_p95_us={hook[1] * 1000:.1f} store_median_off_ms={off_med:.2f} "
+            f"store_median_on_ms={on_med:.2f} store_ratio={store_ratio:.2f} store_p95_off_ms={off_p95:.2f} "
+            f"store_p95_on_ms={on_p95:.2f} {'PASS' if kb_ok and store_ok and hook_ok else 'FAIL'}"
         )
     finally:
         drop_database(server, DB_NAME)
