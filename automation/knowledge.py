@@ -105,26 +105,35 @@ class KnowledgeImportError(ValueError):
     pass
 
 
-_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TAGS = re.compile(r"^tags\s*:\s*(.*)$", re.IGNORECASE)
 CSV_COLUMNS = ("question", "answer", "tags")
 
 
 def _parse_markdown(text: str) -> list[dict]:
-    """Each heading is a question; the text under it (to the next heading) its answer.
+    """The headings of the most used level are questions; the text under each (to the next heading)
+    its answer. Other headings (a document title, section names) and their text are not entries.
 
-    A line ``Tags: a, b`` under a heading gives the entry's tags.
+    A line ``Tags: a, b`` under a question gives the entry's tags.
     """
+    lines = text.splitlines()
+    levels = [len(m.group(1)) for m in map(_HEADING.match, lines) if m]
+    if not levels:
+        return []
+    # The most frequent level; on a tie the deeper one (a title is shallower than its questions).
+    entry_level = max(set(levels), key=lambda level: (levels.count(level), level))
     entries: list[dict] = []
     current: dict | None = None
-    for line in text.splitlines():
+    for line in lines:
         heading = _HEADING.match(line)
         if heading:
-            current = {"question": heading.group(1), "answer_lines": [], "tags": ""}
-            entries.append(current)
+            current = None
+            if len(heading.group(1)) == entry_level:
+                current = {"question": heading.group(2), "answer_lines": [], "tags": ""}
+                entries.append(current)
             continue
         if current is None:
-            continue  # text before the first heading (a title page, an intro) is not an entry
+            continue
         tags = _TAGS.match(line.strip())
         if tags:
             current["tags"] = tags.group(1).strip()

@@ -59,15 +59,14 @@ Near the metro.
 """
 
 
-def test_markdown_headings_become_questions_with_the_text_under_them_as_answers(page_user):
+def test_markdown_question_headings_become_entries_with_the_text_under_them_as_answers(page_user):
     admin = page_user("Admin")
 
     count = knowledge_import(data=MARKDOWN, filename="faq.md", user=admin)
 
-    assert count == 3  # every heading with text under it; the empty heading is left out
+    assert count == 2  # the title is not a question, and the empty heading has no answer
     rows = list(KnowledgeEntry.objects.order_by("question").values_list("question", "answer", "tags"))
     assert rows == [
-        ("Our FAQ", "Intro text that is not an entry.", ""),
         ("When do you open?", "Every day at 9:00.", "hours, opening"),
         ("Where are you?", "12 MG Road, Bengaluru.\nNear the metro.", ""),
     ]
