@@ -29,7 +29,7 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-def _config(max_attempts: int | None = None) -> Config:
+def _config(max_attempts: int | None = None, read_timeout: float | None = None) -> Config:
     settings = _settings()
     return Config(
         region_name=settings.AWS_REGION,
@@ -37,20 +37,20 @@ def _config(max_attempts: int | None = None) -> Config:
         # botocore's "max_attempts" key counts retries only (one request more than configured).
         retries={"mode": "standard", "total_max_attempts": max_attempts or settings.AWS_MAX_ATTEMPTS},
         connect_timeout=settings.AWS_CONNECT_TIMEOUT,
-        read_timeout=settings.AWS_READ_TIMEOUT,
+        read_timeout=read_timeout or settings.AWS_READ_TIMEOUT,
         max_pool_connections=50,
     )
 
 
 @cache
-def client(service: str, *, max_attempts: int | None = None):
+def client(service: str, *, max_attempts: int | None = None, read_timeout: float | None = None):
     """A boto3 client for ``service``; clients are thread-safe and cached per process.
 
     ``max_attempts`` overrides AWS_MAX_ATTEMPTS for callers that retry on their own (outbound
     sends pass 1, so the task's retries are the only ones and their total stays bounded).
     """
     with _session_lock:  # boto3 sessions are not thread-safe while creating clients
-        return _session().client(service, config=_config(max_attempts))
+        return _session().client(service, config=_config(max_attempts, read_timeout))
 
 
 def reset_clients() -> None:

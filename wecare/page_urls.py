@@ -8,7 +8,7 @@ from wecare import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("agent/", views.agent, name="agent"),
+    path("agent/", include("automation.page_urls")),  # the AI suggestions' queue and decisions
     path("contacts/", include("contacts.page_urls")),
     path("dm/", include("messaging.page_urls")),
     path("bulk/", include("bulk.page_urls")),

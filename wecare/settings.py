@@ -351,6 +351,21 @@ CLOUDWATCH_LOGS_ENABLED = _bool("CLOUDWATCH_LOGS_ENABLED", default=IS_PRODUCTION
 BEDROCK_KNOWLEDGE_BASE_ID = env.str("BEDROCK_KNOWLEDGE_BASE_ID", default="FZBPKGTOYE")
 BEDROCK_AGENT_ID = env.str("BEDROCK_AGENT_ID", default="HQNT0JXN8G")
 BEDROCK_MODEL_ID = env.str("BEDROCK_MODEL_ID", default="amazon.nova-pro-v1:0")
+# --- AI suggested replies (automation/) ------------------------------------------------------------
+# Bedrock is used when the agent alias is set; without it (as in `make run`) suggestions come from
+# the local knowledge base (BM25). AI on/off itself is a stored switch Admins change at run time.
+BEDROCK_AGENT_ALIAS_ID = env.str("BEDROCK_AGENT_ALIAS_ID", default="")
+BEDROCK_GUARDRAIL_ID = env.str("BEDROCK_GUARDRAIL_ID", default="")
+BEDROCK_GUARDRAIL_VERSION = env.str("BEDROCK_GUARDRAIL_VERSION", default="DRAFT")
+AI_ENABLED_DEFAULT = _bool("AI_ENABLED_DEFAULT", default=True)  # until an Admin first sets the switch
+AI_CALL_RETRIES = _int("AI_CALL_RETRIES", 2, minimum=0, maximum=2)  # per Bedrock call, after the first try
+AI_CALL_TIMEOUT_SECONDS = _float("AI_CALL_TIMEOUT_SECONDS", 20.0)
+AI_BREAKER_FAILURES = _int("AI_BREAKER_FAILURES", 5, minimum=1)  # failed suggestions in a row open it
+AI_BREAKER_PAUSE_SECONDS = _int("AI_BREAKER_PAUSE_SECONDS", 300, minimum=10)
+AI_CONTEXT_MESSAGES = _int("AI_CONTEXT_MESSAGES", 6, minimum=0, maximum=50)
+AI_RETRIEVE_RESULTS = _int("AI_RETRIEVE_RESULTS", 5, minimum=1, maximum=100)
+AI_KB_MIN_SCORE = _float("AI_KB_MIN_SCORE", 1.0)  # BM25 score under which the local KB suggests nothing
+AI_KB_IMPORT_MAX_BYTES = _int("AI_KB_IMPORT_MAX_BYTES", 2_000_000, minimum=1024)
 
 QUEUE_DEFAULT = env.str("QUEUE_DEFAULT", default="wecare-default")
 QUEUE_OUTBOUND = env.str("QUEUE_OUTBOUND", default="outbound-queue")
@@ -359,6 +374,7 @@ QUEUE_BULK = env.str("QUEUE_BULK", default="bulk-queue")
 QUEUE_INBOUND_DLQ = env.str("QUEUE_INBOUND_DLQ", default="inbound-dlq")
 QUEUE_OUTBOUND_DLQ = env.str("QUEUE_OUTBOUND_DLQ", default="outbound-dlq")
 QUEUE_BULK_DLQ = env.str("QUEUE_BULK_DLQ", default="bulk-dlq")
+QUEUE_AI = env.str("QUEUE_AI", default="ai-queue")  # AI suggestions: never in the way of inbound work
 
 DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="wecare-")
 
@@ -465,6 +481,7 @@ CELERY_TASK_ROUTES = {
     "messaging.tasks.outbound.*": {"queue": QUEUE_OUTBOUND},
     "messaging.tasks.inbound.*": {"queue": QUEUE_INBOUND},
     "bulk.tasks.*": {"queue": QUEUE_BULK},
+    "automation.tasks.*": {"queue": QUEUE_AI},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -497,6 +514,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.sync_whatsapp_templates",
         "schedule": crontab(minute="*/30"),
         "options": {"expires": 25 * 60},  # never two syncs stacked
+    },
+    "ai-suggestions-sweep": {
+        "task": "automation.tasks.suggestions_sweep",
+        "schedule": 300.0,
+        "options": {"expires": 290},
     },
 }
 # Tests may run tasks in-process; the real worker is used where behaviour depends on it.

@@ -1,4 +1,4 @@
-"""The workspace shell: home, the modules that are not built yet, and the Agent's approval queue."""
+"""The workspace shell: home and the modules that are not built yet (the Agent page is automation.views)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,3 @@ def coming_soon(request: HttpRequest, module: str) -> HttpResponse:
     if module not in COMING_SOON:
         raise Http404("No such module.")
     return render_page(request, "shell/coming_soon.html", {"module": COMING_SOON[module]})
-
-
-@page_view()
-def agent(request: HttpRequest) -> HttpResponse:
-    # The automation module that drafts suggestions is not built yet: there is nothing to approve.
-    return render_page(request, "shell/agent.html", {"suggestions": []})

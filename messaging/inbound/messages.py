@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from accounts.services import audit_record
+from automation.services import ai_on_inbound
 from contacts.models import Channel, ConsentEvent, ConsentSource, Contact
 from contacts.services import PHONE_TAKEN, contact_create, contact_set_opt_in
 from messaging import claims
@@ -171,6 +172,7 @@ def _message_store(
             contact_touch_inbound(contact=contact, at=sent_at)
             if action:
                 _apply_keyword(message=message, contact=contact, action=action, sent_at=sent_at)
+            ai_on_inbound(message)  # queues an AI suggestion after commit; never waits, never fails this
             return message, True
     except _AlreadyStored:
         pass

@@ -25,6 +25,7 @@ def queue_names() -> list[str]:
         settings.QUEUE_OUTBOUND,
         settings.QUEUE_INBOUND,
         settings.QUEUE_BULK,
+        settings.QUEUE_AI,
         settings.QUEUE_INBOUND_DLQ,
         settings.QUEUE_OUTBOUND_DLQ,
         settings.QUEUE_BULK_DLQ,
