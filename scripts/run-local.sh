@@ -128,7 +128,7 @@ echo "$LOGIN"
 
 # The worker consumes every work queue named in settings but bulk-queue (not the dead-letter queues);
 # bulk chunks have a worker of their own, BULK_WORKER_CONCURRENCY processes (2-5, validated by settings).
-read -r WORKER_QUEUES BULK_QUEUE BULK_WORKER_CONCURRENCY < <(python -c 'import django; django.setup(); from django.conf import settings as s; print(",".join([s.QUEUE_DEFAULT, s.QUEUE_OUTBOUND, s.QUEUE_INBOUND]), s.QUEUE_BULK, s.BULK_WORKER_CONCURRENCY)' 2>/dev/null)
+read -r WORKER_QUEUES BULK_QUEUE BULK_WORKER_CONCURRENCY < <(python -c 'import django; django.setup(); from django.conf import settings as s; print(",".join([s.QUEUE_DEFAULT, s.QUEUE_OUTBOUND, s.QUEUE_INBOUND, s.QUEUE_AI]), s.QUEUE_BULK, s.BULK_WORKER_CONCURRENCY)' 2>/dev/null)
 export WORKER_QUEUES BULK_QUEUE BULK_WORKER_CONCURRENCY WEB_PORT
 
 cat <<EOF
