@@ -19,7 +19,7 @@ from messaging.forms import MessageSendForm, WhatsAppTemplateForm
 from messaging.models import MediaFile, Message, MessageStatus, MessageUsage, SafetyRefusalCount, WhatsAppTemplate
 from messaging.safety import SafetyRefusal
 from messaging.selectors import media_presigned_url
-from messaging.services import OutgoingMedia, message_send
+from messaging.services import OutgoingMedia, message_send, send_request_build
 from messaging.whatsapp_templates import whatsapp_template_sync
 
 STATUS_COLOURS = {
@@ -127,7 +127,7 @@ class MessageAdmin(admin.ModelAdmin):
             upload = data.get("media")
             template = data.get("template")
             try:
-                message = message_send(
+                send_request = send_request_build(
                     contact_id=data["contact_id"],
                     channel=data["channel"],
                     text=data["text"],
@@ -143,8 +143,8 @@ class MessageAdmin(admin.ModelAdmin):
                     subject=data["subject"],
                     html=data["html"],
                     origination_phone_number_id=data["origination_phone_number_id"],
-                    requested_by=request.user,
                 )
+                message = message_send(send_request, requested_by=request.user)
             except SafetyRefusal as refusal:
                 form.add_error(None, f"Refused ({refusal.code}): {refusal.reason}")
             else:
