@@ -16,7 +16,15 @@ from django.utils.html import format_html
 
 from accounts.services import audit_record
 from messaging.forms import MessageSendForm, WhatsAppTemplateForm
-from messaging.models import MediaFile, Message, MessageStatus, MessageUsage, SafetyRefusalCount, WhatsAppTemplate
+from messaging.models import (
+    MediaFile,
+    Message,
+    MessageStatus,
+    MessageUsage,
+    ProviderAttempt,
+    SafetyRefusalCount,
+    WhatsAppTemplate,
+)
 from messaging.safety import SafetyRefusal
 from messaging.selectors import media_presigned_url
 from messaging.services import OutgoingMedia, message_send, send_request_build
@@ -62,6 +70,32 @@ class MediaFileInline(admin.TabularInline):
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', media_presigned_url(obj), obj.s3_key)
 
 
+class ProviderAttemptInline(admin.TabularInline):
+    """Every provider call made for the message (or, in DRY_RUN, not made): read-only evidence."""
+
+    model = ProviderAttempt
+    extra = 0
+    can_delete = False
+    fields = (
+        "operation",
+        "started_at",
+        "duration_ms",
+        "outcome",
+        "provider_request_id",
+        "provider_message_id",
+        "error_code",
+        "error_text",
+    )
+    readonly_fields = fields
+    ordering = ("started_at", "id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = (
@@ -80,7 +114,7 @@ class MessageAdmin(admin.ModelAdmin):
     raw_id_fields = ("contact", "requested_by", "replay_of")
     date_hierarchy = "created_at"
     show_full_result_count = False
-    inlines = [MediaFileInline]
+    inlines = [MediaFileInline, ProviderAttemptInline]
 
     def get_queryset(self, request):
         # Expired messages are out of every list, the admin's included, before the purge runs.
