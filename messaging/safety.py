@@ -266,6 +266,8 @@ def _evaluate(
     tier: dict[str, TierStatus] | None = None,
     reserve_tier: bool = False,
 ) -> Refusal | Clearance:
+    if contact is _UNSET and request.contact is not None:
+        contact = request.contact  # loaded (active) when the request was built
     if contact is _UNSET:
         contact = _load_contact(request.contact_id)
     elif contact is not None and str(contact.pk) != str(request.contact_id).lower():

@@ -9,7 +9,7 @@ second look of the gate right before the provider call.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
@@ -48,6 +48,9 @@ class SendRequest:
     origination_phone_number_id: str = ""
     # Reactions and read receipts: the wamid of the inbound message they are about.
     target_whatsapp_message_id: str = ""
+    # The contact as loaded (active) when the request was built: the gate uses it instead of loading
+    # it again. Not part of the request's identity.
+    contact: Contact | None = field(default=None, compare=False, repr=False)
 
     @property
     def has_media(self) -> bool:
@@ -147,7 +150,8 @@ def send_request_build(
 ) -> SendRequest:
     """The request to hand to message_send (and to the gate); picks the WhatsApp number when none is given.
 
-    Pass ``contact`` when it is loaded already: the number is then picked without loading it again.
+    Pass ``contact`` (active, loaded a moment ago) when you have it: neither this nor the gate loads
+    it again.
     """
     if channel == Channel.WHATSAPP and not origination_phone_number_id:
         if contact is None:
@@ -167,4 +171,5 @@ def send_request_build(
         media=media,
         origination_phone_number_id=origination_phone_number_id or "",
         target_whatsapp_message_id=reaction_to or "",
+        contact=contact,
     )
