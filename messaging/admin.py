@@ -6,7 +6,6 @@ The inbound side (InboundEvent, DLQMessage) is registered in messaging.admin_inb
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
@@ -15,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.services import audit_record
+from messaging.channels import dry_run_now
 from messaging.forms import MessageSendForm, WhatsAppTemplateForm
 from messaging.models import (
     MediaFile,
@@ -189,7 +189,7 @@ class MessageAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "title": "Send a message",
             "form": form,
-            "dry_run": settings.SEND_MODE != "LIVE",
+            "dry_run": dry_run_now(),  # what the provider boundary will do (for the banner only)
         }
         return render(request, "admin/messaging/message/send.html", context)
 
