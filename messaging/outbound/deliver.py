@@ -79,9 +79,25 @@ def _release(message: Message, **fields: Any) -> None:
     )
 
 
-def _attempt(message: Message, provider: Provider, request: ProviderRequest, parse) -> tuple[ProviderResult, Any]:
-    """One provider call as one ProviderAttempt row; ``parse(result)`` checks the answer."""
-    attempt = attempt_start(message, request)
+def _attempt(
+    message: Message,
+    provider: Provider,
+    request: ProviderRequest,
+    parse,
+    *,
+    consent: SendRequest | None = None,
+    now: datetime | None = None,
+) -> tuple[ProviderResult, Any]:
+    """One provider call as one ProviderAttempt row; ``parse(result)`` checks the answer.
+
+    With ``consent`` (a send to a person) the row is only written if the contact is still opted in and
+    not deleted, in the same statement, right before the call; else the gate says why (SafetyRefusal).
+    """
+    attempt = attempt_start(message, request, while_consented=consent)
+    if attempt is None:
+        safety_consent_recheck(consent, now=now)  # which rule failed: logged, counted, raised
+        # Consent came back between the two reads: fail closed all the same, nothing was sent.
+        raise SafetyRefusal("OPT_IN_REQUIRED", "the contact's consent changed while the send was starting")
     message.attempts += 1
     try:
         result = provider.call(request)
@@ -103,9 +119,9 @@ def _provider_send(provider: Provider, delivery: Delivery) -> tuple[ProviderResu
     if upload is not None:
         _attempt(delivery.message, provider, upload, lambda result: provider.prepared(delivery, result))
     request = provider.send_request(delivery)
-    # The tokens and the upload may have taken a while: consent is read once more, right before the call.
-    safety_consent_recheck(delivery.request, now=delivery.now)
-    return _attempt(delivery.message, provider, request, provider.sent)
+    # The tokens and the upload may have taken a while: consent is read once more, right before the
+    # call, in the statement that records the attempt.
+    return _attempt(delivery.message, provider, request, provider.sent, consent=delivery.request, now=delivery.now)
 
 
 def _finish_sent(message: Message, provider_id: str, request_id: str, dry_run: bool, now: datetime) -> Message:
