@@ -54,6 +54,7 @@ class DeliveryDeferred(RetryLater):  # noqa: N818 - a state, not a failure
     def __init__(self, countdown: float, reason: str):
         super().__init__(f"deferred {countdown:.2f}s: {reason}")
         self.countdown = max(0.0, countdown)
+        self.retry_after = self.countdown
         self.reason = reason
 
 
