@@ -28,7 +28,7 @@ from pynamodb.exceptions import PynamoDBException
 from messaging import ratelimit
 from messaging.channels import ChannelError, Delivery, Provider, ProviderRequest, ProviderResult, provider_for
 from messaging.dlq import dlq_send
-from messaging.models import Direction, Message, MessageStatus, MessageUsage, status_may_advance
+from messaging.models import Direction, Message, MessageStatus, MessageUsage, ProviderAttempt, status_may_advance
 from messaging.outbound.attempts import attempt_crashed, attempt_finish, attempt_start
 from messaging.outbound.request import SendRequest
 from messaging.safety import Clearance, SafetyRefusal, safety_check, safety_consent_recheck
@@ -44,6 +44,8 @@ CLAIM_SECONDS = 120
 # retried with the same backoff this many times, then the message fails visibly (INTERNAL_ERROR).
 INFRASTRUCTURE_MAX_RETRIES = 5
 INFRASTRUCTURE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
+# A send whose worker died during the provider call: the provider may have it; never sent twice.
+OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 
 
 class DeliveryDeferred(RetryLater):  # noqa: N818 - a state, not a failure
@@ -258,9 +260,12 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
         raise ValueError(f"message {message_id} is {message.direction}, not outbound")
     if message.status != MessageStatus.QUEUED:
         return message  # already sent, failed or further: at-least-once delivery of the task
+    taken_over = message.locked_until is not None  # a worker claimed it before us and never finished
     if not _claim(message, now):
         logger.info("message %s is being sent by another worker", message.pk)
         return message
+    if taken_over and (settled := _settle_from_attempts(message, now)) is not None:
+        return settled
 
     request = SendRequest.from_message(message)
     try:
@@ -303,6 +308,41 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
     row = _finish_sent(message, provider_id, result.request_id, result.dry_run, timezone.now())
     _count_usage(row, clearance, result.dry_run, now)
     return row
+
+
+def _settle_from_attempts(message: Message, now: datetime) -> Message | None:
+    """A message whose previous worker died holding it: what its attempt rows say decides, never a guess.
+
+    The send answered (succeeded or dry run) → the message is sent, with the recorded ids; the send
+    was started with no answer recorded → the provider may have it: failed OUTCOME_UNKNOWN, never
+    sent twice; no send started (or only errors) → None: deliver as usual.
+    """
+    last = (
+        ProviderAttempt.objects.filter(message_id=message.pk, operation=provider_for(message.channel).send_operation)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    if last is None:
+        return None
+    message.attempts = max(message.attempts, message.provider_attempts.count())
+    if last.outcome in (ProviderAttempt.Outcome.SUCCEEDED, ProviderAttempt.Outcome.DRY_RUN):
+        logger.warning("message %s: its previous worker died after the provider accepted it", message.pk)
+        return _finish_sent(
+            message,
+            last.provider_message_id,
+            last.provider_request_id,
+            last.outcome == ProviderAttempt.Outcome.DRY_RUN,
+            last.finished_at or now,
+        )
+    if last.outcome == ProviderAttempt.Outcome.STARTED:
+        details = {
+            "code": OUTCOME_UNKNOWN,
+            "message": "the worker stopped during the provider call; not resent. Check before sending again.",
+            "attemptId": last.pk,
+        }
+        logger.error("message %s: outcome unknown, its worker died during the provider call", message.pk)
+        return _finish_failed(message, OUTCOME_UNKNOWN, details, now)
+    return None
 
 
 def _kept(message: Message) -> dict:
