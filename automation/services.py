@@ -404,13 +404,13 @@ def _locked_pending(suggestion_id) -> AISuggestion:
 
 def _reply_send(*, suggestion: AISuggestion, text: str, user) -> Message:
     """The one place a suggestion becomes a message: message_send, so the one gate and SEND_MODE."""
-    from messaging.services import message_send  # the send path imports much of messaging; load it when used
+    from messaging.services import message_send, send_request_build  # the send path imports much of messaging
 
     subject = ""
     if suggestion.channel == Channel.EMAIL:
         original = suggestion.inbound_message.subject if suggestion.inbound_message else ""
         subject = f"Re: {original}"[:998] if original else "Re: your message"
-    return message_send(
+    request = send_request_build(
         contact_id=suggestion.contact_id,
         channel=suggestion.channel,
         text=text,
@@ -418,8 +418,8 @@ def _reply_send(*, suggestion: AISuggestion, text: str, user) -> Message:
         origination_phone_number_id=suggestion.origination_phone_number_id
         if suggestion.channel == Channel.WHATSAPP
         else "",
-        requested_by=user,
     )
+    return message_send(request, requested_by=user)
 
 
 def suggestion_approve(*, suggestion_id, user, text: str | None = None, now: datetime | None = None) -> AISuggestion:

@@ -18,7 +18,14 @@ from bulk.models import OUTCOME_UNKNOWN, PROVIDER_ERROR, BulkJob, BulkRecipient,
 from contacts.models import Channel, Contact
 from messaging.models import Message, MessageStatus, MessageType
 from messaging.safety import RefusalCode, SafetyRefusal, SendRequest, safety_evaluate, within_window
-from messaging.services import DeliveryDeferred, message_fail_unexpected, message_send, whatsapp_phone_number_for
+from messaging.services import (
+    DeliveryDeferred,
+    message_fail_unexpected,
+    message_send,
+    provider_was_called,
+    send_request_build,
+    whatsapp_phone_number_for,
+)
 from messaging.services import message_deliver as services_deliver
 from messaging.tier import tier_conversation_open, tier_status
 
@@ -121,7 +128,7 @@ def message_create(*, job: BulkJob, recipient: BulkRecipient) -> Message:
     the bulk worker delivers it itself. Raises Refused if the gate says no now (consent withdrawn since
     the pre-flight, tier used up, ...)."""
     try:
-        return message_send(
+        request = send_request_build(
             contact_id=recipient.contact_id,
             channel=job.channel,
             text=job.content,
@@ -131,6 +138,9 @@ def message_create(*, job: BulkJob, recipient: BulkRecipient) -> Message:
             subject=job.subject,
             html=job.html,
             origination_phone_number_id=recipient.origination_phone_number_id,
+        )
+        return message_send(
+            request,
             requested_by=job.created_by,
             enqueue=False,
             audit=False,  # the job is audited, not each of its messages
@@ -180,15 +190,15 @@ def outcome_from_message(message: Message) -> Outcome | None:
 def outcome_after_error(message: Message, exc: Exception) -> Outcome:
     """message_deliver raised something unexpected (not a provider error): fail this recipient only.
 
-    The message is failed visibly by the outbound path (message_fail_unexpected). If the provider had
-    been called already, the recipient's outcome is unknown.
+    The message is failed visibly by the outbound path (message_fail_unexpected). If a provider attempt
+    is on record (the provider was, or may have been, called), the recipient's outcome is unknown.
     """
     error = f"{type(exc).__name__}: {exc}"
     row = message_fail_unexpected(message.pk, error=error) or message
     row.refresh_from_db()
     if row.status != MessageStatus.FAILED:
         return outcome_from_message(row) or Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, error)
-    if row.attempts > 0 and row.error_code == "INTERNAL_ERROR":
+    if row.error_code == "INTERNAL_ERROR" and provider_was_called(row.pk):
         return Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, f"delivery crashed after a provider call: {error}")
     return outcome_from_message(row)
 

@@ -7,6 +7,12 @@ Usage
   Reads the contact, templates and the tier counters; writes nothing, logs nothing, counts nothing.
   Bulk pre-flight calls it per recipient (pass prefetched ``contact`` and a ``tier`` snapshot from
   `messaging.tier.tier_status` to save queries).
+- ``safety_consent_current(request) -> QuerySet``: rules 1 and 3 as a query. The outbound path starts
+  the provider attempt of a send with one statement that inserts its row only if this finds the
+  contact (messaging.outbound.attempts), right before the provider call: consent withdrawn while the
+  send waited for a rate-limit token or a media upload stops it.
+- ``safety_consent_recheck(request, *, now=None)``: the same rules in one query, saying which failed:
+  logged, counted and raised as SafetyRefusal.
 - ``safety_check(request, *, now=None, reserve_tier=False) -> Clearance``: the same decision, and a
   refusal is logged (contactId, channel, code, reason) and counted (SafetyRefusalCount per day, code
   and channel; `safety_refusal_counts()` reads them), then raised as ``SafetyRefusal(code, reason)``.
@@ -50,7 +56,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from contacts.models import Channel, Contact
@@ -58,12 +64,30 @@ from messaging.channels import email as email_channel
 from messaging.channels import sms as sms_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import MessageType, SafetyRefusalCount, TemplateStatus, WhatsAppTemplate
+from messaging.outbound.request import SendRequest
 from messaging.tier import TierStatus, tier_conversation_open, tier_reserve, tier_status
 from messaging.whatsapp_templates import (
     template_parameter_problem,
     template_render,
     template_unsupported_problem,
 )
+from wecare.errors import PlatformError
+
+__all__ = [
+    "READ_RECEIPT",
+    "Clearance",
+    "Refusal",
+    "RefusalCode",
+    "SafetyRefusal",
+    "SendRequest",
+    "safety_check",
+    "safety_consent_current",
+    "safety_consent_recheck",
+    "safety_evaluate",
+    "safety_refusal_counts",
+    "safety_refusal_record",
+    "within_window",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,57 +119,17 @@ class Refusal:
     reason: str
 
 
-class SafetyRefusal(Exception):  # noqa: N818 - the gate's answer, named as in the issue
-    """The gate said no. ``code`` is one of RefusalCode; ``reason`` is a sentence for people."""
+class SafetyRefusal(PlatformError):  # noqa: N818 - the gate's answer, named as in the issue
+    """The gate said no. ``code`` is one of RefusalCode; ``reason`` is a sentence for people (422)."""
+
+    http_status = 422
 
     def __init__(self, code: str, reason: str):
-        super().__init__(f"{code}: {reason}")
-        self.code = str(code)
+        super().__init__(reason, code=str(code))
         self.reason = reason
 
-
-@dataclass(frozen=True)
-class SendRequest:
-    """What someone asks to send. Build it with messaging.services.send_request_build (which picks
-    the WhatsApp phone number) or SendRequest.from_message for a stored message."""
-
-    contact_id: Any
-    channel: str
-    message_type: str
-    text: str = ""
-    template_name: str = ""
-    template_language: str = ""
-    template_parameters: list | dict | None = None
-    subject: str = ""
-    html: str = ""
-    has_media: bool = False
-    media_content_type: str = ""
-    media_size: int | None = None
-    origination_phone_number_id: str = ""
-    # Reactions and read receipts: the wamid of the inbound message they are about.
-    target_whatsapp_message_id: str = ""
-
-    @classmethod
-    def from_message(cls, message) -> SendRequest:
-        media = message.media.all()[:1] if message.message_type in whatsapp_channel.MEDIA_TYPES else []
-        media_file = media[0] if media else None
-        return cls(
-            contact_id=message.contact_id,
-            channel=message.channel,
-            message_type=message.message_type,
-            # Stored template messages keep the rendered body in content; the text is not sent.
-            text="" if message.message_type == MessageType.TEMPLATE else message.content,
-            template_name=message.template_name,
-            template_language=message.template_language,
-            template_parameters=message.template_parameters,
-            subject=message.subject,
-            html=message.html,
-            has_media=media_file is not None,
-            media_content_type=media_file.content_type if media_file else "",
-            media_size=media_file.size if media_file else None,
-            origination_phone_number_id=message.origination_phone_number_id,
-            target_whatsapp_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
-        )
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
 
 
 @dataclass
@@ -286,6 +270,8 @@ def _evaluate(
     tier: dict[str, TierStatus] | None = None,
     reserve_tier: bool = False,
 ) -> Refusal | Clearance:
+    if contact is _UNSET and request.contact is not None:
+        contact = request.contact  # loaded (active) when the request was built
     if contact is _UNSET:
         contact = _load_contact(request.contact_id)
     elif contact is not None and str(contact.pk) != str(request.contact_id).lower():
@@ -365,6 +351,33 @@ def safety_check(
         safety_refusal_record(result, request, now=now)
         raise SafetyRefusal(result.code, result.reason)
     return result
+
+
+def safety_consent_current(request: SendRequest) -> QuerySet[Contact]:
+    """Rules 1 and 3 as a query: the request's contact, if it still is not deleted and opted in to the
+    channel. A queryset, so the check can ride inside the statement that starts the provider attempt
+    (messaging.outbound.attempts): the same rule, no extra round trip."""
+    if request.channel not in Channel.values:
+        raise ValueError(f"unknown channel {request.channel!r}")  # the gate refused it long before
+    return Contact.objects.filter(pk=request.contact_id, deleted_at__isnull=True, **{f"opt_in_{request.channel}": True})
+
+
+def safety_consent_recheck(request: SendRequest, *, now: datetime | None = None) -> None:
+    """Rules 1 and 3 again, right before the provider call, in one query: an opt-out, a STOP or a
+    deletion committed while the send waited (for a rate-limit token, a media upload) stops it.
+    Raises SafetyRefusal (logged and counted like any refusal)."""
+    if request.channel not in Channel.values:
+        raise ValueError(f"unknown channel {request.channel!r}")  # the gate refused it long before
+    row = Contact.objects.filter(pk=request.contact_id).values_list("deleted_at", f"opt_in_{request.channel}").first()
+    if row is None or row[0] is not None:
+        refusal = Refusal(RefusalCode.CONTACT_NOT_FOUND, f"contact {request.contact_id} was deleted before the send")
+    elif not row[1]:
+        label = Channel(request.channel).label
+        refusal = Refusal(RefusalCode.OPT_IN_REQUIRED, f"the contact opted out of {label} before the send")
+    else:
+        return
+    safety_refusal_record(refusal, request, now=now)
+    raise SafetyRefusal(refusal.code, refusal.reason)
 
 
 def safety_refusal_record(refusal: Refusal, request: SendRequest, *, now: datetime | None = None) -> None:

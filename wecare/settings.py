@@ -230,6 +230,7 @@ MIDDLEWARE = [
     "accounts.middleware.SessionTimeoutMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.AuditForbiddenMiddleware",
+    "wecare.errors.PlatformErrorMiddleware",  # a PlatformError on a page: its own status, as in the API
     # Last, so it sees the final answer of a password sign-in (django-axes locks out guessers).
     "axes.middleware.AxesMiddleware",
 ]

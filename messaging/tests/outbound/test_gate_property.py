@@ -21,7 +21,7 @@ from contacts.models import Contact
 from messaging.channels import provider_client
 from messaging.models import TemplateStatus, WhatsAppTemplate
 from messaging.safety import SafetyRefusal
-from messaging.services import OutgoingMedia, message_deliver, message_send
+from messaging.services import OutgoingMedia, message_deliver, message_send, send_request_build
 from messaging.tests.outbound.conftest import ProviderStub, new_phone_number_id
 from messaging.tier import tier_reserve
 
@@ -180,11 +180,13 @@ def test_a_provider_call_happens_exactly_when_the_rules_allow_it(
         try:
             try:
                 message = message_send(
-                    contact_id=contact_id,
-                    channel=channel,
-                    origination_phone_number_id=origination,
+                    send_request_build(
+                        contact_id=contact_id,
+                        channel=channel,
+                        origination_phone_number_id=origination,
+                        **send_arguments(kind),
+                    ),
                     enqueue=False,
-                    **send_arguments(kind),
                 )
             except SafetyRefusal as refusal:
                 outcome = refusal.code
