@@ -14,7 +14,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from wecare.environments import DEPLOYED_ENVIRONMENTS, django_secret_name, resource_prefix
+from wecare.environments import DEPLOYED_ENVIRONMENTS, django_secret_name, queue_prefix, resource_prefix
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -391,7 +391,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=30),
     "polling_interval": _float("CELERY_POLLING_INTERVAL", 1.0),
     "wait_time_seconds": _int("CELERY_WAIT_TIME_SECONDS", 1, maximum=20),
-    "queue_name_prefix": env.str("CELERY_QUEUE_PREFIX", default="").strip() or resource_prefix(ENVIRONMENT),
+    "queue_name_prefix": env.str("CELERY_QUEUE_PREFIX", default="").strip() or queue_prefix(ENVIRONMENT),
 }
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_DEFAULT
 # Each workload has its own queue, so a bulk job never delays a one-to-one send or an inbound event.

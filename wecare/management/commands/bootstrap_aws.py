@@ -195,7 +195,9 @@ def check_queues() -> list[str]:
                 f"the platform needs {queue.retention_seconds} s"
             )
         if queue.dlq:
-            problems += _redrive_problems(name, attributes.get("RedrivePolicy"), _prefixed(queue.dlq), arns.get(queue.dlq))
+            problems += _redrive_problems(
+                name, attributes.get("RedrivePolicy"), _prefixed(queue.dlq), arns.get(queue.dlq)
+            )
     return problems
 
 
@@ -225,8 +227,8 @@ def check_tables() -> list[str]:
         except ClientError as exc:
             problems.append(f"table {name}: missing ({_error_code(exc)})")
             continue
-        wanted_keys = {attr.attr_name: ("HASH" if attr.is_hash_key else "RANGE")
-                       for attr in model.get_attributes().values() if attr.is_hash_key or attr.is_range_key}  # fmt: skip
+        key_attributes = [a for a in model.get_attributes().values() if a.is_hash_key or a.is_range_key]
+        wanted_keys = {a.attr_name: "HASH" if a.is_hash_key else "RANGE" for a in key_attributes}
         keys = {key["AttributeName"]: key["KeyType"] for key in table["KeySchema"]}
         if keys != wanted_keys:
             problems.append(f"table {name}: key schema is {keys}, the platform needs {wanted_keys}")
@@ -257,7 +259,9 @@ def check_buckets() -> list[str]:
             block = {}
         open_flags = [flag for flag in PUBLIC_ACCESS_BLOCK if not block.get(flag)]
         if open_flags:
-            problems.append(f"bucket {bucket} ({setting}): not private (public access block off: {', '.join(open_flags)})")
+            problems.append(
+                f"bucket {bucket} ({setting}): not private (public access block off: {', '.join(open_flags)})"
+            )
     return problems
 
 
@@ -335,7 +339,9 @@ def check_world() -> list[str]:
         try:
             problems += check()
         except (BotoCoreError, ClientError) as exc:
-            problems.append(f"{check.__name__.removeprefix('check_')}: could not be checked ({_error_code(exc)}: {exc})")
+            problems.append(
+                f"{check.__name__.removeprefix('check_')}: could not be checked ({_error_code(exc)}: {exc})"
+            )
     return problems
 
 
