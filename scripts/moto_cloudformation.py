@@ -4,7 +4,9 @@ moto 5 creates most resource types of the templates but drops some properties an
 - AWS::DynamoDB::Table: TimeToLiveSpecification and PointInTimeRecoverySpecification are ignored;
 - AWS::RDS::DBInstance: ManageMasterUserPassword is ignored and MasterUserSecret.SecretArn unknown;
 - AWS::ECS::TaskDefinition: only family, containers, volumes and memory are kept (no roles, cpu, mode);
-- AWS::SNS::Subscription, AWS::SecretsManager::Secret, AWS::CloudWatch::Alarm are not created at all.
+- AWS::SNS::Subscription, AWS::SecretsManager::Secret, AWS::CloudWatch::Alarm are not created at all;
+- a stack update modifies a resource only if its own parameters changed, not when a resource it refers
+  to (Ref, Fn::GetAtt) is replaced: a service would keep its old task definition.
 Each is applied here through moto's own backends, as CloudFormation would. Types moto lacks and the
 platform's check does not need (ECS services' autoscaling) stay unsupported: moto skips them.
 
@@ -97,6 +99,51 @@ def _task_definition_create(cls, resource_name, cloudformation_json, account_id,
         if p.get("RuntimePlatform")
         else None,
     )
+
+
+def _task_definition_update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+    """A changed task definition is a new revision (the old one is deregistered), as in CloudFormation."""
+    p = cloudformation_json["Properties"]
+    containers = remap_nested_keys(p.get("ContainerDefinitions", []), pascal_to_camelcase)
+    if original_resource.family == p["Family"] and original_resource.container_definitions == containers:
+        return original_resource
+    ecs_backends[account_id][region_name].deregister_task_definition(original_resource.arn)
+    return _task_definition_create(cls, new_resource_name, cloudformation_json, account_id, region_name)
+
+
+# --- Stack updates: what refers to a modified resource is modified too, after it -------------------
+_build_resource_diff = parsing.ResourceMap.build_resource_diff
+
+
+def _referenced_resources(resource_json: Any) -> set[str]:
+    found = set(parsing.get_references_from_template(resource_json))
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Fn::GetAtt":
+                    found.add(value[0] if isinstance(value, list) else str(value).split(".", 1)[0])
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(resource_json)
+    return found
+
+
+def _build_resource_diff_transitively(self, other_template, parameters=None):
+    actions = _build_resource_diff(self, other_template, parameters)
+    new, modified = other_template["Resources"], actions["Modify"]
+    changed = True
+    while changed:  # dependents are appended after what they depend on: moto updates in list order
+        changed = False
+        for name, resource_json in new.items():
+            known, pending = name in self._resource_json_map, name not in modified
+            if known and pending and _referenced_resources(resource_json) & set(modified):
+                modified.append(name)
+                changed = True
+    return actions
 
 
 # --- Types moto lacks ---------------------------------------------------------------------------
@@ -277,6 +324,8 @@ def install() -> None:
     DBInstance.get_cfn_attribute = _db_get_attribute_with_secret
     DBInstance.has_cfn_attr = classmethod(_db_has_attribute_with_secret)
     TaskDefinition.create_from_cloudformation_json = classmethod(_task_definition_create)
+    TaskDefinition.update_from_cloudformation_json = classmethod(_task_definition_update)
+    parsing.ResourceMap.build_resource_diff = _build_resource_diff_transitively
     # The new CloudFormationModel subclasses above are found by moto's (cached) model map.
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()

@@ -21,6 +21,7 @@ import requests
 from cfnlint.decode import cfn_yaml
 from django.core.management import call_command
 
+from deploy.deploy import Network, deploy, plan_for
 from wecare import aws
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,7 @@ def world(aws_endpoint):
     certificate = _client("acm").request_certificate(DomainName="base.wecare.digital")["CertificateArn"]
     ec2 = _client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # as Fargate tasks need
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{'ab'[i % 2]}")["Subnet"][
             "SubnetId"
@@ -85,54 +87,24 @@ def world(aws_endpoint):
     call_command("bootstrap_aws", stdout=io.StringIO())
 
 
-def _create_stack(name: str, template: str, parameters: dict[str, str]) -> dict[str, str]:
-    cfn = _client("cloudformation")
-    cfn.create_stack(
-        StackName=name,
-        TemplateBody=(DEPLOY / template).read_text(),
-        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
-    )
-    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-    failed = [
-        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
-        for e in cfn.describe_stack_events(StackName=name)["StackEvents"]
-        if e["ResourceStatus"].endswith("FAILED")
-    ]
-    assert stack["StackStatus"] == "CREATE_COMPLETE", failed
-    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-
-
 @pytest.fixture(scope="module")
 def deployments(world):
-    """Both stacks of every environment, deployed the way scripts/deploy.sh names and parameterises them."""
+    """Every environment, deployed by the deploy command (deploy/deploy.py) from one branch of each kind."""
+    network = Network(vpc_id=world["vpc"], public_subnets=world["public"], private_subnets=world["private"])
+    session = boto3.session.Session(region_name="us-east-1")
     result = {}
-    for environment in ENVIRONMENTS:
-        data_stack = f"base-wecare-digital-{environment}-data"
-        data = _create_stack(
-            data_stack,
-            "data.yaml",
-            {
-                "Environment": environment,
-                "VpcId": world["vpc"],
-                "DatabaseSubnetIds": ",".join(world["private"]),
-                "DatabaseMultiAZ": "true" if environment == "production" else "false",
-            },
+    for branch in ("main", "release/2026.12", "feature/new-inbox"):
+        plan = plan_for(branch)
+        outputs = deploy(
+            plan,
+            image=IMAGE,
+            network=network,
+            session=session,
+            extra_parameters={"CertificateArn": world["certificate"]},
+            poll_seconds=1,
+            log=lambda line: None,
         )
-        compute = _create_stack(
-            f"base-wecare-digital-{environment}-compute",
-            "compute.yaml",
-            {
-                "Environment": environment,
-                "DataStackName": data_stack,
-                "ImageUri": IMAGE,
-                "VpcId": world["vpc"],
-                "PublicSubnetIds": ",".join(world["public"]),
-                "PrivateSubnetIds": ",".join(world["private"]),
-                "CertificateArn": world["certificate"],
-                "DomainName": "base.wecare.digital" if environment == "production" else f"{environment}.wecare.digital",
-            },
-        )
-        result[environment] = {"data": data, "compute": compute}
+        result[plan.environment] = outputs
     return result
 
 
@@ -220,7 +192,8 @@ def test_a_subscription_with_raw_delivery_fails_the_check(deployments):
 
     assert result.returncode != 0
     assert (
-        "the subscription of https://preview.wecare.digital/webhooks/sns/ has raw message delivery on" in result.stderr
+        "the subscription of https://preview.base.wecare.digital/webhooks/sns/ has raw message delivery on"
+        in result.stderr
     )
 
 
@@ -321,3 +294,39 @@ def test_the_alarms_watch_the_platform_metrics_and_notify_the_topic(deployments)
     text = (DEPLOY / "data.yaml").read_text()
     assert set(re.findall(r"MetricName: (\w+)", text)) <= PLATFORM_METRICS
     assert 'MAX(TierUsePercent) FROM SCHEMA(\\"WECARE.DIGITAL\\", Environment, PhoneNumberId)' in text
+
+
+def _service_image(cluster: str, family: str) -> str:
+    ecs = _client("ecs")
+    services = ecs.describe_services(cluster=cluster, services=ecs.list_services(cluster=cluster)["serviceArns"])
+    for service in services["services"]:
+        task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        if task["family"] == family:
+            return task["containerDefinitions"][0]["image"]
+    raise AssertionError(f"no service of {family}")
+
+
+def test_an_upgrade_migrates_with_the_new_image_before_any_service_runs_it(deployments, world):
+    new_image = IMAGE.replace(":test", ":next")
+    cluster = deployments["staging"]["compute"]["ClusterName"]
+    seen = {}
+
+    def log(line: str) -> None:
+        if line == "migrate":  # the migrate task is about to run
+            seen["web"] = _service_image(cluster, "base-wecare-digital-staging-web")
+            task = _client("ecs").describe_task_definition(taskDefinition="base-wecare-digital-staging-migrate")
+            seen["migrate"] = task["taskDefinition"]["containerDefinitions"][0]["image"]
+
+    deploy(
+        plan_for("release/2026.12"),
+        image=new_image,
+        network=Network(vpc_id=world["vpc"], public_subnets=world["public"], private_subnets=world["private"]),
+        session=boto3.session.Session(region_name="us-east-1"),
+        extra_parameters={"CertificateArn": world["certificate"]},
+        poll_seconds=1,
+        log=log,
+    )
+
+    assert seen == {"web": IMAGE, "migrate": new_image}
+    assert _service_image(cluster, "base-wecare-digital-staging-web") == new_image
+    assert _service_image(cluster, "base-wecare-digital-staging-beat") == new_image
