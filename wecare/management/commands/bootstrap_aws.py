@@ -315,7 +315,8 @@ def check_identities() -> list[str]:
         aws.client("sesv2").get_email_identity(EmailIdentity=settings.SES_SENDER_EMAIL)
     except ClientError as exc:
         problems.append(f"SES identity {settings.SES_SENDER_EMAIL}: missing ({_error_code(exc)})")
-    if settings.CLOUDWATCH_LOGS_ENABLED:
+    # Deployed containers log to it through the awslogs driver even when the app's own handler is off.
+    if settings.CLOUDWATCH_LOGS_ENABLED or settings.ENVIRONMENT in DEPLOYED_ENVIRONMENTS:
         groups = aws.client("logs").describe_log_groups(logGroupNamePrefix=settings.LOG_GROUP_NAME)["logGroups"]
         if not any(group["logGroupName"] == settings.LOG_GROUP_NAME for group in groups):
             problems.append(f"log group {settings.LOG_GROUP_NAME}: missing")
