@@ -197,6 +197,27 @@ def test_a_subscription_with_raw_delivery_fails_the_check(deployments):
     )
 
 
+def test_a_public_bucket_and_a_missing_secret_fail_the_check_together(deployments):
+    s3, sm = _client("s3"), _client("secretsmanager")
+    s3.delete_public_access_block(Bucket="stream.wecare.digital")
+    sm.delete_secret(SecretId="wecare/meta-app-secret", ForceDeleteWithoutRecovery=True)
+    try:
+        result = run_check(container_environment(deployments["staging"]["compute"]))
+    finally:
+        s3.put_public_access_block(
+            Bucket="stream.wecare.digital",
+            PublicAccessBlockConfiguration=dict.fromkeys(
+                ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+            ),
+        )
+        sm.create_secret(Name="wecare/meta-app-secret", SecretString="value-entered-by-an-admin")
+
+    assert result.returncode != 0
+    assert "bucket stream.wecare.digital (REPORT_BUCKET): not private" in result.stderr
+    assert "secret wecare/meta-app-secret (SECRET_NAME_META_APP_SECRET): missing" in result.stderr
+    assert "2 AWS resource problem(s) in ENVIRONMENT=staging" in result.stderr
+
+
 def test_the_deployed_queues_tables_and_database_are_set_up_as_the_seeds_ask(deployments):
     sqs = _client("sqs")
 
