@@ -8,11 +8,14 @@ line is seen without starting a server.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "scripts" / "entrypoint.sh"
@@ -125,3 +128,39 @@ def test_the_health_check_refuses_an_unknown_role(run):
     result, _ = run("health", "database")
 
     assert result.returncode == 64
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A plain HTTP server on a free port serving tmp_path/www (stands in for gunicorn)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(www)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield www, port
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_the_web_health_check_asks_healthz_on_the_web_port(run, http_server):
+    www, port = http_server
+
+    missing, _ = run("health", "web", PORT=str(port), ALLOWED_HOSTS="base.wecare.digital")
+    (www / "healthz").write_text("ok")
+    healthy, _ = run("health", "web", PORT=str(port), ALLOWED_HOSTS="base.wecare.digital")
+
+    assert missing.returncode == 1
+    assert "web unhealthy: HTTP Error 404" in missing.stderr
+    assert healthy.returncode == 0, healthy.stderr
