@@ -46,8 +46,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# cfn-lint checks every CloudFormation template of deploy/ (they are deployed on the emulator by the tests).
 # makemigrations --check only compares models with migrations: an in-memory database is enough.
 test: install
+	$(BIN)/cfn-lint deploy/*.yaml
 	scripts/with-services.sh bash -c 'ruff check . && ruff format --check . && \
 		DATABASE_URL=sqlite://:memory: python manage.py makemigrations --check --dry-run && pytest'
 

@@ -25,7 +25,8 @@ def refuse_bad_bulk_concurrency(sender=None, instance=None, **kwargs) -> None:
     """
     queues = set(instance.app.amqp.queues.consume_from or instance.app.amqp.queues)
     concurrency = instance.concurrency
-    if bulk_queue_name() in queues and not (MIN_CONCURRENCY <= concurrency <= MAX_CONCURRENCY):
+    # Celery knows the queues by their names in settings; kombu adds queue_name_prefix only towards SQS.
+    if settings.QUEUE_BULK in queues and not (MIN_CONCURRENCY <= concurrency <= MAX_CONCURRENCY):
         message = (
             f"A worker consuming {bulk_queue_name()} needs a concurrency between {MIN_CONCURRENCY} and "
             f"{MAX_CONCURRENCY} (got {concurrency}): start it with -c $BULK_WORKER_CONCURRENCY."

@@ -6,6 +6,8 @@ two concurrent UpdateItem calls can both pass the same condition (seen: 13 "succ
 increments against a limit of 12). Serialising DynamoDB requests gives the emulator the atomicity of
 the real service; other services (SQS long polls among them) stay concurrent.
 
+It also completes moto's CloudFormation for the templates of deploy/ (scripts/moto_cloudformation.py).
+
 Usage: python scripts/moto_emulator.py [-H HOST] [-p PORT]   (the same flags as moto_server)
 """
 
@@ -17,6 +19,7 @@ import signal
 import sys
 import threading
 
+import moto_cloudformation  # scripts/, next to this file
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
@@ -44,6 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto_server does: moto builds some URLs with it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    moto_cloudformation.install()  # deploy/*.yaml deploy on the emulator as on AWS (TTL, subscriptions, ...)
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from functools import cache, lru_cache
+from pathlib import Path
 
 import boto3
 from botocore.config import Config
@@ -59,6 +60,12 @@ def reset_clients() -> None:
     _session.cache_clear()
     with _secret_lock:
         _secret_cache.clear()
+
+
+def forget_secret(name: str) -> None:
+    """Drop one cached secret (after it was refused: it may have been rotated)."""
+    with _secret_lock:
+        _secret_cache.pop(name, None)
 
 
 def get_secret(name: str, *, region: str | None = None) -> str:
@@ -134,3 +141,42 @@ def live_account_reset() -> None:
     global _account_checked
     with _account_lock:
         _account_checked = None
+
+
+def read_secret_file(setting: str, path: str) -> str:
+    """The secret in a mounted file (``*_FILE`` settings), stripped; a missing or empty file is refused."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{setting}={path!r} cannot be read: {exc.strerror}.") from None
+    if not value:
+        raise ImproperlyConfigured(f"{setting}={path!r} is empty.")
+    return value
+
+
+def _read_named_secret(setting: str, name: str, region: str | None) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        value = get_secret(name, region=region)
+    except (BotoCoreError, ClientError) as exc:
+        raise ImproperlyConfigured(
+            f"{setting}={name!r}: the Django secret key could not be read from Secrets Manager: {exc}"
+        ) from None
+    if not value.strip():
+        raise ImproperlyConfigured(f"{setting}={name!r} is empty.")
+    return value
+
+
+def lazy_secret(setting: str, name: str, *, region: str | None = None):
+    """A str-like value read from Secrets Manager on first use (and again after the cache expires).
+
+    settings.py uses it for SECRET_KEY so importing the settings makes no network call; the first
+    signing, or the start-up check wecare.E009, reads it.
+    """
+    from django.utils.functional import lazy
+
+    return lazy(_read_named_secret, str)(setting, name, region)

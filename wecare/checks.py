@@ -142,7 +142,7 @@ def check_aws_region(app_configs=None, **kwargs) -> list[Error]:
 @register("wecare")
 def check_production_database(app_configs=None, **kwargs) -> list[Error]:
     engine = settings.DATABASES["default"]["ENGINE"]
-    if settings.ENVIRONMENT != "production" or engine == "django.db.backends.postgresql":
+    if settings.ENVIRONMENT != "production" or engine in ("django.db.backends.postgresql", "wecare.db.postgresql"):
         return []
     return [
         Error(
@@ -176,6 +176,21 @@ def check_public_test_key(app_configs=None, **kwargs) -> list[Error]:
             id="wecare.E131",
         )
     ]
+
+
+def check_django_secret_key(app_configs=None, **kwargs) -> list[Error]:
+    """Deployed environments read the key on first use (settings import makes no network call): read it now."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from wecare.environments import DEPLOYED_ENVIRONMENTS
+
+    if settings.ENVIRONMENT not in DEPLOYED_ENVIRONMENTS:
+        return []
+    try:
+        str(settings.SECRET_KEY)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint="Create the secret (deploy/data.yaml does) or mount the file.", id="wecare.E009")]
+    return []
 
 
 def refuse_to_start_on_errors(**kwargs) -> None:

@@ -10,11 +10,15 @@ import os
 
 from pynamodb.models import Model
 
+from wecare.environments import resource_prefix
+
 _models: list[type[Model]] = []
 
 
 def table_name(base: str) -> str:
-    return os.environ.get("DYNAMODB_TABLE_PREFIX", "wecare-") + base
+    # Read here, not from settings: models name their table at import time. Same default as settings.
+    prefix = os.environ.get("DYNAMODB_TABLE_PREFIX") or resource_prefix(os.environ.get("ENVIRONMENT", ""))
+    return prefix + base
 
 
 def endpoint() -> str | None:

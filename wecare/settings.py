@@ -14,6 +14,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from wecare.environments import DEPLOYED_ENVIRONMENTS, django_secret_name, queue_prefix, resource_prefix
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 ENVIRONMENTS = ("production", "staging", "preview", "local", "test")
@@ -112,34 +114,30 @@ AWS_CONNECT_TIMEOUT = _float("AWS_CONNECT_TIMEOUT", 5.0)
 AWS_READ_TIMEOUT = _float("AWS_READ_TIMEOUT", 15.0)
 
 SECRETS_CACHE_SECONDS = _int("SECRETS_CACHE_SECONDS", 300)
-SECRET_NAME_DJANGO_SECRET_KEY = env.str("SECRET_NAME_DJANGO_SECRET_KEY", default="wecare/django-secret-key")
+SECRET_NAME_DJANGO_SECRET_KEY = env.str("SECRET_NAME_DJANGO_SECRET_KEY", default=django_secret_name(ENVIRONMENT))
 SECRET_NAME_WHATSAPP_ACCESS_TOKEN = env.str("SECRET_NAME_WHATSAPP_ACCESS_TOKEN", default="wecare/whatsapp-access-token")
 SECRET_NAME_META_APP_SECRET = env.str("SECRET_NAME_META_APP_SECRET", default="wecare/meta-app-secret")
 SECRET_NAME_OIDC_CLIENT_SECRET = env.str("SECRET_NAME_OIDC_CLIENT_SECRET", default="wecare/oidc-client-secret")
+# A mounted file holding the Django key (e.g. a tmpfs secret volume); else Secrets Manager, read lazily.
+DJANGO_SECRET_KEY_FILE = env.str("DJANGO_SECRET_KEY_FILE", default="").strip()
 
 # --- Security -----------------------------------------------------------------------------------
 TEST_ONLY_SECRET_KEY = "local-only-insecure-key-never-used-outside-local-and-test"  # noqa: S105
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "testserver", "::1", "[::1]")
-if IS_PRODUCTION:
-    # Production never reads the key from a plain variable: it comes from Secrets Manager.
+if ENVIRONMENT in DEPLOYED_ENVIRONMENTS:
+    # A deployed environment never reads the key from a plain variable: it comes from a mounted file or
+    # from Secrets Manager, read on first use (no network call at import; wecare.E009 checks it at start).
     if env.str("DJANGO_SECRET_KEY", default=""):
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY must not be set in production: the key is read from Secrets Manager "
-            "(SECRET_NAME_DJANGO_SECRET_KEY)."
+            f"DJANGO_SECRET_KEY must not be set in {ENVIRONMENT}: the key is read from Secrets Manager "
+            "(SECRET_NAME_DJANGO_SECRET_KEY) or a mounted file (DJANGO_SECRET_KEY_FILE)."
         )
-    from botocore.exceptions import BotoCoreError, ClientError
+    from wecare.aws import lazy_secret, read_secret_file
 
-    from wecare.aws import get_secret
-
-    try:
-        SECRET_KEY = get_secret(SECRET_NAME_DJANGO_SECRET_KEY, region=AWS_REGION)
-    except (BotoCoreError, ClientError) as exc:
-        raise ImproperlyConfigured(
-            f"SECRET_NAME_DJANGO_SECRET_KEY={SECRET_NAME_DJANGO_SECRET_KEY!r}: the Django secret key could not be "
-            f"read from Secrets Manager in {AWS_REGION}: {exc}"
-        ) from None
-    if not SECRET_KEY.strip():
-        raise ImproperlyConfigured(f"SECRET_NAME_DJANGO_SECRET_KEY={SECRET_NAME_DJANGO_SECRET_KEY!r} is empty.")
+    if DJANGO_SECRET_KEY_FILE:
+        SECRET_KEY = read_secret_file("DJANGO_SECRET_KEY_FILE", DJANGO_SECRET_KEY_FILE)
+    else:
+        SECRET_KEY = lazy_secret("SECRET_NAME_DJANGO_SECRET_KEY", SECRET_NAME_DJANGO_SECRET_KEY, region=AWS_REGION)
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) or [_require("ALLOWED_HOSTS")]
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -299,6 +297,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Deployed: the database password comes from the RDS-managed secret (read at connect time, so a rotation
+# is picked up), never from a plain variable: DATABASE_URL then carries host, port and name only.
+DATABASE_SECRET_NAME = env.str("DATABASE_SECRET_NAME", default="").strip()
+if ENVIRONMENT in DEPLOYED_ENVIRONMENTS and DATABASES["default"].get("PASSWORD"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must not carry a password in {ENVIRONMENT}: set DATABASE_SECRET_NAME to the RDS-managed "
+        "secret and give DATABASE_URL as postgres://HOST:PORT/NAME."
+    )
+if DATABASE_SECRET_NAME:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_SECRET_NAME needs a postgres:// DATABASE_URL.")
+    DATABASES["default"]["ENGINE"] = "wecare.db.postgresql"
+    DATABASES["default"]["SECRET_NAME"] = DATABASE_SECRET_NAME
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -368,7 +380,7 @@ AI_RETRIEVE_RESULTS = _int("AI_RETRIEVE_RESULTS", 5, minimum=1, maximum=100)
 AI_KB_MIN_SCORE = _float("AI_KB_MIN_SCORE", 1.0)  # BM25 score under which the local KB suggests nothing
 AI_KB_IMPORT_MAX_BYTES = _int("AI_KB_IMPORT_MAX_BYTES", 2_000_000, minimum=1024)
 
-QUEUE_DEFAULT = env.str("QUEUE_DEFAULT", default="wecare-default")
+QUEUE_DEFAULT = env.str("QUEUE_DEFAULT", default="default-queue")
 QUEUE_OUTBOUND = env.str("QUEUE_OUTBOUND", default="outbound-queue")
 QUEUE_INBOUND = env.str("QUEUE_INBOUND", default="inbound-queue")
 QUEUE_BULK = env.str("QUEUE_BULK", default="bulk-queue")
@@ -377,7 +389,10 @@ QUEUE_OUTBOUND_DLQ = env.str("QUEUE_OUTBOUND_DLQ", default="outbound-dlq")
 QUEUE_BULK_DLQ = env.str("QUEUE_BULK_DLQ", default="bulk-dlq")
 QUEUE_AI = env.str("QUEUE_AI", default="ai-queue")  # AI suggestions: never in the way of inbound work
 
-DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="wecare-")
+# Each environment has its own queues and tables (wecare.environments): base-wecare-digital-[ENV-]NAME.
+DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="").strip() or resource_prefix(ENVIRONMENT)
+# The HTTPS endpoint subscribed to SNS_TOPIC_ARN (deploy/compute.yaml); `bootstrap_aws --check` verifies it.
+SNS_WEBHOOK_URL = env.str("SNS_WEBHOOK_URL", default="").strip()
 
 # --- Inbound WhatsApp through SNS (messaging.sns, messaging.inbound) --------------------------------
 # Dotted paths of fetch(url) -> bytes. Tests and the benchmark point these at local certificates;
@@ -471,10 +486,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "region": AWS_REGION,
     # A local emulator speaks plain http; real SQS is https.
     "is_secure": not AWS_ENDPOINT_URL.startswith("http://"),
-    "visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=30),
+    # Only used when kombu creates a queue; deploy/data.yaml and bootstrap_aws make them with this value.
+    "visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=30),
     "polling_interval": _float("CELERY_POLLING_INTERVAL", 1.0),
     "wait_time_seconds": _int("CELERY_WAIT_TIME_SECONDS", 1, maximum=20),
-    "queue_name_prefix": env.str("CELERY_QUEUE_PREFIX", default=""),
+    "queue_name_prefix": env.str("CELERY_QUEUE_PREFIX", default="").strip() or queue_prefix(ENVIRONMENT),
 }
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_DEFAULT
 # Each workload has its own queue, so a bulk job never delays a one-to-one send or an inbound event.

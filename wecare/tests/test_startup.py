@@ -144,8 +144,18 @@ def test_the_worker_and_beat_name_a_malformed_setting(start):
     _refused(start(BEAT, AWS_MAX_ATTEMPTS="abc"), "AWS_MAX_ATTEMPTS='abc' is not a whole number.")
 
 
-def test_staging_requires_a_django_secret_key(start):
-    _refused(start(CHECK, ENVIRONMENT="staging"), "DJANGO_SECRET_KEY is required in ENVIRONMENT=staging")
+def test_staging_refuses_a_django_secret_key_from_the_environment(start):
+    result = start(
+        CHECK, ENVIRONMENT="staging", ALLOWED_HOSTS="staging.base.wecare.digital", DJANGO_SECRET_KEY="k" * 50
+    )
+
+    _refused(result, "DJANGO_SECRET_KEY must not be set in staging")
+
+
+def test_staging_names_the_django_secret_it_cannot_read(start):
+    result = start(CHECK, ENVIRONMENT="staging", ALLOWED_HOSTS="staging.base.wecare.digital")
+
+    _refused(result, "(wecare.E009) SECRET_NAME_DJANGO_SECRET_KEY='base-wecare-digital/staging/django-secret-key'")
 
 
 def test_production_refuses_a_django_secret_key_from_the_environment(start, production):
