@@ -67,7 +67,7 @@ def test_the_worker_consumes_the_default_outbound_and_inbound_queues(run):
 
     assert result.returncode == 0, result.stderr
     assert CHECK_PASSED in result.stdout
-    assert started.startswith("celery -A wecare worker --queues default-queue,outbound-queue,inbound-queue ")
+    assert started.startswith("celery -A wecare worker --queues default-queue,outbound-queue,inbound-queue,ai-queue ")
 
 
 def test_the_bulk_worker_consumes_the_bulk_queue_with_its_concurrency(run):
