@@ -87,7 +87,7 @@ from messaging.models import (
     status_may_advance,
 )
 from messaging.safety import READ_RECEIPT, Clearance, SafetyRefusal, SendRequest, safety_check
-from wecare import aws
+from wecare import alerts, aws, logs, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -476,7 +476,8 @@ def _execute(request: ProviderRequest, send, message: Message, dry_run: bool) ->
     if dry_run:
         _log_dry_run(request, message)
         return "", ""
-    return send(request)
+    with metrics.timed("ProviderLatency", channel=message.channel):
+        return send(request)
 
 
 def _provider_send(message: Message, clearance: Clearance, dry_run: bool, now: datetime) -> tuple[str, str]:
@@ -532,6 +533,7 @@ def _finish_sent(message: Message, provider_id: str, request_id: str, dry_run: b
         provider_id or "-",
         row.attempts,
     )
+    metrics.emit("MessagesSent", channel=row.channel)
     return row
 
 
@@ -569,6 +571,7 @@ def _dlq_payload(message: Message) -> dict:
 
 
 def _dead_letter(message: Message, error: str) -> None:
+    metrics.emit("MessagesFailed", channel=message.channel)  # every final failure but a gate refusal
     try:
         dlq_send(
             queue=settings.QUEUE_OUTBOUND_DLQ,
@@ -586,6 +589,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
     message = Message.objects.select_related("contact").get(pk=message_id)
     if message.direction != Direction.OUTBOUND:
         raise ValueError(f"message {message_id} is {message.direction}, not outbound")
+    logs.log_bind(message_id=message.pk, contact_id=message.contact_id)
     if message.status != MessageStatus.QUEUED:
         return message  # already sent, failed or further: at-least-once delivery of the task
     if not _claim(message, now):
@@ -625,6 +629,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
             raise DeliveryDeferred(countdown, str(error)) from error
         row = _finish_failed(message, error.code, details, now)
         logger.error("message %s failed after %s attempt(s): %s", message.pk, message.attempts, error)
+        alerts.provider_error_final(error, channel=message.channel)
         _dead_letter(row, str(error))
         return row
     except INFRASTRUCTURE_ERRORS as exc:
