@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,13 +64,18 @@ def _env() -> str:
     return _environment
 
 
+def _snake(name: str) -> str:
+    """PhoneNumberId -> phone_number_id: the keyword a call site passes for a dimension."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def emf_record(name: str, value: float, *, timestamp_ms: int | None = None, **dimensions: str) -> dict:
     """The EMF object of one metric value (the ``_aws`` envelope, dimension values and the value)."""
     try:
         unit, names = CATALOGUE[name]
     except KeyError:
         raise ValueError(f"unknown metric {name!r}: add it to wecare.metrics.CATALOGUE") from None
-    keys = {k.lower(): k for k in names}
+    keys = {_snake(k): k for k in names}
     values = {"Environment": _env()}
     for key, dim_value in dimensions.items():
         if key not in keys:
