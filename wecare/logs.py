@@ -91,35 +91,60 @@ def request_id_from(header: str | None) -> str:
 # --- Masking -----------------------------------------------------------------------------------
 
 _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
-# E.164 with "+", or a bare run of 11-15 digits (a WhatsApp wa_id) not part of a longer token.
-_PHONE = re.compile(r"(?<![\w+])\+\d{8,15}(?!\w)|(?<![\w+\-/.:])\d{11,15}(?![\w\-/.:])")
+# Candidates for a phone number: "+" and 8-15 digits (E.164), or a bare run of 11-15 digits (a WhatsApp
+# wa_id); _mask_phone checks the neighbours so ids, timestamps and ARNs are left alone.
+_DIGITS = re.compile(r"\+?\d{8,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/=]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
+# The keyword alone, not "[\w-]*keyword": a leading wildcard makes the scan quadratic in the line's length.
 _SECRET_VALUE = re.compile(
-    r"(?i)([\"']?[\w-]*(?:token|secret|password|passwd|authorization|signature|api[_-]?key|cookie)[\"']?\s*[:=]\s*[\"']?)"
+    r"(?i)(token|secret|password|passwd|authorization|signature|api[_-]?key|cookie)([\"']?\s*[:=]\s*[\"']?)"
     r"([^\"'\s,&}]+)"
 )
 # Bodies inside a logged provider request (DRY_RUN logs the exact request): the value of these keys.
 _BODY = re.compile(
     r"(\"(?:body|MessageBody|Data|caption|html|content|text|Text|Html|Subject)\"\s*:\s*)\"((?:[^\"\\]|\\.)*)\""
 )
+_NOT_BEFORE_BARE = frozenset("+-/.")
+_NOT_AFTER_BARE = frozenset("-/")
 
 
 def _mask_phone(match: re.Match) -> str:
-    number = match.group(0)
-    return f"{'+' if number.startswith('+') else ''}***{number[-4:]}"
+    number, text = match.group(0), match.string
+    before = text[match.start() - 1] if match.start() else " "
+    after = text[match.end()] if match.end() < len(text) else " "
+    digits = len(number) - (1 if number[0] == "+" else 0)
+    if after.isalnum() or after == "_" or before.isalnum() or before == "_":
+        return number  # part of a longer token: an id, a hash, a file name
+    if number[0] == "+":
+        return f"+***{number[-4:]}" if 8 <= digits <= 15 else number
+    if before in _NOT_BEFORE_BARE or after in _NOT_AFTER_BARE or not 11 <= digits <= 15:
+        return number  # part of a uuid, a path or a version
+    return f"***{number[-4:]}"
 
 
 def mask(text: str) -> str:
-    """The text without phone numbers, email addresses, message bodies or secrets."""
+    """The text without phone numbers, email addresses, message bodies or secrets.
+
+    Each pattern runs only when a cheap test says it may match: this filter sees every log line.
+    """
     if not text:
         return text
-    text = _BODY.sub(lambda m: f'{m.group(1)}"[{len(m.group(2))} chars]"', text)
-    text = _JWT.sub("[jwt]", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
-    text = _SECRET_VALUE.sub(lambda m: f"{m.group(1)}[redacted]", text)
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(_mask_phone, text)
+    if '"' in text:
+        text = _BODY.sub(lambda m: f'{m.group(1)}"[{len(m.group(2))} chars]"', text)
+    if "eyJ" in text:
+        text = _JWT.sub("[jwt]", text)
+    lowered = text.lower()
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
+    if any(word in lowered for word in _SECRET_WORDS):
+        text = _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+    if "@" in text:
+        text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _DIGITS.sub(_mask_phone, text)
+
+
+_SECRET_WORDS = ("token", "secret", "passw", "authorization", "signature", "key", "cookie")
 
 
 class MaskingFilter(logging.Filter):
