@@ -159,17 +159,18 @@ class MaskingFilter(logging.Filter):
             message = f"{record.msg} {record.args}"
         record.msg = mask(message)
         record.args = None
-        for key, value in list(record.__dict__.items()):
-            if key in _SAFE_EXTRAS or key.startswith("_") or key in _RECORD_ATTRS:
-                continue
-            if isinstance(value, str):
-                setattr(record, key, mask(value))
+        # Only the extra= fields (a set difference in C; most records have none).
+        for key in record.__dict__.keys() - _NOT_EXTRAS:
+            value = record.__dict__[key]
+            if isinstance(value, str) and not key.startswith("_"):
+                record.__dict__[key] = mask(value)
         record._wecare_masked = True
         return True
 
 
 _RECORD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 _SAFE_EXTRAS = set(FIELDS)
+_NOT_EXTRAS = frozenset(_RECORD_ATTRS | _SAFE_EXTRAS)
 
 
 class ContextFilter(logging.Filter):

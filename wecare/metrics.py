@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -100,15 +101,41 @@ def emf_record(name: str, value: float, *, timestamp_ms: int | None = None, **di
     }
 
 
+# (name, dimensions) -> the EMF line around its two variable parts (timestamp, value), built once.
+_templates: dict[tuple, tuple[str, str]] = {}
+MAX_TEMPLATES = 2000  # dimension values come from small sets (channels, queues, numbers, codes)
+
+
+def _template(name: str, dimensions: dict[str, str]) -> tuple[str, str]:
+    key = (name, tuple(sorted(dimensions.items())))
+    template = _templates.get(key)
+    if template is None:
+        record = emf_record(name, 0, timestamp_ms=0, **dimensions)  # validates name and dimensions
+        aws = json.dumps(record.pop("_aws")["CloudWatchMetrics"], separators=(",", ":"))
+        del record[name]
+        members = json.dumps(record, separators=(",", ":"))[1:-1]
+        template = (
+            '{"_aws":{"Timestamp":',
+            f',"CloudWatchMetrics":{aws}}},{members},{json.dumps(name)}:',
+        )
+        if len(_templates) >= MAX_TEMPLATES:
+            _templates.clear()
+        _templates[key] = template
+    return template
+
+
 def emit(name: str, value: float = 1, **dimensions: str) -> None:
     """Write one metric value (``channel=``, ``reason=``, ``queue=``… as the catalogue says).
 
     Never raises for an I/O problem: a metric must not fail the work it measures. A wrong name or
     dimension raises ValueError (a programming error, caught by the tests).
     """
-    record = emf_record(name, value, **dimensions)
+    head, middle = _template(name, dimensions)
+    value = value if type(value) is int else float(value)  # a bool or a Decimal is not a JSON number
+    if not math.isfinite(value):
+        raise ValueError(f"metric {name}: {value!r} is not a finite number")
     if _logger.isEnabledFor(logging.INFO):
-        _logger.info(json.dumps(record, separators=(",", ":")))
+        _logger.info(f"{head}{int(time.time() * 1000)}{middle}{value!r}}}")
 
 
 @contextmanager
