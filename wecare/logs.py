@@ -245,13 +245,26 @@ def _task_ids(task, args, kwargs) -> dict[str, Any]:
     return {name: bound.arguments[name] for name in ID_ARGUMENTS if name in bound.arguments}
 
 
+_task_tokens: dict[str, contextvars.Token] = {}
+
+
 def celery_task_prerun(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
-    log_reset()
-    log_bind(task_id=task_id, request_id=_task_request_id(task) or None, **_task_ids(task, args, kwargs))
+    # A task run in the caller's process (eager) keeps the caller's request id; a worker's gets it
+    # from the message header. Either way the task starts from its own ids, restored after it.
+    request_id = _task_request_id(task) or _context.get().get("request_id")
+    _task_tokens[task_id] = _context.set({})
+    log_bind(task_id=task_id, request_id=request_id, **_task_ids(task, args, kwargs))
 
 
-def celery_task_postrun(**_) -> None:
-    log_reset()
+def celery_task_postrun(task_id=None, **_) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is None:
+        log_reset()
+        return
+    try:
+        _context.reset(token)
+    except ValueError:  # created in another context (cannot happen in a worker): start clean
+        log_reset()
 
 
 def celery_setup_logging(**_) -> None:

@@ -202,3 +202,20 @@ def django_settings_now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_task_run_in_the_callers_process_keeps_the_request_id_and_restores_the_context_after(settings):
+    from celery import shared_task
+
+    @shared_task(name="wecare.tests.logs_something")
+    def logs_something(message_id: str) -> None:
+        logging.getLogger("wecare.test").info("inside the task")
+
+    with captured_logs() as captured, logs.log_context(request_id="req-eager-0001", user_id=7):
+        logs_something.apply(args=["m-42"])
+        logging.getLogger("wecare.test").info("after the task")
+
+    inside, after = [r for r in captured.records() if r["logger"] == "wecare.test"]
+    assert (inside["requestId"], inside["messageId"]) == ("req-eager-0001", "m-42") and inside["taskId"]
+    assert (after["requestId"], after["userId"]) == ("req-eager-0001", "7") and "taskId" not in after
