@@ -39,6 +39,7 @@ def test_every_log_line_is_one_json_object_with_time_level_logger_and_message():
 
 
 def test_bound_ids_appear_on_every_line_until_the_block_ends():
+    logs.log_reset()  # what a request or a task starts with (an earlier test may have bound ids here)
     with captured_logs() as captured:
         with logs.log_context(request_id="req-12345678", message_id="m-1", bulk_job_id="j-1", contact_id="c-1"):
             logging.getLogger("wecare.test").info("inside")
