@@ -172,10 +172,12 @@ def signin_audit(
         **({"reason": reason} if reason else {}),
         **(details or {}),
     }
-    if outcome == "failure":
-        logger.warning(
-            "sign-in refused method=%s username=%s ip=%s reason=%s", method, info["username"], info["ip"], reason
-        )
+    logger.log(  # every attempt and its result (requirement 14.1); the username is masked in the log
+        logging.WARNING if outcome == "failure" else logging.INFO,
+        "sign-in %s method=%s username=%s ip=%s reason=%s",
+        "refused" if outcome == "failure" else "succeeded", method, info["username"], info["ip"], reason or "-",
+        extra={"event": "signin", "outcome": outcome, "method": method},
+    )  # fmt: skip
     if request is not None:
         # The auth signal handlers must not record the same attempt a second time.
         request.signin_audited = True

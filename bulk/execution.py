@@ -19,6 +19,7 @@ The guarantees, and what gives each:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import queue
@@ -45,6 +46,7 @@ from bulk.models import (
     JobStatus,
     RecipientStatus,
 )
+from wecare import alerts, logs, metrics
 from wecare.errors import RetryLater
 
 logger = logging.getLogger(__name__)
@@ -156,6 +158,14 @@ def job_maybe_finish(job_id) -> str | None:
         job.save(update_fields=fields)
         counts = job_refresh_counters(job_id)
     logger.info("bulk job %s finished %s: %s", job_id, job.status, counts)
+    if "status" in fields:  # this call finished it: measured once per job
+        metrics.bulk_job_finished(
+            channel=job.channel,
+            started_at=job.started_at or job.confirmed_at,
+            completed_at=job.completed_at,
+            sent=counts["sent"],
+            failed=counts["failed"],
+        )
     return job.status
 
 
@@ -340,7 +350,8 @@ def _run_senders(
             connection.close()
 
     threads = [
-        threading.Thread(target=sender, name=f"bulk-sender-{n}", daemon=True)
+        # Each thread runs in a copy of the log context: its lines carry the task, job and chunk ids.
+        threading.Thread(target=contextvars.copy_context().run, args=(sender,), name=f"bulk-sender-{n}", daemon=True)
         for n in range(min(settings.BULK_SEND_THREADS, len(recipients)))
     ]
     for thread in threads:
@@ -356,6 +367,7 @@ def chunk_process(chunk_id, *, owner: str | None = None) -> ChunkResult:
     close_old_connections()
     chunk = BulkJobChunk.objects.select_related("job", "job__created_by").get(pk=chunk_id)
     job = chunk.job
+    logs.log_bind(bulk_job_id=job.pk, chunk_id=chunk_id)
     if chunk.status == ChunkStatus.DONE:
         return ChunkResult(str(chunk_id), "already-done")
     if chunk.status == ChunkStatus.DEAD_LETTERED:
@@ -438,6 +450,11 @@ def chunk_dead_letter(chunk_id, error: str) -> None:
     for stale in _chunk_recipients(chunk).filter(status=RecipientStatus.SENDING).select_related("message"):
         settle_stale_claim(stale)
     job_refresh_counters(chunk.job_id)
+    alerts.alert_raise(
+        "bulk-chunk-dead-lettered",
+        subject="A bulk chunk was dead-lettered",
+        detail=f"Chunk {chunk_id} of bulk job {chunk.job_id} failed after its retries, now on bulk-dlq: {error[:500]}",
+    )
     job_maybe_finish(chunk.job_id)
 
 

@@ -31,7 +31,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 
 from messaging.models import DLQMessage
-from wecare import aws
+from wecare import alerts, aws
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +265,11 @@ def dlq_replay(queue: str, *, limit: int = MAX_REPLAY_BATCH) -> ReplayResult:
                 row.status = DLQMessage.Status.PARKED
                 result.parked.append(original_id)
                 logger.error("DLQ %s: %s parked after %s attempts: %s", queue, original_id, row.retry_count, exc)
+                alerts.alert_raise(
+                    f"dlq-parked:{queue}",
+                    subject=f"{queue}: a message was parked after {row.retry_count} replays",
+                    detail=f"DLQ {queue}: {original_id} failed {row.retry_count} replays, waits for a human: {exc}",
+                )
             else:
                 # The new copy goes out before the old one is deleted: a crash in between leaves two
                 # copies (the older one is then recognised as superseded), never none.

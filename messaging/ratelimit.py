@@ -41,7 +41,7 @@ from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.models import Model
 
-from wecare import dynamo
+from wecare import dynamo, metrics
 from wecare.errors import RetryLater
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,7 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) 
                 break
             # A little jitter, so waiting workers do not all wake for the same token.
             wait *= 1 + random.random() * 0.2
+            metrics.emit("RateLimitWaits", bucket=bucket.key.split("#", 1)[0])
             if time.monotonic() - start + wait > max_wait:
                 for done in taken:
                     refund(done)

@@ -71,6 +71,7 @@ from messaging.whatsapp_templates import (
     template_render,
     template_unsupported_problem,
 )
+from wecare import metrics
 from wecare.errors import PlatformError
 
 __all__ = [
@@ -390,8 +391,11 @@ def safety_refusal_record(refusal: Refusal, request: SendRequest, *, now: dateti
         request.contact_id,
         request.channel,
         refusal.reason,
-    )
+        extra={"contactId": str(request.contact_id), "channel": request.channel, "reason": refusal.reason,
+               "code": str(refusal.code), "event": "gate.refusal"},
+    )  # fmt: skip
     channel = request.channel if request.channel in Channel.values else "unknown"
+    metrics.emit("MessagesRefused", channel=channel, reason=str(refusal.code))
     day = timezone.localdate(now or timezone.now())
     key = {"day": day, "code": str(refusal.code), "channel": channel}
     if SafetyRefusalCount.objects.filter(**key).update(count=F("count") + 1):

@@ -40,7 +40,7 @@ from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.models import Model
 
-from wecare import aws, dynamo
+from wecare import aws, dynamo, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +258,7 @@ def tier_reserve(phone_number_id: str, contact_id, *, now: datetime | float | No
     if counted is None:
         return False
     hour, used = counted
+    metrics.emit("TierUsePercent", round(100 * used / limit, 2), phone_number_id=phone_number_id)
     if not _open_conversation(phone_number_id, contact_id, epoch):
         # Another worker opened this very conversation a moment ago: it is counted once, by them.
         _uncount_conversation(phone_number_id, hour)

@@ -7,6 +7,7 @@ DynamoDB holds only what many workers must update atomically and what expires by
 from __future__ import annotations
 
 import os
+import time
 
 from pynamodb.models import Model
 
@@ -37,3 +38,17 @@ def register(model: type[Model]) -> type[Model]:
 
 def registered_models() -> list[type[Model]]:
     return list(_models)
+
+
+def item_alive(expires_at, *, now: float | None = None) -> bool:
+    """False for an item whose TTL has passed (requirement 17.7).
+
+    DynamoDB deletes expired items asynchronously, typically within minutes but up to 48 hours
+    later: until then reads still return them, so every reader of a TTL table checks this (or puts
+    ``<ttl attribute> > now`` in its condition or filter). ``expires_at`` is a datetime
+    (TTLAttribute), epoch seconds, or None (no expiry).
+    """
+    if expires_at is None:
+        return True
+    epoch = expires_at.timestamp() if hasattr(expires_at, "timestamp") else float(expires_at)
+    return epoch > (time.time() if now is None else now)

@@ -1,4 +1,10 @@
-"""GET /healthz: is the database, the broker and AWS reachable?"""
+"""Health for the load balancer and the orchestrator.
+
+- ``/healthz/live`` (liveness): the process answers. No dependency is checked, so a database outage
+  never makes the orchestrator restart healthy web containers.
+- ``/healthz/ready`` (readiness; ``/healthz`` is the same): the database, the broker (SQS) and AWS (S3)
+  are reachable; 503 names what is down, and the load balancer stops sending traffic meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,11 @@ def _aws() -> None:
 
 
 CHECKS = {"database": _database, "broker": _broker, "aws": _aws}
+
+
+@require_GET
+def liveness(request):
+    return JsonResponse({"status": "ok"})
 
 
 @require_GET

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from django.urls import include, path, re_path
 
-from wecare import views
+from wecare import operations_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("agent/", include("automation.page_urls")),  # the AI suggestions' queue and decisions
+    path("operations/", operations_views.operations_page, name="operations"),
+    path("operations/live/", operations_views.operations_live, name="operations-live"),
+    path("operations/replay/<str:queue>/", operations_views.operations_replay, name="operations-replay"),
     path("contacts/", include("contacts.page_urls")),
     path("dm/", include("messaging.page_urls")),
     path("bulk/", include("bulk.page_urls")),

@@ -215,6 +215,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "wecare.middleware.RequestContextMiddleware",  # request id on every log line and in the response
     "django.middleware.security.SecurityMiddleware",
     "wecare.limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -454,6 +455,13 @@ BULK_STALE_CHUNK_SECONDS = _int("BULK_STALE_CHUNK_SECONDS", 900, minimum=60)
 # --- Audit --------------------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 180, minimum=1)
 
+# --- Retention archive (wecare.maintenance, wecare.archive) ---------------------------------------
+INBOUND_EVENT_RETENTION_DAYS = _int("INBOUND_EVENT_RETENTION_DAYS", 30, minimum=1)
+ARCHIVE_BUCKET = env.str("ARCHIVE_BUCKET", default=REPORT_BUCKET)
+ARCHIVE_PREFIX = env.str("ARCHIVE_PREFIX", default="archive/")
+if not ARCHIVE_PREFIX.endswith("/"):
+    raise ImproperlyConfigured(f"ARCHIVE_PREFIX={ARCHIVE_PREFIX!r} must end with /.")
+
 # --- Outbound messaging (messaging.services, messaging.safety, messaging.ratelimit, messaging.tier) --
 WHATSAPP_META_API_VERSION = env.str("WHATSAPP_META_API_VERSION", default="v20.0")
 if not WHATSAPP_META_API_VERSION.startswith("v") or not WHATSAPP_META_API_VERSION[1:].replace(".", "").isdigit():
@@ -526,6 +534,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.roles_recheck",
         "schedule": 300.0,  # each user is looked up at most every ROLE_RECHECK_SECONDS
         "options": {"expires": 290},
+    },
+    "observe-queues": {
+        "task": "wecare.observe_queues",
+        "schedule": 60.0,
+        "options": {"expires": 55},  # a depth a minute old is worth nothing
     },
     "sync-whatsapp-templates": {
         "task": "messaging.sync_whatsapp_templates",
@@ -672,21 +685,50 @@ if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT.startswith(("https://", "http://")):
     _logout_origin = "/".join(OIDC_OP_LOGOUT_ENDPOINT.split("/", 3)[:3])
     CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_logout_origin)
 
-# --- Logging ------------------------------------------------------------------------------------
+# --- Logging (wecare.logs) and metrics (wecare.metrics) -------------------------------------------
+# One JSON object per line in every process (web, workers, beat, commands), everywhere: what a test or
+# a developer sees is what CloudWatch gets. LOG_FORMAT=console prints readable lines for a terminal.
+# Phones, emails, message bodies and secrets are masked by a filter on every handler, at every level.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = _choice("LOG_FORMAT", ("json", "console"), default="json")
+_log_filters = ["context", "masking"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "filters": {
+        "context": {"()": "wecare.logs.ContextFilter"},
+        "masking": {"()": "wecare.logs.MaskingFilter"},
+    },
+    "formatters": {
+        "json": {"()": "wecare.logs.JsonFormatter"},
+        "console": {"()": "wecare.logs.ConsoleFormatter"},
+        "emf": {"()": "wecare.metrics.EmfFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": _log_filters,
+            "stream": sys.stderr,
+        },
+        # Metrics in the embedded metric format: the line is the EMF object itself, never masked.
+        "emf": {"class": "logging.StreamHandler", "formatter": "emf", "stream": sys.stderr},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "wecare.metrics.emf": {"handlers": ["emf"], "level": "INFO", "propagate": False},
+    },
 }
 if CLOUDWATCH_LOGS_ENABLED:
-    LOGGING["handlers"]["cloudwatch"] = {
-        "class": "watchtower.CloudWatchLogHandler",
-        "log_group_name": LOG_GROUP_NAME,
-        "formatter": "plain",
-        "create_log_group": False,
-    }
+    for _name, _formatter, _logger in (("cloudwatch", "json", None), ("cloudwatch_emf", "emf", "wecare.metrics.emf")):
+        LOGGING["handlers"][_name] = {
+            "class": "watchtower.CloudWatchLogHandler",
+            "log_group_name": LOG_GROUP_NAME,
+            "formatter": _formatter,
+            "create_log_group": False,
+            **({"filters": _log_filters} if _logger is None else {}),
+        }
     LOGGING["root"]["handlers"].append("cloudwatch")
+    LOGGING["loggers"]["wecare.metrics.emf"]["handlers"].append("cloudwatch_emf")

@@ -11,3 +11,11 @@ from wecare import maintenance
 def purge_expired() -> dict[str, int]:
     """Delete expired audit entries, messages with their media, and DLQ records (idempotent)."""
     return maintenance.purge_expired().as_dict()
+
+
+@shared_task(name="wecare.observe_queues")
+def observe_queues() -> dict[str, int | None]:
+    """Every minute (beat): QueueDepth and QueueOldestAge per queue, TierUsePercent per number."""
+    from wecare import operations  # reads messaging and bulk models: imported when the task runs
+
+    return {info.name: info.waiting for info in operations.queues_observe()}

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api import MeView
 from accounts.views import SignInView, SignOutView, admin_login_redirect
-from wecare.health import healthz
+from wecare.health import healthz, liveness
 
 admin.site.site_header = "WECARE.DIGITAL"
 admin.site.site_title = "WECARE.DIGITAL"
@@ -12,6 +12,8 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("healthz/live", liveness, name="healthz-live"),
+    path("healthz/ready", healthz, name="healthz-ready"),
     # Sign-in and sign-out go through one place (Cognito where configured), the admin's included.
     path("admin/login/", admin_login_redirect),
     path("admin/logout/", SignOutView.as_view()),

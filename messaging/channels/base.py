@@ -105,6 +105,17 @@ class ChannelError(PlatformError):
             "service": self.service,
         }
 
+    def log_fields(self, operation: str = "") -> dict[str, Any]:
+        """The structured fields of a provider-error log line (requirement 14.3)."""
+        return {
+            "providerRequestId": self.request_id,
+            "errorType": self.code,
+            "providerCode": self.provider_code,
+            "permanent": self.permanent,
+            "service": self.service,
+            "operation": operation,
+        }
+
     def __str__(self) -> str:
         rid = f" (request {self.request_id})" if self.request_id else ""
         return f"{self.service or 'provider'} {self.code}: {self.message}{rid}"
@@ -202,13 +213,17 @@ def call(request: ProviderRequest, *, classify=None) -> ProviderResult:
     try:
         return ProviderResult(dry_run=False, response=getattr(client, request.method)(**request.params))
     except ClientError as exc:
-        raise (classify or (lambda e: error_from_client_error(e, request.service)))(exc) from exc
+        error = (classify or (lambda e: error_from_client_error(e, request.service)))(exc)
+        logger.warning("provider error %s", error, exc_info=exc, extra=error.log_fields(request.operation))
+        raise error from exc
     except ParamValidationError as exc:
         # Our request is malformed: retrying cannot help.
         raise ChannelError(str(exc), permanent=True, code="ParamValidationError", service=request.service) from exc
     except BotoCoreError as exc:
         # Connection refused/reset, timeouts: the provider may well be back in a moment.
-        raise ChannelError(str(exc), permanent=False, code=type(exc).__name__, service=request.service) from exc
+        error = ChannelError(str(exc), permanent=False, code=type(exc).__name__, service=request.service)
+        logger.warning("provider error %s", error, exc_info=exc, extra=error.log_fields(request.operation))
+        raise error from exc
 
 
 def execute(request: ProviderRequest) -> dict[str, Any]:

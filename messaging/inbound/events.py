@@ -22,6 +22,7 @@ from messaging.inbound.payload import (
 from messaging.inbound.statuses import status_apply
 from messaging.models import InboundEvent
 from messaging.sns import NOTIFICATION
+from wecare import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def inbound_event_process(*, event_id) -> ProcessSummary | None:
         return None
     summary = notification_process(event.body)
     _mark_processed(event.pk)
+    metrics.emit("InboundEventsProcessed")
     logger.info(
         "inbound event %s processed: stored=%s duplicates=%s statuses=%s",
         event.pk,
@@ -158,6 +160,7 @@ def inbound_event_fail(*, event_id, error: str) -> None:
     (the DLQMessage row, written first, keeps the payload) and the error is raised.
     """
     event = InboundEvent.objects.get(pk=event_id)
+    metrics.emit("InboundEventsFailed")
     try:
         dlq_send(
             queue=settings.QUEUE_INBOUND_DLQ,

@@ -12,6 +12,7 @@ from django.utils import timezone
 from contacts.models import Channel
 from messaging.inbound.payload import InboundPayloadError, _text, _timestamp
 from messaging.models import Direction, Message, MessageStatus, status_may_advance
+from wecare import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -110,4 +111,6 @@ def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bo
         # A late event (delivered after read) still tells when that step happened.
         Message.objects.filter(pk=message.pk, **{f"{time_field}__isnull": True}).update(**{time_field: at})
     logger.info("status %s of message %s (%s): %s", new, message.pk, wamid, "applied" if changed else "not newer")
+    if changed:
+        metrics.message_status(new, channel=message.channel)
     return bool(changed)

@@ -15,6 +15,7 @@ caller tries again after ``countdown`` (rate limit, transient provider error, ou
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from messaging.models import Direction, Message, MessageStatus, MessageUsage, Pr
 from messaging.outbound.attempts import attempt_crashed, attempt_finish, attempt_start
 from messaging.outbound.request import SendRequest
 from messaging.safety import Clearance, SafetyRefusal, safety_check, safety_consent_recheck
+from wecare import alerts, logs, metrics
 from wecare.errors import RetryLater
 from wecare.retry import backoff_seconds
 
@@ -102,17 +104,25 @@ def _attempt(
         # Consent came back between the two reads: fail closed all the same, nothing was sent.
         raise SafetyRefusal("OPT_IN_REQUIRED", "the contact's consent changed while the send was starting")
     message.attempts += 1
+    started = time.perf_counter()
     try:
         result = provider.call(request)
         value = parse(result)
     except ChannelError as error:
+        metrics.emit("ProviderLatency", _elapsed_ms(started), channel=message.channel)
         attempt_finish(attempt, error=error)
         raise
     except BaseException as exc:
         attempt_crashed(attempt, exc)
         raise
+    if not result.dry_run:
+        metrics.emit("ProviderLatency", _elapsed_ms(started), channel=message.channel)
     attempt_finish(attempt, result=result, provider_message_id=value if isinstance(value, str) else "")
     return result, value
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def _provider_send(provider: Provider, delivery: Delivery) -> tuple[ProviderResult, str]:
@@ -156,6 +166,7 @@ def _finish_sent(message: Message, provider_id: str, request_id: str, dry_run: b
         provider_id or "-",
         message.attempts,
     )
+    metrics.emit("MessagesSent", channel=message.channel)
     return message
 
 
@@ -235,6 +246,7 @@ def _dlq_payload(message: Message) -> dict:
 
 
 def _dead_letter(message: Message, error: str) -> None:
+    metrics.emit("MessagesFailed", channel=message.channel)  # every final failure but a gate refusal
     try:
         dlq_send(
             queue=settings.QUEUE_OUTBOUND_DLQ,
@@ -258,6 +270,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
     message = Message.objects.select_related("contact").get(pk=message_id)
     if message.direction != Direction.OUTBOUND:
         raise ValueError(f"message {message_id} is {message.direction}, not outbound")
+    logs.log_bind(message_id=message.pk, contact_id=message.contact_id)
     if message.status != MessageStatus.QUEUED:
         return message  # already sent, failed or further: at-least-once delivery of the task
     taken_over = message.locked_until is not None  # a worker claimed it before us and never finished
@@ -298,6 +311,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
             raise DeliveryDeferred(countdown, str(error)) from error
         row = _finish_failed(message, error.code, details, now)
         logger.error("message %s failed after %s attempt(s): %s", message.pk, message.attempts, error)
+        alerts.provider_error_final(error, channel=message.channel)
         _dead_letter(row, str(error))
         return row
     except INFRASTRUCTURE_ERRORS as exc:

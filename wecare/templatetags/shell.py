@@ -34,6 +34,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("contacts", "Contacts", "contact_pages:list", permission="contacts.view_contact"),
     NavItem("bulk", "Bulk Messaging", "bulk_pages:list", permission="bulk.view_bulkjob"),
     NavItem("agent", "Agent", "agent"),
+    NavItem("operations", "Operations", "operations", hint="queues, errors", permission="messaging.view_dlqmessage"),
 )
 
 

@@ -43,6 +43,7 @@ def test_the_shell_carries_the_title_and_the_sidebar_in_the_agreed_order(admin_c
         "Contacts",
         "Bulk Messaging",
         "Agent",
+        "Operations",  # Admins only
     ]
 
 

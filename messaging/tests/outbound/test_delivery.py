@@ -273,7 +273,7 @@ def test_dry_run_logs_the_full_request_calls_nothing_and_marks_the_message(
     logged = json.loads(line.split("would call ", 1)[1])
     assert logged["operation"] == "SendWhatsAppMessage"
     assert logged["params"]["metaApiVersion"] == "v20.0"
-    assert logged["params"]["message"]["text"]["body"] == "Hello"
+    assert logged["params"]["message"]["text"]["body"] == "[5 chars]"  # bodies never reach a log (wecare.logs)
     assert MessageUsage.objects.get().dry_run is True
 
 

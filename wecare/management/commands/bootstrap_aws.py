@@ -107,7 +107,7 @@ def ensure_queues() -> list[str]:
 
 def ensure_buckets() -> list[str]:
     s3 = aws.client("s3")
-    buckets = [settings.MEDIA_BUCKET, settings.REPORT_BUCKET]
+    buckets = list(dict.fromkeys([settings.MEDIA_BUCKET, settings.REPORT_BUCKET, settings.ARCHIVE_BUCKET]))
     for bucket in buckets:
         try:
             s3.head_bucket(Bucket=bucket)
