@@ -399,15 +399,19 @@ def test_configuring_oidc_lets_the_logout_redirect_through_the_content_security_
     assert form_action == "[\"'self'\", 'https://sso.wecare.digital']"
 
 
-def test_an_http_issuer_is_refused_outside_local_and_test():
+def test_an_http_issuer_is_refused_outside_local_and_test(tmp_path):
+    key_file = tmp_path / "django-secret-key"
+    key_file.write_text("x" * 50)
     env = {
         **os.environ,
         "OIDC_CLIENT_ID": "abc",
         "OIDC_ISSUER": "http://idp.example.com",
         "ENVIRONMENT": "staging",
-        "DJANGO_SECRET_KEY": "x" * 50,
+        "DJANGO_SECRET_KEY_FILE": str(key_file),  # a deployed environment never takes the key from a variable
+        "ALLOWED_HOSTS": "base.wecare.digital",
         "DJANGO_SETTINGS_MODULE": "wecare.settings",
     }
+    env.pop("DJANGO_SECRET_KEY", None)
     setup = [sys.executable, "-c", "import django; django.setup()"]
     out = subprocess.run(setup, env=env, cwd=ROOT, capture_output=True)
 

@@ -120,7 +120,8 @@ def test_a_gate_refusal_is_logged_with_contact_id_channel_and_reason():
     assert captured.metric_values("MessagesRefused", Channel="whatsapp", Reason="OPT_IN_REQUIRED") == [1]
 
 
-def test_a_provider_error_is_logged_with_the_providers_request_id_error_type_and_stack_trace():
+def test_a_provider_error_is_logged_with_the_providers_request_id_error_type_and_stack_trace(settings):
+    settings.SEND_MODE = "LIVE"  # DRY_RUN never reaches the provider (messaging.channels.base.call)
     client = provider_client("socialmessaging")
     request = ProviderRequest(
         service="socialmessaging",
@@ -193,7 +194,7 @@ def test_the_request_id_follows_the_work_into_a_real_worker_with_task_message_an
     assert line["requestId"] == request_id
     assert line["contactId"] == str(contact.pk)
     assert line["taskId"]
-    assert line["logger"] == "messaging.services"
+    assert line["logger"] == "messaging.outbound.deliver"
     # Every line the worker wrote is one JSON object (the banner aside), and the metric went out as EMF.
     emf = [r for r in _worker_records(worker) if "_aws" in r and "MessagesSent" in r]
     assert emf and emf[0]["Channel"] == "whatsapp"
