@@ -8,21 +8,50 @@ reservation, DRY_RUN, retries of transient errors). This module only translates 
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from bulk.models import OUTCOME_UNKNOWN, PROVIDER_ERROR, BulkJob, BulkRecipient, RecipientStatus
 from contacts.models import Channel, Contact
-from messaging.models import Message, MessageStatus, MessageType
-from messaging.safety import RefusalCode, SafetyRefusal, SendRequest, safety_evaluate, within_window
-from messaging.services import DeliveryDeferred, message_fail_unexpected, message_send, whatsapp_phone_number_for
+from messaging import ratelimit
+from messaging.channels import ProviderRequest
+from messaging.channels import email as email_channel
+from messaging.channels import sms as sms_channel
+from messaging.channels import whatsapp as whatsapp_channel
+from messaging.models import Message, MessageStatus, MessageType, MessageUsage
+from messaging.safety import (
+    Clearance,
+    Refusal,
+    RefusalCode,
+    SafetyRefusal,
+    SendRequest,
+    safety_evaluate,
+    safety_refusal_record,
+    within_window,
+)
+from messaging.services import (
+    DeliveryDeferred,
+    message_fail_unexpected,
+    message_send,
+    retry_countdown,
+    whatsapp_phone_number_for,
+)
+from messaging.services import _dead_letter as services_dead_letter
 from messaging.services import message_deliver as services_deliver
 from messaging.tier import tier_conversation_open, tier_status
 
+logger = logging.getLogger(__name__)
+
 GATE_CODES = frozenset(code.value for code in RefusalCode)
+__all__ = ["retry_countdown"]  # re-exported for bulk.batch
 
 
 @dataclass(frozen=True)
@@ -214,3 +243,116 @@ def reconcile(message: Message, *, may_deliver: bool = True) -> Outcome | None:
             )
         return message_deliver(message)
     return None
+
+
+# --- batched sending (bulk.batch) -----------------------------------------------------------------
+
+
+def email_sender() -> str:
+    return email_channel.sender()
+
+
+def rate_limit_buckets(job: BulkJob, clearance: Clearance) -> list[ratelimit.Bucket]:
+    """The token buckets a send of this job takes from (as messaging.services does for one message)."""
+    if job.channel == Channel.WHATSAPP:
+        return ratelimit.whatsapp_send_buckets(clearance.phone_number_id)
+    if job.channel == Channel.SMS:
+        return ratelimit.sms_buckets()
+    return ratelimit.email_buckets()
+
+
+def provider_request(job: BulkJob, clearance: Clearance, *, message_id) -> ProviderRequest:
+    """The provider request of one recipient's message (bulk jobs carry text, templates, SMS, email)."""
+    contact = clearance.contact
+    if job.channel == Channel.WHATSAPP:
+        if clearance.template is not None:
+            payload = whatsapp_channel.template_payload(
+                to=contact.phone,
+                name=clearance.template.name,
+                language=clearance.template.language,
+                parameters=job.template_parameters,
+                callback_data=str(message_id),
+            )
+        else:
+            payload = whatsapp_channel.text_payload(
+                to=contact.phone, body=clearance.content, callback_data=str(message_id)
+            )
+        return whatsapp_channel.send_request(phone_number_id=clearance.phone_number_id, payload=payload)
+    if job.channel == Channel.SMS:
+        return sms_channel.send_request(to=contact.phone, body=clearance.content)
+    return email_channel.send_request(
+        to=contact.email, subject=job.subject, text=clearance.content, html=clearance.html, message_id=str(message_id)
+    )
+
+
+_SENDERS = {Channel.WHATSAPP: whatsapp_channel.send, Channel.SMS: sms_channel.send, Channel.EMAIL: email_channel.send}
+
+
+def provider_call(job: BulkJob, clearance: Clearance, *, message_id, dry_run: bool) -> tuple[str, str]:
+    """Call the provider (LIVE) or log the exact request (DRY_RUN). Returns (provider id, request id)."""
+    request = provider_request(job, clearance, message_id=message_id)
+    if dry_run:
+        logger.info("DRY_RUN message=%s would call %s", message_id, request.describe())
+        return "", ""
+    return _SENDERS[job.channel](request)
+
+
+def message_failed(message_id, *, code: str, details: dict, attempts: int, now: datetime, dead_letter: bool = False):
+    """A bulk message ends failed (refused, provider error, crash); provider failures are dead-lettered."""
+    Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.FAILED,
+        failed_at=now,
+        error_code=code[:64],
+        error_details=details,
+        attempts=F("attempts") + attempts,
+        locked_until=None,
+        updated_at=now,
+    )
+    if dead_letter:
+        row = Message.objects.filter(pk=message_id).first()
+        if row is not None:
+            services_dead_letter(row, details.get("message") or code)
+
+
+def refusal_record(refusal: Refusal, request: SendRequest, *, now: datetime) -> None:
+    safety_refusal_record(refusal, request, now=now)
+
+
+def usage_count(clearances: list[Clearance], *, channel: str, dry_run: bool, now: datetime) -> None:
+    """Add these sends to MessageUsage: one update per (day, channel, kind, template, number) key."""
+    groups: Counter = Counter()
+    business: Counter = Counter()
+    segments: Counter = Counter()
+    for clearance in clearances:
+        template = clearance.template
+        key = (
+            MessageUsage.Kind.TEMPLATE if template else MessageUsage.Kind.FREE_FORM,
+            template.name if template else "",
+            template.language if template else "",
+            template.category if template else "",
+            clearance.phone_number_id,
+        )
+        groups[key] += 1
+        business[key] += int(clearance.business_initiated)
+        segments[key] += clearance.segments or 0
+    day = timezone.localdate(now)
+    for key, count in groups.items():
+        kind, name, language, category, phone = key
+        fields = {
+            "day": day, "channel": channel, "kind": kind, "template_name": name, "template_language": language,
+            "category": category, "origination_phone_number_id": phone, "dry_run": dry_run,
+        }  # fmt: skip
+        changes = {
+            "count": F("count") + count,
+            "business_initiated": F("business_initiated") + business[key],
+            "segments": F("segments") + segments[key],
+        }
+        if MessageUsage.objects.filter(**fields).update(**changes):
+            continue
+        try:
+            with transaction.atomic():
+                MessageUsage.objects.create(
+                    **fields, count=count, business_initiated=business[key], segments=segments[key]
+                )
+        except IntegrityError:
+            MessageUsage.objects.filter(**fields).update(**changes)
