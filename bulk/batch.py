@@ -155,6 +155,8 @@ class ChunkRun:
         self.job_status = str(job.status)
         self.error: BaseException | None = None
         self.dry_run = settings.SEND_MODE != "LIVE"
+        self.usage: list[Clearance] = []  # sends not yet added to MessageUsage (written every FRESH_SECONDS)
+        self.usage_written = 0.0
 
     # --- claim and gate -------------------------------------------------------------------------
 
@@ -396,10 +398,14 @@ class ChunkRun:
         results = self.results
         return len(results.sent) + len(results.failed) + len(results.refused) + len(results.unknown)
 
-    def flush(self) -> None:
+    def flush(self, *, final: bool = False) -> None:
         with self.lock:
             results, self.results = self.results, _Results()
         now = timezone.now()
+        if self.usage and (final or time.monotonic() - self.usage_written >= FRESH_SECONDS):
+            usage, self.usage = self.usage, []
+            sending.usage_count(usage, channel=self.job.channel, dry_run=self.dry_run, now=now)
+            self.usage_written = time.monotonic()
         if results.sent:
             self._write_sent(results.sent, now)
         if results.failed:
@@ -432,9 +438,7 @@ class ChunkRun:
             BulkRecipient.objects.filter(
                 pk__in=[e.recipient_id for e, _, _ in sent], status=RecipientStatus.SENDING
             ).update(status=RecipientStatus.SENT, error_code="", error_details="", sent_at=now, updated_at=now)
-            sending.usage_count(
-                [e.clearance for e, _, _ in sent], channel=self.job.channel, dry_run=self.dry_run, now=now
-            )
+            self.usage.extend(e.clearance for e, _, _ in sent)
         self.by_status[RecipientStatus.SENT] += len(sent)
         for phone, reservation in self.tiers.items():
             reservation.settle(opened=[e.contact_id for e, _, _ in sent if e.phone == phone], released=[])
@@ -496,7 +500,7 @@ class ChunkRun:
             for sender in senders:
                 sender.result()
         if self.error is None:
-            self.flush()
+            self.flush(final=True)
             self._release_unsent()
         for reservation in self.tiers.values():
             reservation.release_unused()
@@ -512,11 +516,9 @@ class ChunkRun:
         with_message = [e.message_id for e in unsent if e.message_id is not None]
         if with_message:
             if cancelled:
-                Message.objects.filter(pk__in=with_message, status=MessageStatus.QUEUED).update(
-                    status=MessageStatus.FAILED, error_code="CANCELLED", failed_at=now, locked_until=None,
-                    error_details={"code": "CANCELLED", "reason": "the bulk job was cancelled before this was sent"},
-                    updated_at=now,
-                )  # fmt: skip
+                # Created ahead, never handed to the provider: the cancelled recipient has no message.
+                BulkRecipient.objects.filter(pk__in=[e.recipient_id for e in unsent]).update(message=None)
+                Message.objects.filter(pk__in=with_message, status=MessageStatus.QUEUED, attempts=0).delete()
             else:
                 Message.objects.filter(pk__in=with_message).update(locked_until=None, updated_at=now)
         recipients = BulkRecipient.objects.filter(

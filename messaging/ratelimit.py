@@ -28,7 +28,8 @@ is short; past ``max_wait`` it gives back what it took and raises `RateLimited(r
 caller re-queues the send with that delay. A send is never dropped or failed for a rate limit.
 
 Tokens in batches (one DynamoDB write per batch, not per message): a process takes up to
-RATE_LIMIT_BATCH_SECONDS × rate tokens (at most RATE_LIMIT_BATCH_MAX) in one conditional ``ADD tat
+RATE_LIMIT_BATCH_SECONDS × rate tokens (at most RATE_LIMIT_BATCH_MAX; fewer while it spends fewer,
+see `_Held.next_size`) in one conditional ``ADD tat
 <n/rate>`` and hands them to its threads. Each token keeps its own time, the moment the GCRA would
 have granted it alone (the batch reserves up to RATE_LIMIT_BATCH_SECONDS ahead): a thread that takes
 it sleeps until then, and a token is spent at most RATE_LIMIT_TOKEN_GRACE_SECONDS after its time or
@@ -62,6 +63,7 @@ MAX_RACES = 25  # rounds lost to concurrent refills in a row before we report a 
 MICROSECONDS = 1_000_000
 # The tat this process last saw per bucket: only a hint of which write to try first.
 _last_tat: dict[str, int] = {}
+_round_trip = [0.0]  # a DynamoDB update's usual round trip here, µs (moving average)
 
 
 def _now() -> int:
@@ -217,9 +219,10 @@ def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: flo
     for _ in range(MAX_RACES):
         now = _now()
         seen = _last_tat.get(bucket.key, 0)
-        if seen <= now:  # idle (or so it was): start again from now
+        if seen <= now:  # idle (or so it was): start again from when the answer will be here
             n = min(count, reach // interval + 1)
-            new_tat = _update(bucket, [tat.set(now + n * interval)], tat.does_not_exist() | (tat <= now))
+            arrival = now + round(_round_trip[0])
+            new_tat = _update(bucket, [tat.set(arrival + n * interval)], tat.does_not_exist() | (tat <= now))
         elif (room := now + reach - seen) >= 0:  # busy: as many tokens as fall before now + lookahead
             n = min(count, room // interval + 1)
             condition = (tat > now) & (tat <= now + reach - (n - 1) * interval)
@@ -229,7 +232,11 @@ def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: flo
         if new_tat is not None:
             _last_tat[bucket.key] = new_tat
             start = new_tat - n * interval
-            return [max(now, start + k * interval - tolerance) for k in range(n)], 0.0
+            # A token due already is due from when the answer came (the round trip may take longer than the
+            # grace); the idle start above allows for the usual round trip, so that is rarely earlier.
+            received = _now()
+            _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (received - now)
+            return [max(received, start + k * interval - tolerance) for k in range(n)], 0.0
         try:
             current = int(RateLimitTracker.get(bucket.key, consistent_read=True).tat)
         except DoesNotExist:
@@ -248,6 +255,10 @@ class _Held:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tokens: dict[Bucket, deque[int]] = {}
+        # Batch size per bucket: halved when tokens expired unspent (this process needs fewer than
+        # the rate allows), doubled up to the maximum when a batch was used up.
+        self.sizes: dict[Bucket, int] = {}
+        self.wasted: set[Bucket] = set()
 
     def pop(self, bucket: Bucket, grace: int) -> int | None:
         """The oldest token not yet expired (its time + ``grace`` µs not past); expired ones are dropped."""
@@ -257,7 +268,16 @@ class _Held:
             when = tokens.popleft()
             if when + grace >= now:
                 return when
+            self.wasted.add(bucket)
         return None
+
+    def next_size(self, bucket: Bucket) -> int:
+        largest = _batch_size(bucket)
+        size = self.sizes.get(bucket, largest)
+        size = max(1, size // 2) if bucket in self.wasted else min(largest, size * 2)
+        self.wasted.discard(bucket)
+        self.sizes[bucket] = size
+        return size
 
     def put_back(self, bucket: Bucket, when: int) -> None:
         self.tokens.setdefault(bucket, deque()).appendleft(when)
@@ -284,12 +304,27 @@ def held_tokens_forget() -> None:
     """Drop this process's unspent tokens and bucket hints (tests; a forked child starts afresh)."""
     with _held.lock:
         _held.tokens.clear()
+        _held.sizes.clear()
+        _held.wasted.clear()
         _fetch_locks.clear()
     _last_tat.clear()
 
 
 def _grace() -> int:
     return max(1, round(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS * MICROSECONDS))
+
+
+def _fetch(bucket: Bucket) -> tuple[list[int], float]:
+    """A new batch into this process's store (the caller holds the bucket's fetch lock)."""
+    with _held.lock:
+        size = _held.next_size(bucket)
+    times, wait = take_batch(
+        bucket, size, lookahead=settings.RATE_LIMIT_BATCH_SECONDS, grace=settings.RATE_LIMIT_TOKEN_GRACE_SECONDS
+    )
+    if times:
+        with _held.lock:
+            _held.add(bucket, times)
+    return times, wait
 
 
 def _take_one(bucket: Bucket, deadline: float) -> int:
@@ -304,23 +339,30 @@ def _take_one(bucket: Bucket, deadline: float) -> int:
     while True:
         with _held.lock:
             when = _held.pop(bucket, grace)
+            tokens = _held.tokens.get(bucket)
+            last = tokens[-1] if tokens else when
         if when is not None:
+            # Fetch the next batch ahead, while this token's own time is still a round trip away and
+            # what is left would not outlast the round trip: the batches then join without a gap.
+            margin = 2 * _round_trip[0]
+            if when > _now() + margin and last < _now() + 2 * margin and fetch_lock.acquire(blocking=False):
+                try:
+                    _fetch(bucket)
+                finally:
+                    fetch_lock.release()
             return when
         with fetch_lock:
             with _held.lock:  # another thread may have fetched a batch while we waited for the lock
                 when = _held.pop(bucket, grace)
             if when is not None:
                 return when
-            times, wait = take_batch(
-                bucket,
-                _batch_size(bucket),
-                lookahead=settings.RATE_LIMIT_BATCH_SECONDS,
-                grace=settings.RATE_LIMIT_TOKEN_GRACE_SECONDS,
-            )
+            times, wait = _fetch(bucket)
             if times:
                 with _held.lock:
-                    _held.add(bucket, times[1:])
-                return times[0]
+                    when = _held.pop(bucket, grace)
+                if when is not None:
+                    return when
+                continue
         wait *= 1 + random.random() * 0.2  # jitter: waiting processes do not all ask at once
         if time.monotonic() + wait > deadline:
             raise RateLimited(bucket.key, wait)

