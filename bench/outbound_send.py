@@ -120,7 +120,7 @@ def _prepare(count: int) -> list:
     from django.utils import timezone
 
     from contacts.models import Contact
-    from messaging.services import message_send
+    from messaging.services import message_send, send_request_build
 
     stamp = uuid.uuid4().hex[:6]
     now = timezone.now()
@@ -138,7 +138,11 @@ def _prepare(count: int) -> list:
     ids = []
     for contact in contacts:
         with transaction.atomic():  # the task is queued on commit, as in the API
-            ids.append(message_send(contact_id=contact.pk, channel="whatsapp", text=f"Hello {contact.name}").pk)
+            ids.append(
+                message_send(
+                    send_request_build(contact_id=contact.pk, channel="whatsapp", text=f"Hello {contact.name}")
+                ).pk
+            )
     return ids
 
 

@@ -20,8 +20,8 @@ What a chunk of 100 costs (instead of ~13 SQL statements and 2 DynamoDB writes p
   runs therefore stops every send not yet at the provider within 1 s; pause and cancel likewise.
 - **Record**: outcomes are written in batches every FLUSH_SECONDS (0.1 s) or 2 × threads results:
   one UPDATE for the messages sent, one for their recipients, one per usage key; failures (rare)
-  one by one. A SIGKILL loses at most those unwritten outcomes and the group created ahead: their
-  recipients end FAILED with OUTCOME_UNKNOWN, never resent.
+  one by one. A SIGKILL loses at most those unwritten outcomes and the messages created ahead (up to
+  3 per thread): their recipients end FAILED with OUTCOME_UNKNOWN, never resent.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from bulk.models import (
 from contacts.models import Channel, Contact
 from messaging import ratelimit
 from messaging.channels import ChannelError
-from messaging.models import Direction, Message, MessageStatus
+from messaging.models import Direction, Message, MessageStatus, ProviderAttempt
 from messaging.safety import Clearance, Refusal, contacts_for_gate, safety_evaluate_many
 from messaging.tier import TierReservation, tier_reserve_many
 
@@ -78,6 +78,7 @@ class Entry:
     request: object
     clearance: Clearance | None = None
     message_id: uuid.UUID | None = None
+    message: Message | None = None
     reused_message: bool = False
     started: bool = False  # its message exists, held: from here the provider may be called
     called: bool = False  # the provider may have been called
@@ -86,7 +87,8 @@ class Entry:
 
 @dataclass
 class _Results:
-    sent: list[tuple[Entry, str, str]] = field(default_factory=list)  # (entry, provider id, request id)
+    sent: list[tuple[Entry, str, str, bool]] = field(default_factory=list)  # (entry, provider id, request id, dry run)
+    attempts: list[ProviderAttempt] = field(default_factory=list)  # one row per provider call
     failed: list[tuple[Entry, str, dict]] = field(default_factory=list)  # (entry, code, details)
     refused: list[tuple[Entry, Refusal]] = field(default_factory=list)
     unknown: list[tuple[Entry, str]] = field(default_factory=list)
@@ -154,7 +156,7 @@ class ChunkRun:
         self.started_ready = threading.Condition(self.lock)  # messages were created
         self.job_status = str(job.status)
         self.error: BaseException | None = None
-        self.dry_run = settings.SEND_MODE != "LIVE"
+        self.usage_dry_run = False
         self.usage: list[Clearance] = []  # sends not yet added to MessageUsage (written every FRESH_SECONDS)
         self.usage_written = 0.0
 
@@ -215,20 +217,24 @@ class ChunkRun:
         now = timezone.now()
         held = now + MESSAGE_HOLD
         new = [e for e in group if e.message_id is None]
-        messages = []
         for entry in new:
             entry.message_id = uuid.uuid4()
-            messages.append(self._message(entry, now, held))
+            entry.message = self._message(entry, now, held)
         with transaction.atomic():
-            if messages:
-                Message.objects.bulk_create(messages)
+            if new:
+                Message.objects.bulk_create([e.message for e in new])
                 BulkRecipient.objects.filter(pk__in=[e.recipient_id for e in new]).update(
                     message=Case(*[When(pk=e.recipient_id, then=Value(e.message_id)) for e in new]),
                     updated_at=now,
                 )
-            reused = [e.message_id for e in group if e.reused_message]
+            reused = [e for e in group if e.reused_message and e.message is None]
             if reused:
-                Message.objects.filter(pk__in=reused, status=MessageStatus.QUEUED).update(locked_until=held)
+                Message.objects.filter(pk__in=[e.message_id for e in reused], status=MessageStatus.QUEUED).update(
+                    locked_until=held
+                )
+                rows = Message.objects.in_bulk([e.message_id for e in reused])
+                for entry in reused:
+                    entry.message = rows.get(entry.message_id)
 
     def _message(self, entry: Entry, now: datetime, held: datetime) -> Message:
         job, clearance = self.job, entry.clearance
@@ -271,12 +277,13 @@ class ChunkRun:
                 self.started_ready.wait(timeout=0.1)
 
     def _prepare(self) -> None:
-        """Keep the next group (one message per sender thread) created and held ahead of the senders."""
+        """Keep messages created and held ahead of the senders: a group of two per sender thread whenever
+        fewer than one per thread is left."""
         with self.lock:
             ahead = [e for e in self.queue[self.position :] if not e.done]
             if sum(1 for e in ahead if e.started) >= self.threads:
                 return
-            group = [e for e in ahead if not e.started][: self.threads]
+            group = [e for e in ahead if not e.started][: 2 * self.threads]
         if group:
             self._start_group(group)
             with self.lock:
@@ -295,11 +302,17 @@ class ChunkRun:
             return self.refused_now.get(entry.recipient_id)
 
     def _send(self, entry: Entry) -> None:
-        clearance = entry.clearance
+        if entry.message is None or entry.message.status != MessageStatus.QUEUED:
+            with self.lock:  # a kept message that is no longer queued: its outcome is not ours to make
+                entry.done = True
+                self.results.unknown.append((entry, "the message kept from an earlier run is no longer queued"))
+            return
+        delivery = sending.provider_delivery(entry.message, entry.clearance, entry.request, timezone.now())
+        buckets = sending.rate_limit_buckets(delivery)
         attempt = 0
         while True:
             attempt += 1
-            ratelimit.rate_limit_acquire(sending.rate_limit_buckets(self.job, clearance), max_wait=TOKEN_WAIT_SECONDS)
+            ratelimit.rate_limit_acquire(buckets, max_wait=TOKEN_WAIT_SECONDS)
             verdict = self._fresh_refusal(entry)
             if verdict is False:
                 return  # stopped: the entry stays unsent (released at the end)
@@ -309,29 +322,50 @@ class ChunkRun:
                     self.results.refused.append((entry, verdict))
                 return
             entry.called = True
+            started_at, started = timezone.now(), time.monotonic()
+            operation = {"service": "", "operation": ""}
             try:
-                provider_id, request_id = sending.provider_call(
-                    self.job, clearance, message_id=entry.message_id, dry_run=self.dry_run
-                )
+                result, provider_id = sending.provider_call(delivery, describe=operation)
             except ChannelError as error:
+                row = self._attempt_row(entry, started_at, started, operation, error=error)
                 if not error.permanent and attempt <= settings.OUTBOUND_MAX_RETRIES:
                     logger.warning("bulk: message %s attempt %s failed, retrying: %s", entry.message_id, attempt, error)
+                    with self.lock:
+                        self.results.attempts.append(row)
                     time.sleep(sending.retry_countdown(attempt))
                     continue
                 with self.lock:
                     entry.done = True
+                    self.results.attempts.append(row)
                     self.results.failed.append((entry, error.code, {**error.as_details(), "attempts": attempt}))
                 return
             except Exception as exc:  # not a provider answer: this recipient's outcome is unknown
                 logger.exception("bulk: provider call for message %s raised", entry.message_id)
+                row = self._attempt_row(entry, started_at, started, operation, error=exc)
                 with self.lock:
                     entry.done = True
+                    self.results.attempts.append(row)
                     self.results.unknown.append((entry, f"{type(exc).__name__}: {exc}"))
                 return
+            row = self._attempt_row(entry, started_at, started, operation, result=result, provider_id=provider_id)
             with self.lock:
                 entry.done = True
-                self.results.sent.append((entry, provider_id, request_id))
+                self.results.attempts.append(row)
+                self.results.sent.append((entry, provider_id, result.request_id, result.dry_run))
             return
+
+    @staticmethod
+    def _attempt_row(entry: Entry, started_at, started: float, operation: dict, **outcome) -> ProviderAttempt:
+        return sending.attempt_row(
+            entry.message_id,
+            started_at=started_at,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            result=outcome.get("result"),
+            provider_message_id=outcome.get("provider_id", ""),
+            error=outcome.get("error"),
+            service=operation["service"],
+            operation=operation["operation"],
+        )
 
     def _sender(self) -> None:
         try:
@@ -404,10 +438,12 @@ class ChunkRun:
         now = timezone.now()
         if self.usage and (final or time.monotonic() - self.usage_written >= FRESH_SECONDS):
             usage, self.usage = self.usage, []
-            sending.usage_count(usage, channel=self.job.channel, dry_run=self.dry_run, now=now)
+            sending.usage_count(usage, channel=self.job.channel, dry_run=self.usage_dry_run, now=now)
             self.usage_written = time.monotonic()
         if results.sent:
-            self._write_sent(results.sent, now)
+            self._write_sent(results.sent, results.attempts, now)
+        elif results.attempts:
+            sending.attempts_record(results.attempts)
         if results.failed:
             self._write_failed(results.failed, now)
         if results.refused:
@@ -415,33 +451,39 @@ class ChunkRun:
         if results.unknown:
             self._write_unknown(results.unknown, now)
 
-    def _write_sent(self, sent: list[tuple[Entry, str, str]], now: datetime) -> None:
-        ids = [e.message_id for e, _, _ in sent]
+    def _write_sent(
+        self, sent: list[tuple[Entry, str, str, bool]], attempts: list[ProviderAttempt], now: datetime
+    ) -> None:
+        ids = [e.message_id for e, _, _, _ in sent]
         details = Message._meta.get_field("error_details")
+        dry_run = any(d for _, _, _, d in sent)  # one send mode for the whole run (the provider boundary's)
         with transaction.atomic():
+            if attempts:
+                sending.attempts_record(attempts)
             Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).update(
                 status=MessageStatus.SENT,
-                provider_message_id=Case(*[When(pk=e.message_id, then=Value(pid)) for e, pid, _ in sent]),
+                provider_message_id=Case(*[When(pk=e.message_id, then=Value(pid)) for e, pid, _, _ in sent]),
                 error_details=Case(
                     *[
                         When(pk=e.message_id, then=Value({"requestId": rid} if rid else {}, output_field=details))
-                        for e, _, rid in sent
+                        for e, _, rid, _ in sent
                     ],
                     output_field=details,
                 ),
-                dry_run=self.dry_run,
+                dry_run=dry_run,
                 attempts=F("attempts") + 1,
                 locked_until=None,
                 sent_at=now,
                 updated_at=now,
             )
             BulkRecipient.objects.filter(
-                pk__in=[e.recipient_id for e, _, _ in sent], status=RecipientStatus.SENDING
+                pk__in=[e.recipient_id for e, _, _, _ in sent], status=RecipientStatus.SENDING
             ).update(status=RecipientStatus.SENT, error_code="", error_details="", sent_at=now, updated_at=now)
-            self.usage.extend(e.clearance for e, _, _ in sent)
+            self.usage.extend(e.clearance for e, _, _, _ in sent)
+            self.usage_dry_run = dry_run
         self.by_status[RecipientStatus.SENT] += len(sent)
         for phone, reservation in self.tiers.items():
-            reservation.settle(opened=[e.contact_id for e, _, _ in sent if e.phone == phone], released=[])
+            reservation.settle(opened=[e.contact_id for e, _, _, _ in sent if e.phone == phone], released=[])
 
     def _write_failed(self, failed: list[tuple[Entry, str, dict]], now: datetime) -> None:
         for entry, code, details in failed:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from wecare.errors import PlatformError
 
-class BulkError(Exception):
+
+class BulkError(PlatformError):
     """Base: ``code`` is stable (clients switch on it), the message is for people."""
 
     code = "BULK_ERROR"
     http_status = 400
 
     def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
-        self.details = details or {}
+        super().__init__(message, code=code or None, details=details)
 
 
 class BulkInputError(BulkError):

@@ -45,6 +45,7 @@ from bulk.models import (
     JobStatus,
     RecipientStatus,
 )
+from wecare.errors import RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ UNKNOWN_OUTCOME_DETAILS = (
 )
 
 
-class LeaseHeld(Exception):
+class LeaseHeld(RetryLater):  # noqa: N818 - a state, not a failure
     """Another live worker holds the chunk; try again after ``retry_after`` seconds."""
+
+    code = "LEASE_HELD"
 
     def __init__(self, chunk_id, retry_after: float):
         super().__init__(f"chunk {chunk_id} is being processed by another worker")

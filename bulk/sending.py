@@ -22,11 +22,10 @@ from django.utils import timezone
 from bulk.models import OUTCOME_UNKNOWN, PROVIDER_ERROR, BulkJob, BulkRecipient, RecipientStatus
 from contacts.models import Channel, Contact
 from messaging import ratelimit
-from messaging.channels import ProviderRequest
+from messaging.channels import ChannelError, Delivery, ProviderResult, provider_for
 from messaging.channels import email as email_channel
-from messaging.channels import sms as sms_channel
-from messaging.channels import whatsapp as whatsapp_channel
-from messaging.models import Message, MessageStatus, MessageType, MessageUsage
+from messaging.models import Message, MessageStatus, MessageType, MessageUsage, ProviderAttempt
+from messaging.outbound.deliver import _dead_letter as services_dead_letter
 from messaging.safety import (
     Clearance,
     Refusal,
@@ -41,10 +40,11 @@ from messaging.services import (
     DeliveryDeferred,
     message_fail_unexpected,
     message_send,
+    provider_was_called,
     retry_countdown,
+    send_request_build,
     whatsapp_phone_number_for,
 )
-from messaging.services import _dead_letter as services_dead_letter
 from messaging.services import message_deliver as services_deliver
 from messaging.tier import tier_conversation_open, tier_status
 
@@ -150,7 +150,7 @@ def message_create(*, job: BulkJob, recipient: BulkRecipient) -> Message:
     the bulk worker delivers it itself. Raises Refused if the gate says no now (consent withdrawn since
     the pre-flight, tier used up, ...)."""
     try:
-        return message_send(
+        request = send_request_build(
             contact_id=recipient.contact_id,
             channel=job.channel,
             text=job.content,
@@ -160,6 +160,9 @@ def message_create(*, job: BulkJob, recipient: BulkRecipient) -> Message:
             subject=job.subject,
             html=job.html,
             origination_phone_number_id=recipient.origination_phone_number_id,
+        )
+        return message_send(
+            request,
             requested_by=job.created_by,
             enqueue=False,
             audit=False,  # the job is audited, not each of its messages
@@ -209,15 +212,15 @@ def outcome_from_message(message: Message) -> Outcome | None:
 def outcome_after_error(message: Message, exc: Exception) -> Outcome:
     """message_deliver raised something unexpected (not a provider error): fail this recipient only.
 
-    The message is failed visibly by the outbound path (message_fail_unexpected). If the provider had
-    been called already, the recipient's outcome is unknown.
+    The message is failed visibly by the outbound path (message_fail_unexpected). If a provider attempt
+    is on record (the provider was, or may have been, called), the recipient's outcome is unknown.
     """
     error = f"{type(exc).__name__}: {exc}"
     row = message_fail_unexpected(message.pk, error=error) or message
     row.refresh_from_db()
     if row.status != MessageStatus.FAILED:
         return outcome_from_message(row) or Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, error)
-    if row.attempts > 0 and row.error_code == "INTERNAL_ERROR":
+    if row.error_code == "INTERNAL_ERROR" and provider_was_called(row.pk):
         return Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, f"delivery crashed after a provider call: {error}")
     return outcome_from_message(row)
 
@@ -252,49 +255,54 @@ def email_sender() -> str:
     return email_channel.sender()
 
 
-def rate_limit_buckets(job: BulkJob, clearance: Clearance) -> list[ratelimit.Bucket]:
-    """The token buckets a send of this job takes from (as messaging.services does for one message)."""
-    if job.channel == Channel.WHATSAPP:
-        return ratelimit.whatsapp_send_buckets(clearance.phone_number_id)
-    if job.channel == Channel.SMS:
-        return ratelimit.sms_buckets()
-    return ratelimit.email_buckets()
+def provider_delivery(message: Message, clearance: Clearance, request: SendRequest, now: datetime) -> Delivery:
+    """What the channel's provider needs to build and rate-limit one recipient's send."""
+    return Delivery(message=message, clearance=clearance, now=now, request=request)
 
 
-def provider_request(job: BulkJob, clearance: Clearance, *, message_id) -> ProviderRequest:
-    """The provider request of one recipient's message (bulk jobs carry text, templates, SMS, email)."""
-    contact = clearance.contact
-    if job.channel == Channel.WHATSAPP:
-        if clearance.template is not None:
-            payload = whatsapp_channel.template_payload(
-                to=contact.phone,
-                name=clearance.template.name,
-                language=clearance.template.language,
-                parameters=job.template_parameters,
-                callback_data=str(message_id),
-            )
-        else:
-            payload = whatsapp_channel.text_payload(
-                to=contact.phone, body=clearance.content, callback_data=str(message_id)
-            )
-        return whatsapp_channel.send_request(phone_number_id=clearance.phone_number_id, payload=payload)
-    if job.channel == Channel.SMS:
-        return sms_channel.send_request(to=contact.phone, body=clearance.content)
-    return email_channel.send_request(
-        to=contact.email, subject=job.subject, text=clearance.content, html=clearance.html, message_id=str(message_id)
-    )
+def rate_limit_buckets(delivery: Delivery) -> list[ratelimit.Bucket]:
+    return provider_for(delivery.message.channel).buckets(delivery)
 
 
-_SENDERS = {Channel.WHATSAPP: whatsapp_channel.send, Channel.SMS: sms_channel.send, Channel.EMAIL: email_channel.send}
+def provider_call(delivery: Delivery, *, describe: dict) -> tuple[ProviderResult, str]:
+    """One send through the channel's provider (the boundary decides DRY_RUN): (result, provider message id).
+    Bulk messages carry no media, so there is nothing to prepare. ``describe`` gets the service and
+    operation called (for its attempt row). Raises ChannelError."""
+    provider = provider_for(delivery.message.channel)
+    request = provider.send_request(delivery)
+    describe.update(service=request.service, operation=request.operation)
+    result = provider.call(request)
+    return result, provider.sent(result)
 
 
-def provider_call(job: BulkJob, clearance: Clearance, *, message_id, dry_run: bool) -> tuple[str, str]:
-    """Call the provider (LIVE) or log the exact request (DRY_RUN). Returns (provider id, request id)."""
-    request = provider_request(job, clearance, message_id=message_id)
-    if dry_run:
-        logger.info("DRY_RUN message=%s would call %s", message_id, request.describe())
-        return "", ""
-    return _SENDERS[job.channel](request)
+def attempts_record(rows: list[ProviderAttempt]) -> None:
+    """The provider attempts of a batch, written at once (each measured when it was made)."""
+    ProviderAttempt.objects.bulk_create(rows)
+
+
+def attempt_row(message_id, *, started_at, duration_ms: int, result: ProviderResult | None = None,
+                provider_message_id: str = "", error: ChannelError | Exception | None = None,
+                service: str, operation: str) -> ProviderAttempt:  # fmt: skip
+    """One ProviderAttempt row, as messaging.outbound.attempts writes it for a single send."""
+    row = ProviderAttempt(
+        message_id=message_id, service=service, operation=operation, started_at=started_at,
+        finished_at=timezone.now(), duration_ms=duration_ms,
+    )  # fmt: skip
+    if isinstance(error, ChannelError):
+        row.outcome = (
+            ProviderAttempt.Outcome.PERMANENT_ERROR if error.permanent else ProviderAttempt.Outcome.TRANSIENT_ERROR
+        )
+        row.provider_request_id = error.request_id[:128]
+        row.error_code = (error.provider_code or error.code)[:64]
+        row.error_text = error.message[:2000]
+    elif error is not None:  # not a provider answer: the outcome stays "started" (unknown)
+        row.finished_at = None
+        row.error_text = f"{type(error).__name__}: {error}"[:2000]
+    elif result is not None:
+        row.outcome = ProviderAttempt.Outcome.DRY_RUN if result.dry_run else ProviderAttempt.Outcome.SUCCEEDED
+        row.provider_request_id = result.request_id[:128]
+        row.provider_message_id = provider_message_id[:256]
+    return row
 
 
 def message_failed(message_id, *, code: str, details: dict, attempts: int, now: datetime, dead_letter: bool = False):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import random
 
 from celery import shared_task
 from django.conf import settings
 
 from bulk import execution
 from messaging.dlq import dlq_send
+from wecare.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def bulk_chunk_process(self, chunk_id: str, failures: int = 0) -> str:
                 error=error,
             )
             return "dead-lettered"
-        countdown = min(MAX_COUNTDOWN, 2**failures * 5 + random.uniform(0, 5))
+        countdown = backoff_seconds(failures + 1, base=5.0, cap=MAX_COUNTDOWN)
         logger.warning("bulk: chunk %s failed (%s), retry %s in %.0fs", chunk_id, error, failures, countdown)
         raise self.retry(args=[chunk_id, failures], countdown=countdown, exc=exc)
 

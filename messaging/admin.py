@@ -6,7 +6,6 @@ The inbound side (InboundEvent, DLQMessage) is registered in messaging.admin_inb
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
@@ -15,11 +14,20 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.services import audit_record
+from messaging.channels import dry_run_now
 from messaging.forms import MessageSendForm, WhatsAppTemplateForm
-from messaging.models import MediaFile, Message, MessageStatus, MessageUsage, SafetyRefusalCount, WhatsAppTemplate
+from messaging.models import (
+    MediaFile,
+    Message,
+    MessageStatus,
+    MessageUsage,
+    ProviderAttempt,
+    SafetyRefusalCount,
+    WhatsAppTemplate,
+)
 from messaging.safety import SafetyRefusal
 from messaging.selectors import media_presigned_url
-from messaging.services import OutgoingMedia, message_send
+from messaging.services import OutgoingMedia, message_send, send_request_build
 from messaging.whatsapp_templates import whatsapp_template_sync
 
 STATUS_COLOURS = {
@@ -62,6 +70,32 @@ class MediaFileInline(admin.TabularInline):
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', media_presigned_url(obj), obj.s3_key)
 
 
+class ProviderAttemptInline(admin.TabularInline):
+    """Every provider call made for the message (or, in DRY_RUN, not made): read-only evidence."""
+
+    model = ProviderAttempt
+    extra = 0
+    can_delete = False
+    fields = (
+        "operation",
+        "started_at",
+        "duration_ms",
+        "outcome",
+        "provider_request_id",
+        "provider_message_id",
+        "error_code",
+        "error_text",
+    )
+    readonly_fields = fields
+    ordering = ("started_at", "id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = (
@@ -80,7 +114,7 @@ class MessageAdmin(admin.ModelAdmin):
     raw_id_fields = ("contact", "requested_by", "replay_of")
     date_hierarchy = "created_at"
     show_full_result_count = False
-    inlines = [MediaFileInline]
+    inlines = [MediaFileInline, ProviderAttemptInline]
 
     def get_queryset(self, request):
         # Expired messages are out of every list, the admin's included, before the purge runs.
@@ -127,7 +161,7 @@ class MessageAdmin(admin.ModelAdmin):
             upload = data.get("media")
             template = data.get("template")
             try:
-                message = message_send(
+                send_request = send_request_build(
                     contact_id=data["contact_id"],
                     channel=data["channel"],
                     text=data["text"],
@@ -143,8 +177,8 @@ class MessageAdmin(admin.ModelAdmin):
                     subject=data["subject"],
                     html=data["html"],
                     origination_phone_number_id=data["origination_phone_number_id"],
-                    requested_by=request.user,
                 )
+                message = message_send(send_request, requested_by=request.user)
             except SafetyRefusal as refusal:
                 form.add_error(None, f"Refused ({refusal.code}): {refusal.reason}")
             else:
@@ -155,7 +189,7 @@ class MessageAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "title": "Send a message",
             "form": form,
-            "dry_run": settings.SEND_MODE != "LIVE",
+            "dry_run": dry_run_now(),  # what the provider boundary will do (for the banner only)
         }
         return render(request, "admin/messaging/message/send.html", context)
 

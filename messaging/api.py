@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -26,10 +25,9 @@ from rest_framework.response import Response
 from accounts.permissions import RolePermission, permission_required
 from contacts.models import Channel
 from messaging.models import Direction, Message, MessageStatus
-from messaging.safety import SafetyRefusal
 from messaging.selectors import message_get, message_list
 from messaging.serializers import MessageSendSerializer, MessageSerializer
-from messaging.services import OutgoingMedia, message_send
+from messaging.services import OutgoingMedia, message_send, send_request_build
 
 logger = logging.getLogger(__name__)
 
@@ -86,29 +84,21 @@ class MessageListCreateView(generics.ListCreateAPIView):
                 filename=upload.name or "",
                 data=upload,
             )
-        try:
-            message = message_send(
-                contact_id=data["contactId"],
-                channel=data["channel"],
-                text=data["text"],
-                media=media,
-                media_type=data.get("mediaType", ""),
-                template_name=data["templateName"],
-                template_language=data["templateLanguage"],
-                template_parameters=data["templateParameters"],
-                subject=data["subject"],
-                html=data["html"],
-                origination_phone_number_id=data["originationPhoneNumberId"],
-                requested_by=request.user,
-            )
-        except SafetyRefusal as refusal:
-            return Response({"code": refusal.code, "detail": refusal.reason}, status=422)
-        except (ClientError, BotoCoreError) as exc:
-            logger.exception("media upload failed")
-            return Response(
-                {"code": "MEDIA_STORE_UNAVAILABLE", "detail": f"The media file could not be stored: {exc}"},
-                status=503,
-            )
+        send_request = send_request_build(
+            contact_id=data["contactId"],
+            channel=data["channel"],
+            text=data["text"],
+            media=media,
+            media_type=data.get("mediaType", ""),
+            template_name=data["templateName"],
+            template_language=data["templateLanguage"],
+            template_parameters=data["templateParameters"],
+            subject=data["subject"],
+            html=data["html"],
+            origination_phone_number_id=data["originationPhoneNumberId"],
+        )
+        # A refusal (422) or an unreachable media bucket (503) is a PlatformError: wecare.api renders it.
+        message = message_send(send_request, requested_by=request.user)
         body = MessageSerializer(message, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/messages/{message.pk}/"})
 

@@ -28,6 +28,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.models import Model
 
 from wecare.dynamo import endpoint, region, register, table_name
+from wecare.errors import RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ class InboundClaim(Model):
     expires_at = TTLAttribute()
 
 
-class ClaimBusy(Exception):
+class ClaimBusy(RetryLater):  # noqa: N818 - a state, not a failure
     """Another worker holds a live claim on this message: process this copy later."""
+
+    code = "CLAIM_BUSY"
 
     def __init__(self, whatsapp_message_id: str, lease_until: int):
         super().__init__(f"{whatsapp_message_id} is being processed by another worker until {lease_until}")

@@ -161,6 +161,38 @@ class MediaFile(models.Model):
         return self.s3_key
 
 
+class ProviderAttempt(models.Model):
+    """One provider call made (or, in DRY_RUN, not made) for a message: written as "started" before the
+    call and finished after it, so a worker that dies in between leaves the evidence that the provider
+    may have been called. "Was the provider called?" is answered here, never inferred."""
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", "Started (no answer recorded)"
+        SUCCEEDED = "succeeded", "Succeeded"
+        DRY_RUN = "dry_run", "Dry run (not called)"
+        TRANSIENT_ERROR = "transient_error", "Transient error"
+        PERMANENT_ERROR = "permanent_error", "Permanent error"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="provider_attempts")
+    service = models.CharField(max_length=64)
+    operation = models.CharField(max_length=64)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.STARTED)
+    provider_request_id = models.CharField(max_length=128, blank=True)
+    provider_message_id = models.CharField(max_length=256, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [models.Index(fields=["message", "started_at"], name="attempt_message_started")]
+
+    def __str__(self) -> str:
+        return f"{self.operation} for {self.message_id} [{self.outcome}]"
+
+
 class TemplateStatus(models.TextChoices):
     APPROVED = "APPROVED", "Approved"
     PENDING = "PENDING", "Pending"

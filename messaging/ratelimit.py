@@ -55,6 +55,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.models import Model
 
 from wecare import dynamo
+from wecare.errors import RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,10 @@ class Bucket:
         return cls(key=key, rate=rate, capacity=max(1.0, rate * settings.RATE_LIMIT_BURST_SECONDS))
 
 
-class RateLimited(Exception):  # noqa: N818 - a state, not a failure
+class RateLimited(RetryLater):  # noqa: N818 - a state, not a failure
     """No token within the allowed wait: try again after ``retry_after`` seconds."""
+
+    code = "RATE_LIMITED"
 
     def __init__(self, bucket: str, retry_after: float):
         super().__init__(f"rate limit {bucket}: next token in {retry_after:.3f}s")

@@ -10,6 +10,9 @@ Usage
 - ``safety_evaluate_many(requests, *, now=None, contacts=None, tier=None, tier_allows=None)``: the
   same decisions for many requests (bulk chunks): contacts and templates read in one query each,
   then the same rule code per request in memory. Returns a Refusal or a Clearance per request.
+- ``safety_consent_recheck(request, *, now=None)``: rules 1 and 3 once more, in one query, right
+  before the provider call (messaging.outbound.deliver): consent withdrawn while the send waited for a
+  rate-limit token or a media upload stops it. Raises SafetyRefusal.
 - ``safety_check(request, *, now=None, reserve_tier=False) -> Clearance``: the same decision, and a
   refusal is logged (contactId, channel, code, reason) and counted (SafetyRefusalCount per day, code
   and channel; `safety_refusal_counts()` reads them), then raised as ``SafetyRefusal(code, reason)``.
@@ -63,6 +66,7 @@ from messaging.channels import email as email_channel
 from messaging.channels import sms as sms_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import MessageType, SafetyRefusalCount, TemplateStatus, WhatsAppTemplate
+from messaging.outbound.request import SendRequest
 from messaging.tier import (
     TierStatus,
     tier_conversation_open,
@@ -75,6 +79,22 @@ from messaging.whatsapp_templates import (
     template_render,
     template_unsupported_problem,
 )
+from wecare.errors import PlatformError
+
+__all__ = [
+    "READ_RECEIPT",
+    "Clearance",
+    "Refusal",
+    "RefusalCode",
+    "SafetyRefusal",
+    "SendRequest",
+    "safety_check",
+    "safety_consent_recheck",
+    "safety_evaluate",
+    "safety_refusal_counts",
+    "safety_refusal_record",
+    "within_window",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -106,57 +126,17 @@ class Refusal:
     reason: str
 
 
-class SafetyRefusal(Exception):  # noqa: N818 - the gate's answer, named as in the issue
-    """The gate said no. ``code`` is one of RefusalCode; ``reason`` is a sentence for people."""
+class SafetyRefusal(PlatformError):  # noqa: N818 - the gate's answer, named as in the issue
+    """The gate said no. ``code`` is one of RefusalCode; ``reason`` is a sentence for people (422)."""
+
+    http_status = 422
 
     def __init__(self, code: str, reason: str):
-        super().__init__(f"{code}: {reason}")
-        self.code = str(code)
+        super().__init__(reason, code=str(code))
         self.reason = reason
 
-
-@dataclass(frozen=True)
-class SendRequest:
-    """What someone asks to send. Build it with messaging.services.send_request_build (which picks
-    the WhatsApp phone number) or SendRequest.from_message for a stored message."""
-
-    contact_id: Any
-    channel: str
-    message_type: str
-    text: str = ""
-    template_name: str = ""
-    template_language: str = ""
-    template_parameters: list | dict | None = None
-    subject: str = ""
-    html: str = ""
-    has_media: bool = False
-    media_content_type: str = ""
-    media_size: int | None = None
-    origination_phone_number_id: str = ""
-    # Reactions and read receipts: the wamid of the inbound message they are about.
-    target_whatsapp_message_id: str = ""
-
-    @classmethod
-    def from_message(cls, message) -> SendRequest:
-        media = message.media.all()[:1] if message.message_type in whatsapp_channel.MEDIA_TYPES else []
-        media_file = media[0] if media else None
-        return cls(
-            contact_id=message.contact_id,
-            channel=message.channel,
-            message_type=message.message_type,
-            # Stored template messages keep the rendered body in content; the text is not sent.
-            text="" if message.message_type == MessageType.TEMPLATE else message.content,
-            template_name=message.template_name,
-            template_language=message.template_language,
-            template_parameters=message.template_parameters,
-            subject=message.subject,
-            html=message.html,
-            has_media=media_file is not None,
-            media_content_type=media_file.content_type if media_file else "",
-            media_size=media_file.size if media_file else None,
-            origination_phone_number_id=message.origination_phone_number_id,
-            target_whatsapp_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
-        )
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
 
 
 @dataclass
@@ -373,6 +353,8 @@ def contacts_for_gate(contact_ids: Iterable) -> dict[str, Contact]:
 
 def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | None = _UNSET) -> Refusal | Clearance:
     now = lookups.now
+    if contact is _UNSET and request.contact is not None:
+        contact = request.contact  # loaded (active) when the request was built
     if contact is _UNSET:
         contact = lookups.contact(request.contact_id)
     elif contact is not None and str(contact.pk) != str(request.contact_id).lower():
@@ -455,7 +437,8 @@ def safety_evaluate_many(
     refuse record each refusal with `safety_refusal_record`.
     """
     lookups = _BatchLookups(requests, now=now or timezone.now(), contacts=contacts, tier=tier, tier_allows=tier_allows)
-    return [_evaluate(request, lookups=lookups) for request in requests]
+    # The contacts read for this batch, never a contact a request carries from when it was built.
+    return [_evaluate(request, lookups=lookups, contact=lookups.contact(request.contact_id)) for request in requests]
 
 
 def safety_check(
@@ -468,6 +451,24 @@ def safety_check(
         safety_refusal_record(result, request, now=now)
         raise SafetyRefusal(result.code, result.reason)
     return result
+
+
+def safety_consent_recheck(request: SendRequest, *, now: datetime | None = None) -> None:
+    """Rules 1 and 3 again, right before the provider call, in one query: an opt-out, a STOP or a
+    deletion committed while the send waited (for a rate-limit token, a media upload) stops it.
+    Raises SafetyRefusal (logged and counted like any refusal)."""
+    if request.channel not in Channel.values:
+        raise ValueError(f"unknown channel {request.channel!r}")  # the gate refused it long before
+    row = Contact.objects.filter(pk=request.contact_id).values_list("deleted_at", f"opt_in_{request.channel}").first()
+    if row is None or row[0] is not None:
+        refusal = Refusal(RefusalCode.CONTACT_NOT_FOUND, f"contact {request.contact_id} was deleted before the send")
+    elif not row[1]:
+        label = Channel(request.channel).label
+        refusal = Refusal(RefusalCode.OPT_IN_REQUIRED, f"the contact opted out of {label} before the send")
+    else:
+        return
+    safety_refusal_record(refusal, request, now=now)
+    raise SafetyRefusal(refusal.code, refusal.reason)
 
 
 def safety_refusal_record(refusal: Refusal, request: SendRequest, *, now: datetime | None = None) -> None:

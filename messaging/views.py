@@ -19,7 +19,7 @@ from messaging.models import WhatsAppTemplate
 from messaging.page_selectors import approved_templates, conversation_channels, conversation_list, conversation_messages
 from messaging.safety import RefusalCode, SafetyRefusal
 from messaging.selectors import media_presigned_url
-from messaging.services import OutgoingMedia, message_send
+from messaging.services import OutgoingMedia, message_send, send_request_build
 from messaging.whatsapp_templates import NAMED_FORMAT, POSITIONAL, TemplateDefinitionError, template_placeholders
 from wecare.pages import page_view, render_fragment, render_page, whatsapp_window
 
@@ -165,7 +165,7 @@ def send(request: HttpRequest, contact_id) -> HttpResponse:
     contact = get_object_or_404(Contact.objects.active(), pk=contact_id)
     data = request.POST
     channel = data.get("channel", "")
-    kwargs: dict = {"contact_id": contact.pk, "channel": channel, "requested_by": request.user}
+    kwargs: dict = {"contact_id": contact.pk, "channel": channel, "contact": contact}
     if channel == Channel.EMAIL:
         kwargs.update(subject=data.get("subject", ""), text=data.get("text", ""), html=data.get("html", ""))
     elif channel == Channel.WHATSAPP and data.get("kind") == "template":
@@ -188,7 +188,7 @@ def send(request: HttpRequest, contact_id) -> HttpResponse:
                 data=upload.read(),
             )
     try:
-        message_send(**kwargs)
+        message_send(send_request_build(**kwargs), requested_by=request.user)
     except SafetyRefusal as refusal:
         return _composer_error(request, contact, channel, refusal_in_words(refusal), code=refusal.code)
     return redirect(f"{reverse('dm:conversation', args=[contact.pk])}?channel={channel}")

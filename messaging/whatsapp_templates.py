@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from messaging.channels import whatsapp
 from messaging.models import TemplateStatus, WhatsAppTemplate
+from wecare.errors import InvalidRequest
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ STATUS_MAP = {
 }
 
 
-class TemplateDefinitionError(ValueError):
+class TemplateDefinitionError(InvalidRequest, ValueError):
     """The template's own text is unusable (mixed or malformed placeholders)."""
 
 

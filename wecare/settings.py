@@ -185,6 +185,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.AuditForbiddenMiddleware",
+    "wecare.errors.PlatformErrorMiddleware",  # a PlatformError on a page: its own status, as in the API
 ]
 
 ROOT_URLCONF = "wecare.urls"

@@ -130,7 +130,7 @@ def test_the_sweeper_settles_a_cancelled_jobs_dead_claims_without_sending_and_wr
 ):
     from bulk.services import bulk_job_cancel
     from messaging.models import MessageStatus
-    from messaging.services import message_send
+    from messaging.services import message_send, send_request_build
 
     # given: a worker claimed two recipients and died; the job was cancelled meanwhile
     job = _confirmed_job(operator, make_contacts(25))
@@ -138,7 +138,9 @@ def test_the_sweeper_settles_a_cancelled_jobs_dead_claims_without_sending_and_wr
     messages = []
     for recipient in (first, second):
         message = message_send(
-            contact_id=recipient.contact_id, channel="whatsapp", text="Hello", enqueue=False, audit=False
+            send_request_build(contact_id=recipient.contact_id, channel="whatsapp", text="Hello"),
+            enqueue=False,
+            audit=False,
         )
         BulkRecipient.objects.filter(pk=recipient.pk).update(status=RecipientStatus.SENDING, message=message)
         messages.append(message)

@@ -26,7 +26,7 @@ from bulk.models import (
 from bulk.services import BulkMessage, bulk_job_cancel, bulk_job_confirm, bulk_job_create, bulk_job_pause
 from contacts.services import contact_set_opt_in
 from messaging.models import Message, MessageStatus
-from messaging.services import message_send
+from messaging.services import message_send, send_request_build
 from wecare import aws
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,10 +115,13 @@ def test_a_worker_taking_over_a_dead_workers_chunk_never_resends_and_strands_nob
     first, second, third = BulkRecipient.objects.filter(job=job).order_by("sequence")[:3]
 
     def claimed(recipient) -> Message:
-        message = message_send(
-            contact_id=recipient.contact_id, channel="whatsapp", text="Your report is ready",
-            origination_phone_number_id=PHONE_A, enqueue=False, audit=False,
-        )  # fmt: skip
+        request = send_request_build(
+            contact_id=recipient.contact_id,
+            channel="whatsapp",
+            text="Your report is ready",
+            origination_phone_number_id=PHONE_A,
+        )
+        message = message_send(request, enqueue=False, audit=False)
         BulkRecipient.objects.filter(pk=recipient.pk).update(status=RecipientStatus.SENDING, message=message)
         return message
 

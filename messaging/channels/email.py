@@ -12,7 +12,9 @@ from email.utils import formataddr
 import nh3
 from django.conf import settings
 
-from messaging.channels import ChannelError, ProviderRequest, execute
+from messaging import ratelimit
+from messaging.channels import register
+from messaging.channels.base import Delivery, Provider, ProviderRequest
 
 SERVICE = "sesv2"
 SUBJECT_MAX_CHARS = 998  # RFC 5322 line length
@@ -48,10 +50,26 @@ def send_request(*, to: str, subject: str, text: str = "", html: str = "", messa
     return ProviderRequest(service=SERVICE, operation="SendEmail", params=params, loggable=params)
 
 
-def send(request: ProviderRequest) -> tuple[str, str]:
-    """Send; returns (MessageId, AWS request id)."""
-    response = execute(request)
-    message_id = response.get("MessageId")
-    if not message_id:
-        raise ChannelError("SendEmail returned no MessageId", permanent=False, service=SERVICE)
-    return message_id, response.get("ResponseMetadata", {}).get("RequestId", "")
+@register
+class EmailProvider(Provider):
+    channel = "email"
+    service = SERVICE
+    send_operation = "SendEmail"
+    # SES v2: an account or sender problem, or a rejected message, is not cured by waiting a minute.
+    permanent_codes = frozenset(
+        {"MessageRejected", "MailFromDomainNotVerifiedException", "AccountSuspendedException", "SendingPausedException"}
+    )
+    transient_codes = frozenset({"TooManyRequestsException", "LimitExceededException"})
+
+    def buckets(self, delivery: Delivery) -> list[ratelimit.Bucket]:
+        return ratelimit.email_buckets()
+
+    def send_request(self, delivery: Delivery) -> ProviderRequest:
+        message = delivery.message
+        return send_request(
+            to=delivery.clearance.contact.email,
+            subject=message.subject,
+            text=message.content,
+            html=message.html,
+            message_id=str(message.pk),
+        )

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 
-from messaging.channels import ChannelError, ProviderRequest, execute
+from messaging import ratelimit
+from messaging.channels import register
+from messaging.channels.base import Delivery, Provider, ProviderRequest
 
 SERVICE = "pinpoint-sms-voice-v2"
 BODY_MAX_CHARS = 1600  # SendTextMessage MessageBody limit
@@ -67,10 +70,28 @@ def send_request(*, to: str, body: str) -> ProviderRequest:
     return ProviderRequest(service=SERVICE, operation="SendTextMessage", params=params, loggable=params)
 
 
-def send(request: ProviderRequest) -> tuple[str, str]:
-    """Send; returns (MessageId, AWS request id)."""
-    response = execute(request)
-    message_id = response.get("MessageId")
-    if not message_id:
-        raise ChannelError("SendTextMessage returned no MessageId", permanent=False, service=SERVICE)
-    return message_id, response.get("ResponseMetadata", {}).get("RequestId", "")
+@register
+class SmsProvider(Provider):
+    channel = "sms"
+    service = SERVICE
+    send_operation = "SendTextMessage"
+    # sms-voice-v2 names the cause in ``Reason``: an opted-out or blocked destination will not change
+    # within our retries; AWS's throttling and 5xx stay transient by the generic rule.
+    permanent_codes = frozenset(
+        {
+            "DESTINATION_PHONE_NUMBER_OPTED_OUT",
+            "DESTINATION_COUNTRY_BLOCKED",
+            "DESTINATION_PHONE_NUMBER_NOT_VERIFIED",
+            "INVALID_PARAMETER",
+            "MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT",
+        }
+    )
+
+    def buckets(self, delivery: Delivery) -> list[ratelimit.Bucket]:
+        return ratelimit.sms_buckets()
+
+    def send_request(self, delivery: Delivery) -> ProviderRequest:
+        return send_request(to=delivery.clearance.contact.phone, body=delivery.message.content)
+
+    def provider_code(self, exc: ClientError) -> str:
+        return str(exc.response.get("Reason") or "")

@@ -17,16 +17,54 @@ a file Meta would refuse.
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
 from django.conf import settings
+from django.utils import timezone
 
-from messaging.channels import ChannelError, ProviderRequest, execute
+from messaging import ratelimit
+from messaging.channels import register
+from messaging.channels.base import ChannelError, Delivery, Provider, ProviderRequest, ProviderResult, execute
+from messaging.models import MediaFile, MessageType
 
 SERVICE = "socialmessaging"
 TEXT_MAX_CHARS = 4096
 CAPTION_MAX_CHARS = 1024
 CALLBACK_DATA_MAX_CHARS = 512
+MEDIA_ID_REUSE = timedelta(days=29)  # WhatsApp keeps uploaded media 30 days
+DRY_RUN_MEDIA_ID = "dry-run-media-not-uploaded"
+
+# Meta's error codes, which EUM Social passes on in its error message ("... (#131026) ...").
+META_CODE = re.compile(r"\b(13\d{4})\b")
+META_PERMANENT = frozenset(
+    {
+        "131008",  # required parameter missing
+        "131009",  # parameter value not valid
+        "131021",  # recipient cannot be the sender
+        "131026",  # message undeliverable (not on WhatsApp, old app, terms not accepted)
+        "131047",  # re-engagement: more than 24 hours since the customer wrote
+        "131049",  # not delivered to keep the ecosystem healthy (marketing cap per user)
+        "131051",  # unsupported message type
+        "131053",  # media upload error
+        "132000",  # template parameter count mismatch
+        "132001",  # template does not exist
+        "132012",  # template parameter format mismatch
+        "130472",  # user is part of an experiment
+    }
+)
+META_TRANSIENT = frozenset(
+    {
+        "130429",  # throughput reached (the number's rate limit)
+        "131000",  # something went wrong (Meta)
+        "131016",  # service unavailable
+        "131048",  # spam rate limit hit
+        "131056",  # too many messages to this recipient (pair rate limit)
+        "133004",  # server temporarily unavailable
+    }
+)
 
 MB = 1024 * 1024
 # Meta Cloud API "Supported media types".
@@ -142,26 +180,106 @@ def send_request(*, phone_number_id: str, payload: dict[str, Any]) -> ProviderRe
     )
 
 
-def send(request: ProviderRequest) -> tuple[str, str]:
-    """Send; returns (messageId, AWS request id)."""
-    response = execute(request)
-    message_id = response.get("messageId")
-    if not message_id:
-        raise ChannelError("SendWhatsAppMessage returned no messageId", permanent=False, service=SERVICE)
-    return message_id, response.get("ResponseMetadata", {}).get("RequestId", "")
-
-
 def media_upload_request(*, phone_number_id: str, bucket: str, key: str) -> ProviderRequest:
     params = {"originationPhoneNumberId": phone_number_id, "sourceS3File": {"bucketName": bucket, "key": key}}
     return ProviderRequest(service=SERVICE, operation="PostWhatsAppMessageMedia", params=params, loggable=params)
 
 
-def upload_media(request: ProviderRequest) -> str:
-    """Hand a file in S3 to Meta; returns the media id to send it with."""
-    media_id = execute(request).get("mediaId")
-    if not media_id:
-        raise ChannelError("PostWhatsAppMessageMedia returned no mediaId", permanent=False, service=SERVICE)
-    return media_id
+def media_id_known(media_file: MediaFile, phone_number_id: str, now) -> str:
+    """A Meta media id for this file from this number, still valid (uploaded for this or another message)."""
+    fresh_after = now - MEDIA_ID_REUSE
+    if media_file.whatsapp_media_id and (media_file.whatsapp_media_uploaded_at or now) > fresh_after:
+        return media_file.whatsapp_media_id
+    other = (
+        MediaFile.objects.filter(
+            s3_key=media_file.s3_key,
+            message__origination_phone_number_id=phone_number_id,
+            whatsapp_media_uploaded_at__gt=fresh_after,
+        )
+        .exclude(whatsapp_media_id="")
+        .order_by("-whatsapp_media_uploaded_at")
+        .first()
+    )
+    return other.whatsapp_media_id if other else ""
+
+
+@register
+class WhatsAppProvider(Provider):
+    channel = "whatsapp"
+    service = SERVICE
+    send_operation = "SendWhatsAppMessage"
+    permanent_codes = META_PERMANENT
+    transient_codes = META_TRANSIENT
+
+    def _needs_upload(self, delivery: Delivery) -> bool:
+        return delivery.media_file is not None and not delivery.media_id
+
+    def prepare(self, delivery: Delivery) -> ProviderRequest | None:
+        """A media message whose file this number has not uploaded within 29 days: upload it first."""
+        if delivery.message.message_type not in MEDIA_TYPES:
+            return None
+        delivery.media_file = delivery.message.media.order_by("uploaded_at").first()
+        if delivery.media_file is None:
+            raise ChannelError("the media message has no file", permanent=True, code="MediaMissing", service=SERVICE)
+        phone = delivery.clearance.phone_number_id
+        delivery.media_id = media_id_known(delivery.media_file, phone, delivery.now)
+        if delivery.media_id:
+            return None
+        return media_upload_request(phone_number_id=phone, bucket=settings.MEDIA_BUCKET, key=delivery.media_file.s3_key)
+
+    def prepared(self, delivery: Delivery, result: ProviderResult) -> None:
+        if result.dry_run:
+            delivery.media_id = DRY_RUN_MEDIA_ID
+            return
+        media_id = result.response.get("mediaId")
+        if not media_id:
+            raise ChannelError("PostWhatsAppMessageMedia returned no mediaId", permanent=False, service=SERVICE)
+        delivery.media_id = media_id
+        MediaFile.objects.filter(pk=delivery.media_file.pk).update(
+            whatsapp_media_id=media_id, whatsapp_media_uploaded_at=timezone.now()
+        )
+
+    def buckets(self, delivery: Delivery) -> list[ratelimit.Bucket]:
+        buckets = ratelimit.whatsapp_send_buckets(delivery.clearance.phone_number_id)
+        if self._needs_upload(delivery):
+            return ratelimit.whatsapp_media_buckets() + buckets
+        return buckets
+
+    def send_request(self, delivery: Delivery) -> ProviderRequest:
+        message, clearance = delivery.message, delivery.clearance
+        to, callback = clearance.contact.phone, str(message.pk)
+        if message.message_type == MessageType.TEMPLATE:
+            template = clearance.template
+            payload = template_payload(
+                to=to,
+                name=template.name,
+                language=template.language,
+                parameters=message.template_parameters,
+                callback_data=callback,
+            )
+        elif message.message_type in MEDIA_TYPES:
+            payload = media_payload(
+                to=to,
+                media_type=message.message_type,
+                media_id=delivery.media_id,
+                caption=message.content,
+                filename=delivery.media_file.filename,
+                callback_data=callback,
+            )
+        elif message.message_type == MessageType.REACTION:
+            payload = reaction_payload(
+                to=to,
+                target_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
+                emoji=message.content,
+                callback_data=callback,
+            )
+        else:
+            payload = text_payload(to=to, body=message.content, callback_data=callback)
+        return send_request(phone_number_id=clearance.phone_number_id, payload=payload)
+
+    def provider_code(self, exc: ClientError) -> str:
+        match = META_CODE.search(exc.response.get("Error", {}).get("Message", "") or "")
+        return match.group(1) if match else ""
 
 
 def list_linked_accounts() -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from django.conf import settings
 from messaging import inbound
 from messaging.claims import ClaimBusy
 from messaging.models import InboundEvent
+from wecare.retry import backoff_seconds
 
 __all__ = ["inbound_event_process_task"]
 
@@ -57,8 +58,8 @@ def inbound_event_process_task(self, event_id: str, failures: int = 0, busy: int
             logger.error("inbound event %s failed %s times, dead-lettering: %s", event_id, failures + 1, error)
             inbound.inbound_event_fail(event_id=event_id, error=error)
             return
-        delay = min(settings.INBOUND_RETRY_DELAY_SECONDS * 2**failures, MAX_RETRY_DELAY_SECONDS)
-        logger.warning("inbound event %s failed (%s), retry in %ss: %s", event_id, failures + 1, delay, error)
+        delay = backoff_seconds(failures + 1, base=settings.INBOUND_RETRY_DELAY_SECONDS, cap=MAX_RETRY_DELAY_SECONDS)
+        logger.warning("inbound event %s failed (%s), retry in %.1fs: %s", event_id, failures + 1, delay, error)
         raise self.retry(
             args=(), kwargs={"event_id": event_id, "failures": failures + 1, "busy": busy}, countdown=delay, exc=exc
         ) from None

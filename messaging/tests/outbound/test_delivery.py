@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 
 from messaging.models import MediaFile, Message, MessageStatus, MessageUsage
 from messaging.safety import SafetyRefusal
-from messaging.services import OutgoingMedia, media_upload, message_deliver, message_send
+from messaging.services import OutgoingMedia, media_upload, message_deliver, message_send, send_request_build
 from messaging.tests.outbound.conftest import decoded, drain_queue, sent_emails
 from wecare import aws
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _queued(**kwargs) -> Message:
-    return message_send(enqueue=False, **kwargs)
+    return message_send(send_request_build(**kwargs), enqueue=False)
 
 
 def test_a_send_is_stored_queued_and_enqueued_only_when_the_transaction_commits(
@@ -30,7 +30,7 @@ def test_a_send_is_stored_queued_and_enqueued_only_when_the_transaction_commits(
     contact = make_contact(sms=True)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        message = message_send(contact_id=contact.pk, channel="sms", text="Your code is 1234")
+        message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Your code is 1234"))
 
     assert message.status == MessageStatus.QUEUED
     assert message.direction == "outbound" and message.message_type == "text"
@@ -43,7 +43,7 @@ def test_the_queued_task_lands_on_the_outbound_queue(make_contact, django_captur
     drain_queue(django_settings.QUEUE_OUTBOUND)
 
     with django_capture_on_commit_callbacks(execute=True):
-        message = message_send(contact_id=contact.pk, channel="sms", text="Hi")
+        message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"))
 
     [raw] = drain_queue(django_settings.QUEUE_OUTBOUND)
     envelope = json.loads(base64.b64decode(raw))  # kombu's SQS envelope
@@ -56,7 +56,7 @@ def test_a_refused_send_stores_nothing(make_contact):
     contact = make_contact(sms=False)
 
     with pytest.raises(SafetyRefusal):
-        message_send(contact_id=contact.pk, channel="sms", text="Hi")
+        message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"))
 
     assert Message.objects.count() == 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from localdev.fake_socialmessaging import FakeSocialMessaging
-from messaging.services import DeliveryDeferred, media_upload, message_deliver, message_send
+from messaging.services import DeliveryDeferred, media_upload, message_deliver, message_send, send_request_build
 from messaging.whatsapp_templates import whatsapp_template_sync
 from wecare import aws
 
@@ -27,9 +27,9 @@ def fake(monkeypatch):
 def test_text_media_and_sms_go_through_the_fake_over_http(fake, live, make_contact, settings):
     contact = make_contact(whatsapp=True, sms=True, window=True)
     media = media_upload(data=b"\x89PNG....", content_type="image/png", filename="a.png")
-    text = message_send(contact_id=contact.pk, channel="whatsapp", text="Hello", enqueue=False)
-    image = message_send(contact_id=contact.pk, channel="whatsapp", media=media, enqueue=False)
-    sms = message_send(contact_id=contact.pk, channel="sms", text="Code 1234", enqueue=False)
+    text = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", text="Hello"), enqueue=False)
+    image = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", media=media), enqueue=False)
+    sms = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Code 1234"), enqueue=False)
 
     results = [message_deliver(m.pk) for m in (text, image, sms)]
 
@@ -51,7 +51,7 @@ def test_text_media_and_sms_go_through_the_fake_over_http(fake, live, make_conta
 
 def test_an_injected_throttle_is_a_transient_error_then_the_send_goes(fake, live, make_contact):
     contact = make_contact(whatsapp=True, window=True)
-    message = message_send(contact_id=contact.pk, channel="whatsapp", text="Hello", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", text="Hello"), enqueue=False)
     fake.fail_next("ThrottledRequestException", 429)
 
     with pytest.raises(DeliveryDeferred):

@@ -24,12 +24,11 @@ from messaging.safety import (
     GateLookups,
     Refusal,
     SafetyRefusal,
-    SendRequest,
     _evaluate,
     safety_evaluate,
     safety_evaluate_many,
 )
-from messaging.services import OutgoingMedia, message_deliver, message_send
+from messaging.services import OutgoingMedia, SendRequest, message_deliver, message_send, send_request_build
 from messaging.tests.outbound.conftest import ProviderStub, new_phone_number_id
 from messaging.tier import tier_reserve
 
@@ -188,11 +187,13 @@ def test_a_provider_call_happens_exactly_when_the_rules_allow_it(
         try:
             try:
                 message = message_send(
-                    contact_id=contact_id,
-                    channel=channel,
-                    origination_phone_number_id=origination,
+                    send_request_build(
+                        contact_id=contact_id,
+                        channel=channel,
+                        origination_phone_number_id=origination,
+                        **send_arguments(kind),
+                    ),
                     enqueue=False,
-                    **send_arguments(kind),
                 )
             except SafetyRefusal as refusal:
                 outcome = refusal.code
@@ -226,31 +227,12 @@ CASE = st.fixed_dictionaries(
 
 
 def gate_request(case: dict, contact_id, phone_id: str) -> SendRequest:
-    """The request message_send would build for this case (see services.send_request_build)."""
-    arguments = send_arguments(case["kind"])
-    media = arguments.get("media")
-    channel = case["channel"]
-    if channel == "email":
-        message_type = "email"
-    elif arguments.get("template_name"):
-        message_type = "template"
-    elif media is not None:
-        message_type = "image"
-    else:
-        message_type = "text"
-    return SendRequest(
+    """The request message_send would judge for this case (built by the one builder)."""
+    return send_request_build(
         contact_id=contact_id,
-        channel=channel,
-        message_type=message_type,
-        text=arguments.get("text", ""),
-        template_name=arguments.get("template_name", ""),
-        template_language=arguments.get("template_language", ""),
-        template_parameters=arguments.get("template_parameters"),
-        subject=arguments.get("subject", ""),
-        has_media=media is not None,
-        media_content_type=media.content_type if media else "",
-        media_size=media.size if media else None,
+        channel=case["channel"],
         origination_phone_number_id=phone_id if case["allowlisted"] else new_phone_number_id(),
+        **send_arguments(case["kind"]),
     )
 
 

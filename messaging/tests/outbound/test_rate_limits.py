@@ -13,7 +13,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from messaging import ratelimit
 from messaging.ratelimit import Bucket, RateLimited, RateLimitTracker, rate_limit_acquire, try_acquire
-from messaging.services import DeliveryDeferred, message_deliver, message_send
+from messaging.services import DeliveryDeferred, message_deliver, message_send, send_request_build
 
 
 def _forget(bucket: Bucket) -> None:
@@ -134,8 +134,8 @@ def test_a_send_past_the_limit_is_deferred_and_stays_queued_untouched(make_conta
     settings.RATE_LIMIT_SMS = 0.2  # one token per 5 s, a burst of one
     settings.RATE_LIMIT_MAX_WAIT_SECONDS = 0.5
     contact = make_contact(sms=True)
-    first = message_send(contact_id=contact.pk, channel="sms", text="one", enqueue=False)
-    second = message_send(contact_id=contact.pk, channel="sms", text="two", enqueue=False)
+    first = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="one"), enqueue=False)
+    second = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="two"), enqueue=False)
     _forget(ratelimit.sms_buckets()[0])  # start from a full bucket
 
     try:

@@ -17,6 +17,7 @@ from messaging.services import (
     message_deliver,
     message_send,
     retry_countdown,
+    send_request_build,
 )
 from messaging.tasks.outbound import deliver_message
 from messaging.tests.outbound.conftest import drain_queue
@@ -49,7 +50,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings):
 
 def test_a_throttled_send_is_deferred_and_stays_queued_with_the_error_noted(make_contact, live, sms_stub):
     contact = make_contact(sms=True)
-    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"), enqueue=False)
     sms_stub.error("send_text_message", "ThrottlingException", 400, "Rate exceeded", "req-throttle")
 
     with pytest.raises(DeliveryDeferred) as deferred:
@@ -66,7 +67,7 @@ def test_after_three_retries_a_transient_error_fails_the_message_and_dead_letter
     make_contact, live, whatsapp_stub, empty_outbound_dlq
 ):
     contact = make_contact(whatsapp=True, window=True)
-    message = message_send(contact_id=contact.pk, channel="whatsapp", text="Hello", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", text="Hello"), enqueue=False)
     for attempt in range(4):
         whatsapp_stub.error("send_whatsapp_message", "ThrottledRequestException", 429, "slow down", f"req-{attempt}")
 
@@ -94,7 +95,7 @@ def test_after_three_retries_a_transient_error_fails_the_message_and_dead_letter
 )
 def test_a_permanent_error_is_not_retried(make_contact, live, whatsapp_stub, empty_outbound_dlq, code, status):
     contact = make_contact(whatsapp=True, window=True)
-    message = message_send(contact_id=contact.pk, channel="whatsapp", text="Hello", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", text="Hello"), enqueue=False)
     whatsapp_stub.error("send_whatsapp_message", code, status, "(#131026) Message undeliverable", "req-perm")
 
     final = message_deliver(message.pk)
@@ -117,7 +118,7 @@ def test_a_provider_that_cannot_be_reached_is_a_transient_error(make_contact, li
     monkeypatch.setenv("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2", "http://127.0.0.1:9")
     aws.reset_clients()
     contact = make_contact(sms=True)
-    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"), enqueue=False)
 
     try:
         with pytest.raises(DeliveryDeferred):
@@ -135,7 +136,7 @@ def test_the_task_retries_a_throttled_send_and_then_sends_it(make_contact, live,
     # apply() runs the task in-process, and its retries too (without waiting for their countdown)
     monkeypatch.setitem(deliver_message.app.conf, "task_eager_propagates", False)
     contact = make_contact(sms=True)
-    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"), enqueue=False)
     sms_stub.error("send_text_message", "ThrottlingException", 400)
     sms_stub.error("send_text_message", "InternalServerException", 500)
     sms_stub.expect("send_text_message", {"MessageId": "sms-after-retries"})
@@ -151,12 +152,12 @@ def test_the_task_retries_a_throttled_send_and_then_sends_it(make_contact, live,
 
 def test_a_crash_that_is_not_a_provider_error_fails_the_message_visibly(make_contact, monkeypatch, empty_outbound_dlq):
     contact = make_contact(sms=True)
-    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"), enqueue=False)
 
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("messaging.services._provider_send", broken)
+    monkeypatch.setattr("messaging.outbound.deliver._provider_send", broken)
 
     result = deliver_message.apply(args=[str(message.pk)], throw=False)
 
@@ -169,7 +170,7 @@ def test_a_crash_that_is_not_a_provider_error_fails_the_message_visibly(make_con
 
 def _failed_message(make_contact, whatsapp_stub) -> Message:
     contact = make_contact(whatsapp=True, window=True)
-    message = message_send(contact_id=contact.pk, channel="whatsapp", text="Hello", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", text="Hello"), enqueue=False)
     whatsapp_stub.error("send_whatsapp_message", "ValidationException", 400)
     return message_deliver(message.pk)
 
@@ -232,7 +233,7 @@ def dynamodb_down(monkeypatch):
 
 def test_a_rate_limit_store_outage_defers_the_send_without_spending_an_attempt(make_contact, live, dynamodb_down):
     contact = make_contact(sms=True)
-    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"), enqueue=False)
 
     with pytest.raises(DeliveryDeferred):
         message_deliver(message.pk)
@@ -247,7 +248,7 @@ def test_a_long_outage_fails_the_message_visibly_and_dead_letters_it(
     make_contact, live, dynamodb_down, empty_outbound_dlq
 ):
     contact = make_contact(sms=True)
-    message = message_send(contact_id=contact.pk, channel="sms", text="Hi", enqueue=False)
+    message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"), enqueue=False)
     Message.objects.filter(pk=message.pk).update(error_details={"infrastructureRetries": 5})
 
     final = message_deliver(message.pk)

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from messaging.safety import SafetyRefusal
-from messaging.services import message_deliver, message_send
+from messaging.services import message_deliver, message_send, send_request_build
 from messaging.tier import (
     tier_conversation_open,
     tier_give_back,
@@ -152,13 +152,15 @@ def test_a_business_initiated_template_past_the_tier_is_refused_at_send_and_at_d
     make_template()
     first, second = make_contact(whatsapp=True, window=False), make_contact(whatsapp=True, window=False)
     template = {"template_name": "order_update", "template_language": "en_US", "template_parameters": ["A", "1"]}
-    queued_first = message_send(contact_id=first.pk, channel="whatsapp", enqueue=False, **template)
-    queued_second = message_send(contact_id=second.pk, channel="whatsapp", enqueue=False, **template)
+    queued_first = message_send(send_request_build(contact_id=first.pk, channel="whatsapp", **template), enqueue=False)
+    queued_second = message_send(
+        send_request_build(contact_id=second.pk, channel="whatsapp", **template), enqueue=False
+    )
 
     assert message_deliver(queued_first.pk).status == "sent"
     refused = message_deliver(queued_second.pk)
     with pytest.raises(SafetyRefusal) as at_send:
-        message_send(contact_id=second.pk, channel="whatsapp", enqueue=False, **template)
+        message_send(send_request_build(contact_id=second.pk, channel="whatsapp", **template), enqueue=False)
 
     assert refused.status == "failed" and refused.error_code == "TIER_LIMIT"
     assert at_send.value.code == "TIER_LIMIT"

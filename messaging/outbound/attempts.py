@@ -1,0 +1,63 @@
+"""Provider attempts as rows (`messaging.models.ProviderAttempt`): the evidence of every provider call.
+
+A row is written as "started" before the call and finished right after it with the outcome, the
+duration, the provider's request and message ids or its error. A worker that dies between the two
+leaves a started row: the provider may have been called, so nobody may send that message again
+blindly. `provider_was_called(message_id)` is the question bulk and the DLQ ask.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.utils import timezone
+
+from messaging.channels import ChannelError, ProviderRequest, ProviderResult
+from messaging.models import Message, ProviderAttempt
+
+Outcome = ProviderAttempt.Outcome
+
+
+def attempt_start(message: Message, request: ProviderRequest) -> ProviderAttempt:
+    attempt = ProviderAttempt.objects.create(
+        message_id=message.pk, service=request.service, operation=request.operation, started_at=timezone.now()
+    )
+    attempt._started = time.monotonic()  # the duration is measured, not derived from two clocks
+    return attempt
+
+
+def attempt_finish(
+    attempt: ProviderAttempt,
+    *,
+    result: ProviderResult | None = None,
+    provider_message_id: str = "",
+    error: ChannelError | None = None,
+) -> None:
+    fields: dict = {
+        "finished_at": timezone.now(),
+        "duration_ms": int((time.monotonic() - getattr(attempt, "_started", time.monotonic())) * 1000),
+    }
+    if error is not None:
+        fields.update(
+            outcome=Outcome.PERMANENT_ERROR if error.permanent else Outcome.TRANSIENT_ERROR,
+            provider_request_id=error.request_id[:128],
+            error_code=(error.provider_code or error.code)[:64],
+            error_text=error.message[:2000],
+        )
+    elif result is not None:
+        fields.update(
+            outcome=Outcome.DRY_RUN if result.dry_run else Outcome.SUCCEEDED,
+            provider_request_id=result.request_id[:128],
+            provider_message_id=provider_message_id[:256],
+        )
+    ProviderAttempt.objects.filter(pk=attempt.pk).update(**fields)
+
+
+def attempt_crashed(attempt: ProviderAttempt, exc: BaseException) -> None:
+    """Something that is not a provider answer broke the call: the outcome stays "started" (unknown)."""
+    ProviderAttempt.objects.filter(pk=attempt.pk).update(error_text=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def provider_was_called(message_id) -> bool:
+    """Data, not inference: a provider call was made (or may have been, if no answer was recorded)."""
+    return ProviderAttempt.objects.filter(message_id=message_id).exclude(outcome=Outcome.DRY_RUN).exists()

@@ -1,0 +1,320 @@
+"""message_deliver: one queued message to its provider, exactly once, with every attempt recorded.
+
+Claim the message (a conditional update: a second copy of the task does nothing), let the gate look
+again (consent may have changed; the tier is reserved here), then hand it to its channel's provider
+(`messaging.channels.provider_for`): prepare (WhatsApp media upload), take rate-limit tokens,
+re-check consent in one query right before the send, call. Each provider call is a ProviderAttempt
+row. DRY_RUN is not decided here: the provider boundary (`messaging.channels.base.call`) decides it
+and this module only reads the result.
+
+The outcome is final (sent, or failed with the gate's or the provider's code; then the payload goes
+to outbound-dlq too), or `DeliveryDeferred(countdown, reason)`: the message stays queued and the
+caller tries again after ``countdown`` (rate limit, transient provider error, our own infrastructure).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from pynamodb.exceptions import PynamoDBException
+
+from messaging import ratelimit
+from messaging.channels import ChannelError, Delivery, Provider, ProviderRequest, ProviderResult, provider_for
+from messaging.dlq import dlq_send
+from messaging.models import Direction, Message, MessageStatus, MessageUsage, status_may_advance
+from messaging.outbound.attempts import attempt_crashed, attempt_finish, attempt_start
+from messaging.outbound.request import SendRequest
+from messaging.safety import Clearance, SafetyRefusal, safety_check, safety_consent_recheck
+from wecare.errors import RetryLater
+from wecare.retry import backoff_seconds
+
+logger = logging.getLogger(__name__)
+
+# A worker holds a message this long while sending it; longer than any single delivery attempt
+# (rate-limit wait + media upload + send, each bounded by the AWS timeouts).
+CLAIM_SECONDS = 120
+# Our own infrastructure (DynamoDB for rate limits and tier, S3) failing before the provider call:
+# retried with the same backoff this many times, then the message fails visibly (INTERNAL_ERROR).
+INFRASTRUCTURE_MAX_RETRIES = 5
+INFRASTRUCTURE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
+
+
+class DeliveryDeferred(RetryLater):  # noqa: N818 - a state, not a failure
+    """Not now: deliver this message again after ``countdown`` seconds. It stays queued."""
+
+    code = "DELIVERY_DEFERRED"
+
+    def __init__(self, countdown: float, reason: str):
+        super().__init__(f"deferred {countdown:.2f}s: {reason}")
+        self.countdown = max(0.0, countdown)
+        self.reason = reason
+
+
+def retry_countdown(attempt: int) -> float:
+    """Backoff before retry ``attempt`` (1-based), by the platform's one rule (wecare.retry)."""
+    return backoff_seconds(attempt, base=settings.OUTBOUND_RETRY_BASE_SECONDS, cap=settings.OUTBOUND_RETRY_MAX_SECONDS)
+
+
+def _claim(message: Message, now: datetime) -> bool:
+    """Only one worker sends a message: a conditional update, exactly one row must change."""
+    claimed = (
+        Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(locked_until=now + timedelta(seconds=CLAIM_SECONDS))
+    )
+    return claimed == 1
+
+
+def _release(message: Message, **fields: Any) -> None:
+    """Let go of the message (it stays queued), keeping the count of provider attempts made."""
+    Message.objects.filter(pk=message.pk).update(
+        locked_until=None, attempts=message.attempts, updated_at=timezone.now(), **fields
+    )
+
+
+def _attempt(message: Message, provider: Provider, request: ProviderRequest, parse) -> tuple[ProviderResult, Any]:
+    """One provider call as one ProviderAttempt row; ``parse(result)`` checks the answer."""
+    attempt = attempt_start(message, request)
+    message.attempts += 1
+    try:
+        result = provider.call(request)
+        value = parse(result)
+    except ChannelError as error:
+        attempt_finish(attempt, error=error)
+        raise
+    except BaseException as exc:
+        attempt_crashed(attempt, exc)
+        raise
+    attempt_finish(attempt, result=result, provider_message_id=value if isinstance(value, str) else "")
+    return result, value
+
+
+def _provider_send(provider: Provider, delivery: Delivery) -> tuple[ProviderResult, str]:
+    """Prepare, take tokens, re-check consent, send; returns the send's result and provider message id."""
+    upload = provider.prepare(delivery)
+    ratelimit.rate_limit_acquire(provider.buckets(delivery))
+    if upload is not None:
+        _attempt(delivery.message, provider, upload, lambda result: provider.prepared(delivery, result))
+    request = provider.send_request(delivery)
+    # The tokens and the upload may have taken a while: consent is read once more, right before the call.
+    safety_consent_recheck(delivery.request, now=delivery.now)
+    return _attempt(delivery.message, provider, request, provider.sent)
+
+
+def _finish_sent(message: Message, provider_id: str, request_id: str, dry_run: bool, now: datetime) -> Message:
+    """One UPDATE in the usual case (the message still queued); a status event that overtook us wins."""
+    fields = {
+        "provider_message_id": provider_id,
+        "dry_run": dry_run,
+        "locked_until": None,
+        "error_code": "",
+        "error_details": {"requestId": request_id} if request_id else {},
+        "attempts": message.attempts,
+        "updated_at": timezone.now(),
+    }
+    if Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED).update(
+        **fields, status=MessageStatus.SENT, sent_at=now
+    ):
+        for name, value in fields.items():
+            setattr(message, name, value)
+        message.status, message.sent_at = MessageStatus.SENT, now
+    else:
+        # A status event overtook us (delivered, read): keep its status, record the send.
+        Message.objects.filter(pk=message.pk).update(**fields)
+        message.refresh_from_db()
+    logger.info(
+        "message %s id=%s channel=%s provider_id=%s attempts=%s",
+        "dry-run (not sent)" if dry_run else "sent",
+        message.pk,
+        message.channel,
+        provider_id or "-",
+        message.attempts,
+    )
+    return message
+
+
+def _finish_failed(message: Message, code: str, details: dict, now: datetime) -> Message:
+    with transaction.atomic():
+        row = Message.objects.select_for_update().get(pk=message.pk)
+        row.locked_until = None
+        row.attempts = max(row.attempts, message.attempts)
+        if status_may_advance(row.status, MessageStatus.FAILED):
+            row.status = MessageStatus.FAILED
+            row.failed_at = now
+            row.error_code = code[:64]
+            row.error_details = details
+        row.save(
+            update_fields=[
+                "locked_until",
+                "attempts",
+                "status",
+                "failed_at",
+                "error_code",
+                "error_details",
+                "updated_at",
+            ]
+        )
+    return row
+
+
+def _count_usage(message: Message, clearance: Clearance, dry_run: bool, now: datetime) -> None:
+    template = clearance.template
+    key = {
+        "day": timezone.localdate(now),
+        "channel": message.channel,
+        "kind": MessageUsage.Kind.TEMPLATE if template else MessageUsage.Kind.FREE_FORM,
+        "template_name": template.name if template else "",
+        "template_language": template.language if template else "",
+        "category": template.category if template else "",
+        "origination_phone_number_id": message.origination_phone_number_id,
+        "dry_run": dry_run,
+    }
+    changes = {
+        "count": F("count") + 1,
+        "business_initiated": F("business_initiated") + int(clearance.business_initiated),
+        "segments": F("segments") + (message.segments or 0),
+    }
+    if MessageUsage.objects.filter(**key).update(**changes):
+        return
+    try:
+        with transaction.atomic():
+            MessageUsage.objects.create(
+                **key,
+                count=1,
+                business_initiated=int(clearance.business_initiated),
+                segments=message.segments or 0,
+            )
+    except IntegrityError:
+        MessageUsage.objects.filter(**key).update(**changes)
+
+
+def _dlq_payload(message: Message) -> dict:
+    media = message.media.order_by("uploaded_at").first()
+    return {
+        "messageId": str(message.pk),
+        "contactId": str(message.contact_id),
+        "channel": message.channel,
+        "messageType": message.message_type,
+        "content": message.content[:4096],
+        "templateName": message.template_name,
+        "templateLanguage": message.template_language,
+        "templateParameters": message.template_parameters,
+        "subject": message.subject,
+        "originationPhoneNumberId": message.origination_phone_number_id,
+        "mediaS3Key": media.s3_key if media else "",
+        "attempts": message.attempts,
+        "errorCode": message.error_code,
+        "errorDetails": message.error_details,
+    }
+
+
+def _dead_letter(message: Message, error: str) -> None:
+    try:
+        dlq_send(
+            queue=settings.QUEUE_OUTBOUND_DLQ,
+            original_message_id=str(message.pk),
+            payload=_dlq_payload(message),
+            error=error,
+        )
+    except Exception:  # the failure is recorded on the message; the DLQ row (if written) keeps the payload
+        logger.exception("message %s failed and could not be dead-lettered", message.pk)
+
+
+def _refused(message: Message, refusal: SafetyRefusal, stage: str, now: datetime) -> Message:
+    row = _finish_failed(message, refusal.code, {"code": refusal.code, "reason": refusal.reason, "stage": stage}, now)
+    logger.info("message %s refused at %s: %s", message.pk, stage, refusal)
+    return row
+
+
+def message_deliver(message_id, *, now: datetime | None = None) -> Message:
+    """Send one queued message now (see the module docstring). Raises DeliveryDeferred to be retried."""
+    now = now or timezone.now()
+    message = Message.objects.select_related("contact").get(pk=message_id)
+    if message.direction != Direction.OUTBOUND:
+        raise ValueError(f"message {message_id} is {message.direction}, not outbound")
+    if message.status != MessageStatus.QUEUED:
+        return message  # already sent, failed or further: at-least-once delivery of the task
+    if not _claim(message, now):
+        logger.info("message %s is being sent by another worker", message.pk)
+        return message
+
+    request = SendRequest.from_message(message)
+    try:
+        # The contact as loaded with the message a moment ago: deleted or opted out is seen here too.
+        clearance = safety_check(request, now=now, contact=message.contact, reserve_tier=True)
+    except SafetyRefusal as refusal:
+        return _refused(message, refusal, "delivery", now)
+    except INFRASTRUCTURE_ERRORS as exc:
+        return _infrastructure_trouble(message, exc, now)
+    except Exception:
+        _release(message)
+        raise
+
+    delivery = Delivery(message=message, clearance=clearance, now=now, request=request)
+    try:
+        result, provider_id = _provider_send(provider_for(message.channel), delivery)
+    except SafetyRefusal as refusal:
+        return _refused(message, refusal, "provider call", now)
+    except ratelimit.RateLimited as limited:
+        _release(message)
+        raise DeliveryDeferred(limited.retry_after, str(limited)) from limited
+    except ChannelError as error:
+        details = {**error.as_details(), "attempts": message.attempts}
+        if not error.permanent and message.attempts <= settings.OUTBOUND_MAX_RETRIES:
+            countdown = retry_countdown(message.attempts)
+            _release(message, error_details={**_kept(message), "lastError": details, "retryIn": round(countdown, 2)})
+            logger.warning(
+                "message %s attempt %s failed, retry in %.1fs: %s", message.pk, message.attempts, countdown, error
+            )
+            raise DeliveryDeferred(countdown, str(error)) from error
+        row = _finish_failed(message, error.code, details, now)
+        logger.error("message %s failed after %s attempt(s): %s", message.pk, message.attempts, error)
+        _dead_letter(row, str(error))
+        return row
+    except INFRASTRUCTURE_ERRORS as exc:
+        return _infrastructure_trouble(message, exc, now)
+    except Exception:
+        _release(message)
+        raise
+    row = _finish_sent(message, provider_id, result.request_id, result.dry_run, timezone.now())
+    _count_usage(row, clearance, result.dry_run, now)
+    return row
+
+
+def _kept(message: Message) -> dict:
+    """What of the error details survives a retry: the count of infrastructure retries."""
+    retries = (message.error_details or {}).get("infrastructureRetries")
+    return {"infrastructureRetries": retries} if retries else {}
+
+
+def _infrastructure_trouble(message: Message, exc: Exception, now: datetime) -> Message:
+    """DynamoDB or S3 failed (not the provider): retry later; past INFRASTRUCTURE_MAX_RETRIES fail visibly."""
+    retries = int((message.error_details or {}).get("infrastructureRetries", 0)) + 1
+    details = {"code": "INFRASTRUCTURE_ERROR", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+    if retries <= INFRASTRUCTURE_MAX_RETRIES:
+        countdown = retry_countdown(retries)
+        _release(message, error_details={"lastError": details, "infrastructureRetries": retries})
+        logger.warning("message %s: infrastructure error, retry %s in %.1fs: %s", message.pk, retries, countdown, exc)
+        raise DeliveryDeferred(countdown, details["message"]) from exc
+    row = _finish_failed(message, "INTERNAL_ERROR", {**details, "infrastructureRetries": retries - 1}, now)
+    logger.error("message %s failed: infrastructure error after %s retries: %s", message.pk, retries - 1, exc)
+    _dead_letter(row, details["message"])
+    return row
+
+
+def message_fail_unexpected(message_id, *, error: str) -> Message | None:
+    """A delivery crashed on something that is not a provider error (a bug, the database): fail the
+    message visibly and dead-letter it, rather than leave it queued forever."""
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None or message.status != MessageStatus.QUEUED:
+        return message
+    row = _finish_failed(message, "INTERNAL_ERROR", {"code": "INTERNAL_ERROR", "message": error[:2000]}, timezone.now())
+    _dead_letter(row, error)
+    return row

@@ -1,0 +1,102 @@
+"""message_send: judge the one SendRequest, store the message (queued), hand it to the outbound queue."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.services import audit_record
+from contacts.models import Channel
+from messaging.channels import email as email_channel
+from messaging.models import Direction, MediaFile, Message, MessageStatus
+from messaging.outbound.media import media_upload, safe_filename
+from messaging.outbound.request import SendRequest
+from messaging.safety import safety_check
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue(message_id) -> None:
+    # Imported here: the task module imports the outbound services.
+    from messaging.tasks.outbound import deliver_message
+
+    deliver_message.apply_async(args=[str(message_id)])
+
+
+def message_send(
+    request: SendRequest,
+    *,
+    requested_by=None,
+    enqueue: bool = True,
+    audit: bool = True,
+    now: datetime | None = None,
+    replay_of: Message | None = None,
+) -> Message:
+    """Judge ``request`` (the gate), upload its media, store the Message (queued) and, on commit,
+    enqueue its delivery. ``enqueue=False`` leaves delivery to the caller (bulk); ``audit=False``
+    skips the per-message audit entry (bulk audits the job). Raises SafetyRefusal (422) or
+    StorageUnavailable (503, the media bucket)."""
+    now = now or timezone.now()
+    clearance = safety_check(request, now=now)
+    media = request.media
+    if media is not None and not media.s3_key:
+        if media.data is None:
+            raise ValueError("OutgoingMedia needs data or an s3_key")
+        media = media_upload(data=media.data, content_type=media.content_type, filename=media.filename, size=media.size)
+
+    with transaction.atomic():
+        message = Message.objects.create(
+            contact=clearance.contact,
+            channel=request.channel,
+            direction=Direction.OUTBOUND,
+            message_type=request.message_type,
+            content=clearance.content,
+            template_name=request.template_name,
+            template_language=request.template_language,
+            template_parameters=request.template_parameters or [],
+            subject=request.subject,
+            html=clearance.html,
+            status=MessageStatus.QUEUED,
+            origination_phone_number_id=clearance.phone_number_id,
+            sender_name=email_channel.sender() if request.channel == Channel.EMAIL else "",
+            segments=clearance.segments,
+            whatsapp_payload={"reaction_to": request.target_whatsapp_message_id}
+            if request.target_whatsapp_message_id
+            else {},
+            requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+            replay_of=replay_of,
+            created_at=now,
+        )
+        if media is not None:
+            MediaFile.objects.create(
+                message=message,
+                s3_key=media.s3_key,
+                content_type=media.content_type,
+                size=media.size,
+                filename=safe_filename(media.filename) if media.filename else "",
+            )
+        if audit and getattr(requested_by, "pk", None):
+            audit_record(
+                user=requested_by,
+                action="message.send",
+                resource_type="message",
+                resource_id=message.pk,
+                details={
+                    "channel": request.channel,
+                    "messageType": message.message_type,
+                    "contactId": str(request.contact_id),
+                },
+            )
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(message.pk))
+    logger.info(
+        "message queued id=%s contactId=%s channel=%s type=%s",
+        message.pk,
+        request.contact_id,
+        request.channel,
+        message.message_type,
+    )
+    return message
