@@ -32,10 +32,10 @@ RATE_LIMIT_BATCH_SECONDS × rate tokens (at most RATE_LIMIT_BATCH_MAX; fewer whi
 see `_Held.next_size`) in one conditional ``ADD tat
 <n/rate>`` and hands them to its threads. Each token keeps its own time, the moment the GCRA would
 have granted it alone (the batch reserves up to RATE_LIMIT_BATCH_SECONDS ahead): a thread that takes
-it sleeps until then, and a token is spent at most RATE_LIMIT_TOKEN_GRACE_SECONDS after its time or
-never (it expires; nothing to give back, the bucket has already moved on). Each token becomes
-spendable that grace later than the GCRA allows, so the spends of all processes together stay
-within capacity + rate × t in any t seconds, exactly as one-by-one taking did.
+it sleeps until then, and a token is spent at most its grace after its time (RATE_LIMIT_TOKEN_GRACE_
+SECONDS, or half the bucket's burst if longer) or never: it expires; nothing to give back, the bucket
+has already moved on. The batches are taken with a burst that much shorter, so the spends of all
+processes together stay within capacity + rate × t in any t seconds, exactly as one-by-one taking did.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ class _Held:
         # Batch size per bucket: halved when tokens expired unspent (this process needs fewer than
         # the rate allows), doubled up to the maximum when a batch was used up.
         self.sizes: dict[Bucket, int] = {}
-        self.wasted: set[Bucket] = set()
+        self.wasted: dict[Bucket, int] = {}
 
     def pop(self, bucket: Bucket, grace: int) -> int | None:
         """The oldest token not yet expired (its time + ``grace`` µs not past); expired ones are dropped."""
@@ -271,14 +271,15 @@ class _Held:
             when = tokens.popleft()
             if when + grace >= now:
                 return when
-            self.wasted.add(bucket)
+            self.wasted[bucket] = self.wasted.get(bucket, 0) + 1
         return None
 
     def next_size(self, bucket: Bucket) -> int:
+        """The next batch: smaller by what expired unspent since the last one, else twice as large."""
         largest = _batch_size(bucket)
         size = self.sizes.get(bucket, largest)
-        size = max(1, size // 2) if bucket in self.wasted else min(largest, size * 2)
-        self.wasted.discard(bucket)
+        wasted = self.wasted.pop(bucket, 0)
+        size = max(1, size - wasted) if wasted else min(largest, size * 2)
         self.sizes[bucket] = size
         return size
 
@@ -313,17 +314,18 @@ def held_tokens_forget() -> None:
     _last_tat.clear()
 
 
-def _grace() -> int:
-    return max(1, round(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS * MICROSECONDS))
+def _grace(bucket: Bucket) -> float:
+    """How late a token may be spent, seconds: RATE_LIMIT_TOKEN_GRACE_SECONDS, or half the bucket's
+    burst when that is longer (the burst is shortened by as much, so the bound stays exact)."""
+    burst = (bucket.capacity - 1.0) / bucket.rate
+    return max(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS, burst / 2)
 
 
 def _fetch(bucket: Bucket) -> tuple[list[int], float]:
     """A new batch into this process's store (the caller holds the bucket's fetch lock)."""
     with _held.lock:
         size = _held.next_size(bucket)
-    times, wait = take_batch(
-        bucket, size, lookahead=settings.RATE_LIMIT_BATCH_SECONDS, grace=settings.RATE_LIMIT_TOKEN_GRACE_SECONDS
-    )
+    times, wait = take_batch(bucket, size, lookahead=settings.RATE_LIMIT_BATCH_SECONDS, grace=_grace(bucket))
     if times:
         with _held.lock:
             _held.add(bucket, times)
@@ -336,7 +338,7 @@ def _take_one(bucket: Bucket, deadline: float) -> int:
     From the tokens this process holds, else from a new batch (one thread fetches, the others wait
     for it and share it). Raises RateLimited when none can be had before ``deadline`` (monotonic).
     """
-    grace = _grace()
+    grace = round(_grace(bucket) * MICROSECONDS)
     with _held.lock:
         fetch_lock = _fetch_locks.setdefault(bucket, threading.Lock())
     while True:
@@ -381,7 +383,6 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) 
     max_wait = settings.RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
     start = time.monotonic()
     deadline = start + max_wait
-    grace = _grace()
     while True:
         taken: list[tuple[Bucket, int]] = []
         try:
@@ -397,7 +398,7 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) 
         if delay > 0:
             time.sleep(delay)
         now = _now()
-        if all(now <= when + grace for _, when in taken):
+        if all(now <= when + round(_grace(bucket) * MICROSECONDS) for bucket, when in taken):
             return time.monotonic() - start
         # Woken too late (a busy CPU): these tokens expired, and spending them could exceed the rate.
         if time.monotonic() > deadline:
