@@ -353,9 +353,9 @@ def chunks_enqueue(job_id, *, statuses=(ChunkStatus.PENDING, ChunkStatus.QUEUED)
         .values_list("pk", flat=True)
     )
     now = timezone.now()
+    BulkJobChunk.objects.filter(pk__in=ids, status=ChunkStatus.PENDING).update(status=ChunkStatus.QUEUED)
+    BulkJobChunk.objects.filter(pk__in=ids).update(queued_at=now)
     for chunk_id in ids:
-        BulkJobChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).update(status=ChunkStatus.QUEUED)
-        BulkJobChunk.objects.filter(pk=chunk_id).update(queued_at=now)
         bulk_chunk_process.delay(str(chunk_id))
     return len(ids)
 

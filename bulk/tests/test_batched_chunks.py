@@ -200,3 +200,45 @@ def test_a_chunk_of_100_costs_a_few_statements_and_dynamodb_calls_not_a_dozen_pe
     print(f"\nchunk of 100: {len(queries)} SQL statements, {dynamodb_calls.count} DynamoDB calls")
     assert len(queries) <= 150  # the old path: ~13 per message, 1,300
     assert dynamodb_calls.count <= 10  # the old path: 1 per message
+
+
+def _bulk_queue_depth() -> int:
+    from django.conf import settings as django_settings
+
+    prefix = django_settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=prefix + django_settings.QUEUE_BULK)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirming_a_job_answers_at_once_and_a_worker_queues_its_chunks(operator, make_contacts, reset_aws):
+    from bulk.tasks import bulk_job_enqueue_chunks
+
+    # given: a job of 1,500 recipients awaiting confirmation (15 chunks)
+    contacts = make_contacts(1500)
+    job = bulk_job_create(
+        user=operator,
+        channel="whatsapp",
+        message=BulkMessage(content="Your report is ready"),
+        contact_ids=[str(c.pk) for c in contacts],
+    )
+    assert job.status == JobStatus.AWAITING_CONFIRMATION
+
+    # when: it is confirmed
+    with CaptureQueriesContext(connections["default"]) as queries:
+        started = time.monotonic()
+        job = bulk_job_confirm(job_id=job.pk, user=operator, count=1500)
+        took = time.monotonic() - started
+
+    # then: the request wrote the job's chunks and queued one message, whatever the job's size
+    print(f"\nconfirm: {len(queries)} SQL statements, {took * 1000:.0f} ms")
+    assert _bulk_queue_depth() == 1
+    assert len(queries) <= 20
+    assert job.chunks.count() == 15
+
+    # and the worker that takes that message queues the 15 chunks
+    assert bulk_job_enqueue_chunks(str(job.pk)) == 15
+    assert _bulk_queue_depth() == 16
+    assert set(job.chunks.values_list("status", flat=True)) == {"QUEUED"}
