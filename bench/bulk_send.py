@@ -282,7 +282,7 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=2, help="prefork processes per worker (2..5; 2 CPUs are best used by 2)"
     )
-    parser.add_argument("--threads", type=int, default=8, help="BULK_SEND_THREADS: sends in flight per chunk")
+    parser.add_argument("--threads", type=int, default=16, help="BULK_SEND_THREADS: sends in flight per chunk")
     parser.add_argument("--latency", type=float, default=0.05, help="fake provider latency, seconds")
     parser.add_argument("--runs", default="limited,lifted")
     parser.add_argument("--timeout", type=float, default=900)

@@ -332,7 +332,7 @@ def _fetch(bucket: Bucket) -> tuple[list[int], float]:
     return times, wait
 
 
-def _take_one(bucket: Bucket, deadline: float) -> int:
+def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True) -> int:
     """One token of ``bucket`` for this thread: its time (µs; up to a batch ahead of now).
 
     From the tokens this process holds, else from a new batch (one thread fetches, the others wait
@@ -349,8 +349,9 @@ def _take_one(bucket: Bucket, deadline: float) -> int:
         if when is not None:
             # Fetch the next batch ahead, while this token's own time is still a round trip away and
             # what is left would not outlast the round trip: the batches then join without a gap.
-            margin = 2 * _round_trip[0]
-            if when > _now() + margin and last < _now() + 2 * margin and fetch_lock.acquire(blocking=False):
+            margin = 3 * _round_trip[0]
+            ahead = when - _now()
+            if prefetch and ahead > margin and last < _now() + margin and fetch_lock.acquire(blocking=False):
                 try:
                     _fetch(bucket)
                 finally:
@@ -383,11 +384,12 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) 
     max_wait = settings.RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
     start = time.monotonic()
     deadline = start + max_wait
+    late = False
     while True:
         taken: list[tuple[Bucket, int]] = []
         try:
             for bucket in buckets:
-                taken.append((bucket, _take_one(bucket, deadline)))
+                taken.append((bucket, _take_one(bucket, deadline, prefetch=not late)))
         except RateLimited:
             with _held.lock:
                 for bucket, when in reversed(taken):
@@ -401,5 +403,6 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) 
         if all(now <= when + round(_grace(bucket) * MICROSECONDS) for bucket, when in taken):
             return time.monotonic() - start
         # Woken too late (a busy CPU): these tokens expired, and spending them could exceed the rate.
+        late = True
         if time.monotonic() > deadline:
             raise RateLimited(buckets[0].key, _interval(buckets[0]) / MICROSECONDS)
