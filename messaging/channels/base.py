@@ -156,7 +156,7 @@ class Delivery:
     message: Message
     clearance: Clearance
     now: datetime
-    request: SendRequest | None = None  # the request the gate judged (for the consent re-check)
+    request: SendRequest  # the request the gate judged (the consent re-check reads it)
     media_file: MediaFile | None = None
     media_id: str = ""  # WhatsApp: a Meta media id this number may send
 

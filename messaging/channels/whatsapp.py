@@ -6,7 +6,10 @@
   ``biz_opaque_callback_data``, which Meta echoes in status events, so a status can be matched to
   its row by whatsapp_message_id or by that UUID.
 - `media_upload_request` builds `PostWhatsAppMessageMedia` from an object in our media bucket;
-  only the phone number that uploaded a media id may send it.
+  only the phone number that uploaded a media id may send it (reused for 29 days, `media_id_known`).
+- `WhatsAppProvider` (the channel's `Provider`): the number's send bucket (plus the media bucket when
+  a file must be uploaded first), the upload as the preparing call, the payload by message type, and
+  Meta's error codes (in EUM Social's error message, "(#131026) ...") deciding permanence.
 - `list_linked_accounts`, `list_templates`, `get_template` read WABAs and message templates for
   messaging.whatsapp_templates.
 
