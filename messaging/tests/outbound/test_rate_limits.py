@@ -169,6 +169,7 @@ def test_the_account_bucket_is_used_only_when_the_number_buckets_could_exceed_it
 def test_a_worker_takes_a_batch_of_tokens_in_one_dynamodb_write_and_spends_them_at_their_rate(settings, dynamodb_calls):
     # given: a 100/s bucket with no burst, batches of 0.1 s (10 tokens)
     settings.RATE_LIMIT_BATCH_SECONDS, settings.RATE_LIMIT_BATCH_MAX = 0.1, 50
+    settings.RATE_LIMIT_TOKEN_GRACE_SECONDS = 0.02
     bucket = _bucket(rate=100.0, capacity=1.0)
 
     # when: 40 sends take a token each
@@ -177,10 +178,12 @@ def test_a_worker_takes_a_batch_of_tokens_in_one_dynamodb_write_and_spends_them_
         rate_limit_acquire([bucket], max_wait=2.0)
         times.append(time.monotonic())
 
-    # then: 4 or 5 DynamoDB writes for 40 tokens (not 40), and the tokens came at 100/s, not faster
+    # then: a few DynamoDB writes for 40 tokens (not 40), and the tokens came at 100/s, not faster: a
+    # token may be spent up to its grace (0.02 s) late, and one due at once is due from when DynamoDB
+    # answered, so 39 intervals take 0.39 s less a few hundredths at most
     writes = dynamodb_calls.operations.count("UpdateItem")
-    assert 3 <= writes <= 6, dynamodb_calls.operations
-    assert (times[-1] - times[0]) >= 39 / 100.0 * 0.97
+    assert 3 <= writes <= 10, dynamodb_calls.operations
+    assert (times[-1] - times[0]) >= 39 / 100.0 * 0.9
 
 
 def _acquire_batched(key: str, rate: float, capacity: float, count: int, start_at: float, threads: int, results):
