@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.contacts_common import drop_database, use_fresh_database  # noqa: E402
-from bench.outbound_send import _refuse_unless_loopback, _stop_workers, _worker_env  # noqa: E402
+from bench.outbound_send import _refuse_unless_loopback, _stop_workers, _worker_env, tree_cpu_seconds  # noqa: E402
 from localdev.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
 
 DATABASE = "wecare_bench_bulk"
@@ -129,26 +129,6 @@ def _moto_cpu_seconds() -> float:
     return float("nan")
 
 
-def _tree_cpu_seconds(root_pids: list[int]) -> float:
-    """CPU time used so far by these processes and their children (the workers' pool processes), from
-    /proc: measured while they run, so their start-up (Django, imports) is left out by the caller."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(pid)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
-    wanted = set(root_pids)
-    grew = True
-    while grew:
-        children = {pid for pid, (ppid, _) in stats.items() if ppid in wanted} - wanted
-        grew = bool(children)
-        wanted |= children
-    return sum(stats[pid][1] for pid in wanted if pid in stats)
-
-
 def _self_cpu_seconds() -> float:
     """CPU of this process: the fake provider's HTTP threads (and this script's light polling)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -201,7 +181,7 @@ def run(name: str, args, fake: FakeSocialMessaging, operator, rates: dict[str, s
     workers = _start_bulk_workers(args.workers, args.concurrency, env, prefix + settings.QUEUE_BULK)
     time.sleep(5)  # let the workers come up, so neither the rate nor the CPU measured is their start-up
     worker_pids = [process.pid for process, _log in workers]
-    workers_cpu, moto_cpu, fake_cpu = _tree_cpu_seconds(worker_pids), _moto_cpu_seconds(), _self_cpu_seconds()
+    workers_cpu, moto_cpu, fake_cpu = tree_cpu_seconds(worker_pids), _moto_cpu_seconds(), _self_cpu_seconds()
     confirmed_at = time.monotonic()
     job = bulk_job_confirm(job_id=job.pk, user=operator, count=job.preflight["willSend"])
     deadline = time.monotonic() + args.timeout
@@ -222,7 +202,7 @@ def run(name: str, args, fake: FakeSocialMessaging, operator, rates: dict[str, s
                 last_print = time.monotonic()
             time.sleep(0.5)
         job_seconds = time.monotonic() - confirmed_at
-        workers_cpu = _tree_cpu_seconds(worker_pids) - workers_cpu
+        workers_cpu = tree_cpu_seconds(worker_pids) - workers_cpu
         moto_cpu = _moto_cpu_seconds() - moto_cpu
         fake_cpu = _self_cpu_seconds() - fake_cpu
     finally:
