@@ -221,3 +221,24 @@ def test_a_place_reserved_for_a_send_that_failed_permanently_is_given_back(setti
     # a conversation opened by an earlier send is not given back by a later failure
     assert not tier_give_back(phone, earlier, opened_at=opened_at)
     assert tier_conversation_open(phone, earlier)
+
+
+def test_a_template_whose_provider_call_fails_permanently_gives_its_tier_place_back(
+    make_contact, make_template, settings, live, whatsapp_stub
+):
+    # given: a tier of 1, and a business-initiated template to a number WhatsApp cannot deliver to
+    settings.WHATSAPP_TIER_LIMIT = 1
+    make_template()
+    contact = make_contact(whatsapp=True, window=False)
+    template = {"template_name": "order_update", "template_language": "en_US", "template_parameters": ["A", "1"]}
+    message = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", **template), enqueue=False)
+    whatsapp_stub.error("send_whatsapp_message", "ValidationException", 400, "(#131026) Message undeliverable")
+
+    # when
+    failed = message_deliver(message.pk)
+
+    # then: the message failed permanently and the tier has its place again
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    assert failed.status == "failed"
+    assert tier_status(phone).used == 0
+    assert not tier_conversation_open(phone, contact.pk)
