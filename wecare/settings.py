@@ -369,7 +369,7 @@ RATE_LIMIT_MAX_WAIT_SECONDS = _float("RATE_LIMIT_MAX_WAIT_SECONDS", 2.0)
 # and spends each at its own time, at most RATE_LIMIT_TOKEN_GRACE_SECONDS late (else it expires).
 RATE_LIMIT_BATCH_SECONDS = _float("RATE_LIMIT_BATCH_SECONDS", 0.1)
 RATE_LIMIT_BATCH_MAX = _int("RATE_LIMIT_BATCH_MAX", 50, minimum=1, maximum=1000)
-RATE_LIMIT_TOKEN_GRACE_SECONDS = _float("RATE_LIMIT_TOKEN_GRACE_SECONDS", 0.1)
+RATE_LIMIT_TOKEN_GRACE_SECONDS = _float("RATE_LIMIT_TOKEN_GRACE_SECONDS", 0.05)
 # WhatsApp messaging tier: business-initiated conversations per phone number per rolling 24 hours.
 WHATSAPP_TIER_LIMIT = _int("WHATSAPP_TIER_LIMIT", 250, minimum=1)
 WHATSAPP_TIER_ALERT_PERCENT = _int("WHATSAPP_TIER_ALERT_PERCENT", 80, minimum=1, maximum=100)
