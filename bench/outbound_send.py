@@ -186,7 +186,7 @@ def run(name: str, args, fake: FakeSocialMessaging, rates: dict[str, str], limit
 
     _reset_buckets()
     fake.server.reset()
-    print(f"\n[{name}] queueing {args.messages} messages through message_send ...", flush=True)
+    print(f"\n[{name}] queueing {args.messages} messages through POST /api/messages/ ...", flush=True)
     started = time.monotonic()
     ids = _prepare(args.messages)
     print(f"[{name}] queued in {time.monotonic() - started:.1f}s; starting {args.workers} worker(s)", flush=True)
