@@ -10,9 +10,12 @@ Usage
 - ``safety_evaluate_many(requests, *, now=None, contacts=None, tier=None, tier_allows=None)``: the
   same decisions for many requests (bulk chunks): contacts and templates read in one query each,
   then the same rule code per request in memory. Returns a Refusal or a Clearance per request.
-- ``safety_consent_recheck(request, *, now=None)``: rules 1 and 3 once more, in one query, right
-  before the provider call (messaging.outbound.deliver): consent withdrawn while the send waited for a
-  rate-limit token or a media upload stops it. Raises SafetyRefusal.
+- ``safety_consent_current(request) -> QuerySet``: rules 1 and 3 as a query. The outbound path starts
+  the provider attempt of a send with one statement that inserts its row only if this finds the
+  contact (messaging.outbound.attempts), right before the provider call: consent withdrawn while the
+  send waited for a rate-limit token or a media upload stops it.
+- ``safety_consent_recheck(request, *, now=None)``: the same rules in one query, saying which failed:
+  logged, counted and raised as SafetyRefusal.
 - ``safety_check(request, *, now=None, reserve_tier=False) -> Clearance``: the same decision, and a
   refusal is logged (contactId, channel, code, reason) and counted (SafetyRefusalCount per day, code
   and channel; `safety_refusal_counts()` reads them), then raised as ``SafetyRefusal(code, reason)``.
@@ -58,7 +61,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from contacts.models import Channel, Contact
@@ -89,6 +92,7 @@ __all__ = [
     "SafetyRefusal",
     "SendRequest",
     "safety_check",
+    "safety_consent_current",
     "safety_consent_recheck",
     "safety_evaluate",
     "safety_refusal_counts",
@@ -451,6 +455,15 @@ def safety_check(
         safety_refusal_record(result, request, now=now)
         raise SafetyRefusal(result.code, result.reason)
     return result
+
+
+def safety_consent_current(request: SendRequest) -> QuerySet[Contact]:
+    """Rules 1 and 3 as a query: the request's contact, if it still is not deleted and opted in to the
+    channel. A queryset, so the check can ride inside the statement that starts the provider attempt
+    (messaging.outbound.attempts): the same rule, no extra round trip."""
+    if request.channel not in Channel.values:
+        raise ValueError(f"unknown channel {request.channel!r}")  # the gate refused it long before
+    return Contact.objects.filter(pk=request.contact_id, deleted_at__isnull=True, **{f"opt_in_{request.channel}": True})
 
 
 def safety_consent_recheck(request: SendRequest, *, now: datetime | None = None) -> None:

@@ -6,7 +6,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from wecare.errors import PlatformError
+from wecare.errors import PlatformError, retry_after_header
 
 
 def exception_handler(exc, context):
@@ -15,7 +15,7 @@ def exception_handler(exc, context):
     if isinstance(exc, PlatformError):
         response = Response(exc.as_response_body(), status=exc.http_status)
         if exc.http_status == 503:
-            response["Retry-After"] = "30"
+            response["Retry-After"] = retry_after_header(exc)
         return response
     response = drf_exception_handler(exc, context)
     request = context.get("request")

@@ -55,17 +55,26 @@ class InvalidRequest(PlatformError):
 
 
 class RetryLater(PlatformError):
-    """Something we depend on is unavailable for now (storage, DynamoDB, an identity provider)."""
+    """Not now: something we depend on is busy or unavailable (a rate limit, a lease another worker
+    holds, storage). ``retry_after`` (seconds, when known) is when to try again; the API and the pages
+    send it as the Retry-After header."""
 
     code = "RETRY_LATER"
     http_status = 503
     permanent = False
+    retry_after: float | None = None
 
 
 class StorageUnavailable(RetryLater):
     """Our own S3 bucket or table could not be reached: the same 503 in the API and on a page."""
 
     code = "STORAGE_UNAVAILABLE"
+
+
+def retry_after_header(exc: PlatformError) -> str:
+    """Whole seconds for the Retry-After header: the error's own delay, else 30."""
+    seconds = getattr(exc, "retry_after", None)
+    return str(max(1, round(seconds))) if seconds else "30"
 
 
 def status_for(exc: BaseException) -> int:
@@ -90,5 +99,5 @@ class PlatformErrorMiddleware:
             request, "platform_error.html", {"code": exc.code, "detail": exc.message}, status=exc.http_status
         )
         if exc.http_status == 503:
-            response["Retry-After"] = "30"
+            response["Retry-After"] = retry_after_header(exc)
         return response.render()

@@ -28,7 +28,7 @@ from pynamodb.exceptions import PynamoDBException
 from messaging import ratelimit
 from messaging.channels import ChannelError, Delivery, Provider, ProviderRequest, ProviderResult, provider_for
 from messaging.dlq import dlq_send
-from messaging.models import Direction, Message, MessageStatus, MessageUsage, status_may_advance
+from messaging.models import Direction, Message, MessageStatus, MessageUsage, ProviderAttempt, status_may_advance
 from messaging.outbound.attempts import attempt_crashed, attempt_finish, attempt_start
 from messaging.outbound.request import SendRequest
 from messaging.safety import Clearance, SafetyRefusal, safety_check, safety_consent_recheck
@@ -45,6 +45,8 @@ CLAIM_SECONDS = 120
 # retried with the same backoff this many times, then the message fails visibly (INTERNAL_ERROR).
 INFRASTRUCTURE_MAX_RETRIES = 5
 INFRASTRUCTURE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
+# A send whose worker died during the provider call: the provider may have it; never sent twice.
+OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 
 
 class DeliveryDeferred(RetryLater):  # noqa: N818 - a state, not a failure
@@ -55,6 +57,7 @@ class DeliveryDeferred(RetryLater):  # noqa: N818 - a state, not a failure
     def __init__(self, countdown: float, reason: str):
         super().__init__(f"deferred {countdown:.2f}s: {reason}")
         self.countdown = max(0.0, countdown)
+        self.retry_after = self.countdown
         self.reason = reason
 
 
@@ -80,9 +83,25 @@ def _release(message: Message, **fields: Any) -> None:
     )
 
 
-def _attempt(message: Message, provider: Provider, request: ProviderRequest, parse) -> tuple[ProviderResult, Any]:
-    """One provider call as one ProviderAttempt row; ``parse(result)`` checks the answer."""
-    attempt = attempt_start(message, request)
+def _attempt(
+    message: Message,
+    provider: Provider,
+    request: ProviderRequest,
+    parse,
+    *,
+    consent: SendRequest | None = None,
+    now: datetime | None = None,
+) -> tuple[ProviderResult, Any]:
+    """One provider call as one ProviderAttempt row; ``parse(result)`` checks the answer.
+
+    With ``consent`` (a send to a person) the row is only written if the contact is still opted in and
+    not deleted, in the same statement, right before the call; else the gate says why (SafetyRefusal).
+    """
+    attempt = attempt_start(message, request, while_consented=consent)
+    if attempt is None:
+        safety_consent_recheck(consent, now=now)  # which rule failed: logged, counted, raised
+        # Consent came back between the two reads: fail closed all the same, nothing was sent.
+        raise SafetyRefusal("OPT_IN_REQUIRED", "the contact's consent changed while the send was starting")
     message.attempts += 1
     try:
         result = provider.call(request)
@@ -104,9 +123,9 @@ def _provider_send(provider: Provider, delivery: Delivery) -> tuple[ProviderResu
     if upload is not None:
         _attempt(delivery.message, provider, upload, lambda result: provider.prepared(delivery, result))
     request = provider.send_request(delivery)
-    # The tokens and the upload may have taken a while: consent is read once more, right before the call.
-    safety_consent_recheck(delivery.request, now=delivery.now)
-    return _attempt(delivery.message, provider, request, provider.sent)
+    # The tokens and the upload may have taken a while: consent is read once more, right before the
+    # call, in the statement that records the attempt.
+    return _attempt(delivery.message, provider, request, provider.sent, consent=delivery.request, now=delivery.now)
 
 
 def _finish_sent(message: Message, provider_id: str, request_id: str, dry_run: bool, now: datetime) -> Message:
@@ -242,9 +261,12 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
         raise ValueError(f"message {message_id} is {message.direction}, not outbound")
     if message.status != MessageStatus.QUEUED:
         return message  # already sent, failed or further: at-least-once delivery of the task
+    taken_over = message.locked_until is not None  # a worker claimed it before us and never finished
     if not _claim(message, now):
         logger.info("message %s is being sent by another worker", message.pk)
         return message
+    if taken_over and (settled := _settle_from_attempts(message, now)) is not None:
+        return settled
 
     request = SendRequest.from_message(message)
     try:
@@ -295,6 +317,41 @@ def _tier_give_back(message: Message, clearance: Clearance, now: datetime) -> No
     """A business-initiated send that will not go out gives back the tier place its gate took at ``now``."""
     if clearance.business_initiated:
         tier_give_back(clearance.phone_number_id, message.contact_id, opened_at=now)
+
+
+def _settle_from_attempts(message: Message, now: datetime) -> Message | None:
+    """A message whose previous worker died holding it: what its attempt rows say decides, never a guess.
+
+    The send answered (succeeded or dry run) → the message is sent, with the recorded ids; the send
+    was started with no answer recorded → the provider may have it: failed OUTCOME_UNKNOWN, never
+    sent twice; no send started (or only errors) → None: deliver as usual.
+    """
+    last = (
+        ProviderAttempt.objects.filter(message_id=message.pk, operation=provider_for(message.channel).send_operation)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    if last is None:
+        return None
+    message.attempts = max(message.attempts, message.provider_attempts.count())
+    if last.outcome in (ProviderAttempt.Outcome.SUCCEEDED, ProviderAttempt.Outcome.DRY_RUN):
+        logger.warning("message %s: its previous worker died after the provider accepted it", message.pk)
+        return _finish_sent(
+            message,
+            last.provider_message_id,
+            last.provider_request_id,
+            last.outcome == ProviderAttempt.Outcome.DRY_RUN,
+            last.finished_at or now,
+        )
+    if last.outcome == ProviderAttempt.Outcome.STARTED:
+        details = {
+            "code": OUTCOME_UNKNOWN,
+            "message": "the worker stopped during the provider call; not resent. Check before sending again.",
+            "attemptId": last.pk,
+        }
+        logger.error("message %s: outcome unknown, its worker died during the provider call", message.pk)
+        return _finish_failed(message, OUTCOME_UNKNOWN, details, now)
+    return None
 
 
 def _kept(message: Message) -> dict:

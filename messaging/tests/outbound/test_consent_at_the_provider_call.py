@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection, transaction
@@ -34,22 +36,37 @@ def _opt_out_elsewhere(contact: Contact, channel: str, *, after: float = 0.0) ->
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_opt_out_committed_while_the_send_waits_for_a_token_stops_it(make_contact, live, sms_stub, settings):
-    # given: an SMS bucket of 1 message/s whose token was just taken, so the next send waits ~1 s
-    settings.RATE_LIMIT_SMS = 1.0
-    settings.RATE_LIMIT_BURST_SECONDS = 1.0
+def test_an_opt_out_committed_while_the_send_waits_for_a_token_stops_it(
+    make_contact, live, sms_stub, settings, monkeypatch
+):
+    # given: an SMS bucket (of this test alone) of 1 message per 4 s whose token was just taken, so the
+    # next send waits for it: long enough that a slow machine cannot let the token refill unnoticed
+    settings.RATE_LIMIT_MAX_WAIT_SECONDS = 10.0
+    bucket = ratelimit.Bucket(key=f"sms-consent-test-{uuid.uuid4()}", rate=0.25, capacity=1.0)
+    monkeypatch.setattr(ratelimit, "sms_buckets", lambda: [bucket])
     contact = make_contact(sms=True)
     message = message_send(send_request_build(contact_id=contact.pk, channel="sms", text="Hi"), enqueue=False)
     ratelimit.rate_limit_acquire(ratelimit.sms_buckets())
+    # ... and the contact opts out (another connection, committed) while the worker sleeps for it
+    waits: list[float] = []
 
-    # when: the contact opts out 0.3 s into that wait
-    opt_out = _opt_out_elsewhere(contact, "sms", after=0.3)
-    started = time.monotonic()
+    def sleep_while_the_contact_opts_out(seconds: float) -> None:
+        if not waits:
+            _opt_out_elsewhere(contact, "sms").join()
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(
+        ratelimit,
+        "time",
+        SimpleNamespace(sleep=sleep_while_the_contact_opts_out, monotonic=time.monotonic, time_ns=time.time_ns),
+    )
+
+    # when
     final = message_deliver(message.pk)
-    opt_out.join()
 
     # then: the send waited, saw the opt-out and never reached the provider (the stub has no answer)
-    assert time.monotonic() - started >= 0.3
+    assert waits and sum(waits) > 0.1
     assert final.status == "failed" and final.error_code == "OPT_IN_REQUIRED"
     assert final.error_details["stage"] == "provider call"
     assert not ProviderAttempt.objects.filter(message=message).exists()
@@ -107,6 +124,7 @@ def test_a_contact_deleted_while_the_send_waits_is_not_sent_to(make_contact, pro
     assert provider_calls == [] and not ProviderAttempt.objects.filter(message=message).exists()
 
 
+@pytest.mark.django_db
 def test_the_recheck_costs_one_query(make_contact, django_assert_num_queries):
     from messaging.safety import safety_consent_recheck
 
@@ -115,3 +133,24 @@ def test_the_recheck_costs_one_query(make_contact, django_assert_num_queries):
 
     with django_assert_num_queries(1):
         safety_consent_recheck(request)
+
+
+@pytest.mark.django_db
+def test_the_attempt_row_and_the_consent_check_are_one_statement(make_contact, django_assert_num_queries):
+    from messaging.channels import sms as sms_channel
+    from messaging.models import Message
+    from messaging.outbound.attempts import attempt_start
+
+    contact = make_contact(sms=True)
+    request = send_request_build(contact_id=contact.pk, channel="sms", text="Hi")
+    message = Message.objects.create(contact=contact, channel="sms", content="Hi")
+    provider_request = sms_channel.send_request(to=contact.phone, body="Hi")
+
+    with django_assert_num_queries(1):
+        started = attempt_start(message, provider_request, while_consented=request)
+    Contact.objects.filter(pk=contact.pk).update(opt_in_sms=False)
+    refused = attempt_start(message, provider_request, while_consented=request)
+
+    assert started is not None and refused is None
+    [row] = ProviderAttempt.objects.filter(message=message)
+    assert row.pk == started.pk and row.outcome == "started" and row.operation == "SendTextMessage"

@@ -81,3 +81,16 @@ def test_the_platforms_errors_share_one_base_with_stable_codes():
         assert isinstance(error, PlatformError)
         assert (error.code, error.http_status, error.permanent) == (code, status, permanent), error
     assert all(isinstance(error, RetryLater) for error, *_ in cases if not error.permanent and error.http_status == 503)
+
+
+def test_every_retry_later_error_says_when_to_try_again():
+    from bulk.execution import LeaseHeld
+    from messaging.claims import ClaimBusy
+    from wecare.errors import retry_after_header
+
+    assert DeliveryDeferred(1.5, "rate limit").retry_after == 1.5
+    assert RateLimited("sms", 0.2).retry_after == 0.2
+    assert LeaseHeld("chunk-1", 12.0).retry_after == 12.0
+    assert isinstance(ClaimBusy("wamid.1", 0), RetryLater)
+    assert retry_after_header(LeaseHeld("chunk-1", 12.4)) == "12"
+    assert retry_after_header(StorageUnavailable("S3 down")) == "30"

@@ -153,3 +153,54 @@ def test_the_admin_shows_a_messages_attempts_read_only(client, make_contact, liv
     assert "Transient error" in page and "Succeeded" in page
     assert "req-bad" in page and "sms-9" in page
     assert 'name="provider_attempts-0-outcome"' not in page  # read-only: no form fields
+
+
+def _left_by_a_dead_worker(message, outcome: str, **fields) -> None:
+    """The message still queued under an expired claim, with the send attempt its worker wrote."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.models import Message
+
+    past = timezone.now() - timedelta(minutes=5)
+    Message.objects.filter(pk=message.pk).update(locked_until=past)
+    ProviderAttempt.objects.create(
+        message=message,
+        service="pinpoint-sms-voice-v2",
+        operation="SendTextMessage",
+        started_at=past,
+        outcome=outcome,
+        **fields,
+    )
+
+
+def test_a_message_whose_worker_died_during_the_call_is_not_sent_twice(make_contact, live, provider_calls):
+    message = _queued(contact_id=make_contact(sms=True).pk, channel="sms", text="Hi")
+    _left_by_a_dead_worker(message, Outcome.STARTED)
+
+    final = message_deliver(message.pk)
+
+    assert provider_calls == []
+    assert final.status == "failed" and final.error_code == "OUTCOME_UNKNOWN"
+
+
+def test_a_message_the_provider_accepted_before_its_worker_died_is_recorded_sent(make_contact, live, provider_calls):
+    message = _queued(contact_id=make_contact(sms=True).pk, channel="sms", text="Hi")
+    _left_by_a_dead_worker(message, Outcome.SUCCEEDED, provider_message_id="sms-77", provider_request_id="req-77")
+
+    final = message_deliver(message.pk)
+
+    assert provider_calls == []
+    assert (final.status, final.provider_message_id, final.attempts) == ("sent", "sms-77", 1)
+
+
+def test_a_message_whose_worker_died_after_a_transient_error_is_sent_again(make_contact, live, sms_stub):
+    message = _queued(contact_id=make_contact(sms=True).pk, channel="sms", text="Hi")
+    _left_by_a_dead_worker(message, Outcome.TRANSIENT_ERROR, error_code="ThrottlingException")
+    sms_stub.stubber.add_response("send_text_message", _response("sms-78", "req-78"))
+
+    final = message_deliver(message.pk)
+
+    sms_stub.done()
+    assert final.status == "sent" and final.provider_message_id == "sms-78"
