@@ -47,6 +47,43 @@ def aws_resources(aws_endpoint, django_db_blocker):
     yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limit_tokens():
+    """Tokens a test's process took in a batch are not spent by the next test."""
+    from messaging.ratelimit import held_tokens_forget
+
+    held_tokens_forget()
+    yield
+    held_tokens_forget()
+
+
+class DynamoCalls:
+    """The DynamoDB requests pynamodb made in this process while counting (operation names)."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.operations)
+
+
+@pytest.fixture
+def dynamodb_calls(monkeypatch):
+    """``dynamodb_calls.count``: DynamoDB requests made since the fixture started (rate limits, tier)."""
+    from pynamodb.connection.base import Connection
+
+    calls = DynamoCalls()
+    dispatch = Connection.dispatch
+
+    def counted(self, operation_name, operation_kwargs):
+        calls.operations.append(operation_name)
+        return dispatch(self, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "dispatch", counted)
+    return calls
+
+
 @pytest.fixture
 def reset_aws(aws_endpoint):
     """Empty every emulated service, then recreate the platform's resources."""

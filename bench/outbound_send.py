@@ -3,7 +3,8 @@
     scripts/with-services.sh .venv/bin/python bench/outbound_send.py [--messages 1500] [--workers 2]
         [--concurrency 16] [--pool threads] [--latency 0.05] [--runs limited,lifted] [--limit 80]
 
-What runs: ``message_send`` (the gate, the row, the Celery task on SQS) for N contacts, then real
+What runs: ``POST /api/messages/`` (in process: the DRF view, message_send with the gate, the row, the
+Celery task on SQS) for N contacts, then real
 ``celery worker`` processes on the outbound queue (SQS on the run's moto_server) deliver them:
 ``message_deliver`` re-runs the gate, takes tokens from the DynamoDB buckets (moto), calls
 SendWhatsAppMessage with boto3 over HTTP, and records the result in PostgreSQL. The provider is
@@ -115,12 +116,13 @@ def _stop_workers(workers: list) -> None:
 
 
 def _prepare(count: int) -> list:
-    """N opted-in contacts inside the service window, each sent one text through message_send."""
-    from django.db import transaction
+    """N opted-in contacts inside the service window, each sent one text by POST /api/messages/ (the DRF
+    view, its serializer, message_send and the task queued on commit; in process, as an Operator)."""
+    from django.test import Client
     from django.utils import timezone
 
+    from accounts.services import user_create
     from contacts.models import Contact
-    from messaging.services import message_send, send_request_build
 
     stamp = uuid.uuid4().hex[:6]
     now = timezone.now()
@@ -135,15 +137,36 @@ def _prepare(count: int) -> list:
             for i in range(count)
         ]
     )
+    client = Client()
+    client.force_login(user_create(email=f"outbound-bench-{stamp}@example.com", role="Operator"))
     ids = []
     for contact in contacts:
-        with transaction.atomic():  # the task is queued on commit, as in the API
-            ids.append(
-                message_send(
-                    send_request_build(contact_id=contact.pk, channel="whatsapp", text=f"Hello {contact.name}")
-                ).pk
-            )
+        response = client.post(
+            "/api/messages/",
+            {"contactId": str(contact.pk), "channel": "whatsapp", "text": f"Hello {contact.name}"},
+            content_type="application/json",
+        )
+        if response.status_code != 202:
+            sys.exit(f"POST /api/messages/ answered {response.status_code}: {response.content[:300]!r}")
+        ids.append(response.json()["messageId"])
     return ids
+
+
+def tree_cpu_seconds(root_pids: list[int]) -> float:
+    """CPU time used so far by these processes and their children, from /proc (measured while they run,
+    so the caller can leave their start-up out)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(pid)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    wanted = set(root_pids)
+    while children := {pid for pid, (ppid, _) in stats.items() if ppid in wanted} - wanted:
+        wanted |= children
+    return sum(stats[pid][1] for pid in wanted if pid in stats)
 
 
 def _reset_buckets() -> None:
@@ -163,7 +186,7 @@ def run(name: str, args, fake: FakeSocialMessaging, rates: dict[str, str], limit
 
     _reset_buckets()
     fake.server.reset()
-    print(f"\n[{name}] queueing {args.messages} messages through message_send ...", flush=True)
+    print(f"\n[{name}] queueing {args.messages} messages through POST /api/messages/ ...", flush=True)
     started = time.monotonic()
     ids = _prepare(args.messages)
     print(f"[{name}] queued in {time.monotonic() - started:.1f}s; starting {args.workers} worker(s)", flush=True)
@@ -172,6 +195,9 @@ def run(name: str, args, fake: FakeSocialMessaging, rates: dict[str, str], limit
     workers = _start_workers(
         args.workers, args.concurrency, args.pool, _worker_env(fake.url, rates), prefix + settings.QUEUE_OUTBOUND
     )
+    time.sleep(5)  # their start-up is not part of the CPU measured
+    pids = [process.pid for process, _log in workers]
+    cpu_before = tree_cpu_seconds(pids)
     deadline = time.monotonic() + args.timeout
     try:
         while time.monotonic() < deadline:
@@ -184,6 +210,7 @@ def run(name: str, args, fake: FakeSocialMessaging, rates: dict[str, str], limit
             time.sleep(0.5)
         else:
             sys.exit(f"[{name}] timed out: {done} of {len(ids)} messages left the queue")
+        worker_cpu = tree_cpu_seconds(pids) - cpu_before
     finally:
         _stop_workers(workers)
 
@@ -202,11 +229,14 @@ def run(name: str, args, fake: FakeSocialMessaging, rates: dict[str, str], limit
         "rate": rate,
         "busiest_second": busiest_second(arrivals),
         "limit": limit,
+        "cpu_ms_workers": 1000 * worker_cpu / max(1, statuses.get("sent", 0)),
+        "load": os.getloadavg()[0],
     }
     line = f"[{name}] {result['sent']} sent, {result['failed']} failed; the fake saw {len(arrivals)} sends in "
     line += f"{span:.2f}s = {rate:.1f} messages/s; busiest second {result['busiest_second']}"
     if limit:
         line += f"; limit {limit:.0f}/s, ratio {rate / limit:.3f}"
+    line += f"; worker CPU {result['cpu_ms_workers']:.2f} ms/message (target <= 4); load {result['load']:.1f}"
     print(line, flush=True)
     return result
 
@@ -264,6 +294,21 @@ def main() -> None:
         for r in results:
             ratio = f", {r['rate'] / r['limit']:.3f} of the {r['limit']:.0f}/s limit" if r["limit"] else " (ceiling)"
             print(f"  {r['run']:8} {r['rate']:7.1f} messages/s{ratio}; busiest second {r['busiest_second']}")
+        by_run = {r["run"]: r for r in results}
+        fields = []
+        if limited := by_run.get("limited"):
+            fields += [
+                f"rate={limited['rate']:.1f}/s",
+                f"ratio={limited['rate'] / limited['limit']:.3f}",
+                f"max_second_ratio={limited['busiest_second'] / limited['limit']:.3f}",
+            ]
+        if lifted_run := by_run.get("lifted"):
+            fields.append(f"lifted={lifted_run['rate']:.0f}/s")
+        fields += [
+            f"worker_cpu_ms={max(r['cpu_ms_workers'] for r in results):.2f}",
+            f"load={max(r['load'] for r in results):.1f}",
+        ]
+        print(f"RESULT outbound {' '.join(fields)}")
     finally:
         drop_database(server, DATABASE)
 

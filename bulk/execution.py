@@ -2,27 +2,25 @@
 
 The guarantees, and what gives each:
 
-- A recipient is sent to at most once. Before any send a worker claims the recipient with one
-  conditional UPDATE (PENDING → SENDING, only while the job is runnable) and goes on only if exactly
-  one row changed. The claim and the creation of its Message row commit together, so a claimed
-  recipient always has the message it was (or was about to be) sent as.
+- A recipient is sent to at most once. A worker claims the chunk's recipients with one conditional
+  UPDATE (PENDING → SENDING, only while the job is runnable) and sends only those it claimed. Right
+  before the provider call the recipient's Message is created, held, and linked to it: a claimed
+  recipient without a message never reached the provider (bulk.batch sends in batches).
 - No recipient is stranded. A chunk is taken with a lease that a heartbeat thread renews while the
   chunk runs. A second delivery of the same chunk (SQS is at-least-once) sees the live lease and
   retries after it; a worker killed with SIGKILL stops renewing it, so the redelivery (acks_late +
   reject_on_worker_lost) or the sweeper takes over once it expires. The new owner first settles the
   recipients the dead worker left SENDING: from their Message when it records an outcome, otherwise
   FAILED with OUTCOME_UNKNOWN — shown to operators, never silently resent.
-- Pause and cancel are job states the claim itself checks, so once either commits no new send
-  starts; the threads of an in-flight chunk stop at their next recipient.
+- Pause and cancel are job states the claim itself checks; a running chunk re-reads the job's status
+  (with its recipients' consent) every half second and stops its sends within one second.
 - Counters are recomputed from the recipient rows (aggregates), never incremented in memory.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
-import queue
 import socket
 import threading
 import uuid
@@ -35,6 +33,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from bulk import sending
+from bulk.batch import ChunkRun
 from bulk.models import (
     CHUNK_DEAD_LETTERED,
     OUTCOME_UNKNOWN,
@@ -172,46 +171,6 @@ def job_maybe_finish(job_id) -> str | None:
 # --- one recipient --------------------------------------------------------------------------------
 
 
-def _claim(job: BulkJob, recipient: BulkRecipient) -> tuple[bool, sending.Outcome | None]:
-    """PENDING → SENDING while the job is runnable, with its Message, in one transaction.
-
-    Returns (False, None) if another worker got there first or the job stopped running; (True,
-    outcome) if the gate refused the message now (the recipient is SKIPPED, nothing to deliver).
-    ``recipient`` carries only what sending needs (pk, contact, origination number); ``job`` is the
-    chunk's copy, shared read-only by its threads.
-
-    The row is locked first (FOR UPDATE of the recipient only, conditional on PENDING and a runnable
-    job: exactly one worker gets it) and then written once. Writing it twice in one transaction would
-    make PostgreSQL re-check its job foreign key at commit (a KEY SHARE lock on the job row), which
-    deadlocks against a cancel that holds the job row and waits for this recipient.
-    """
-    with transaction.atomic():
-        locked = (
-            BulkRecipient.objects.select_for_update(of=("self",))
-            .filter(pk=recipient.pk, status=RecipientStatus.PENDING, job__status__in=RUNNABLE_JOB_STATUSES)
-            .values_list("pk", flat=True)
-        )
-        if not list(locked):
-            return False, None
-        now = timezone.now()
-        try:
-            message = sending.message_create(job=job, recipient=recipient)
-        except sending.Refused as refused:
-            outcome = refused.outcome
-            BulkRecipient.objects.filter(pk=recipient.pk).update(
-                status=outcome.status, error_code=outcome.code[:64], error_details=outcome.details[:10000],
-                claimed_at=now, updated_at=now,
-            )  # fmt: skip
-            return True, outcome
-        changed = BulkRecipient.objects.filter(pk=recipient.pk, status=RecipientStatus.PENDING).update(
-            status=RecipientStatus.SENDING, message=message, claimed_at=now, updated_at=now
-        )
-        if changed != 1:  # cannot happen while we hold the lock; never send unclaimed
-            raise RuntimeError(f"bulk recipient {recipient.pk} changed under its lock")
-        recipient.message = message
-    return True, None
-
-
 def _record(recipient_id, outcome: sending.Outcome) -> bool:
     """SENDING → the outcome. Conditional, so a settled recipient is never overwritten."""
     now = timezone.now()
@@ -225,29 +184,21 @@ def _record(recipient_id, outcome: sending.Outcome) -> bool:
     return changed == 1
 
 
-def _send_one(job: BulkJob, recipient: BulkRecipient) -> str | None:
-    """Claim, deliver and record one recipient. Returns its final status, or None if not claimed."""
-    claimed, refused = _claim(job, recipient)
-    if not claimed:
-        return None
-    if refused is not None:
-        return refused.status
-    try:
-        outcome = sending.message_deliver(recipient.message)
-    except Exception as exc:  # one recipient's failure never fails the chunk
-        logger.exception("bulk: delivering to recipient %s raised", recipient.pk)
-        outcome = sending.outcome_after_error(recipient.message, exc)
-    _record(recipient.pk, outcome)
-    return outcome.status
-
-
 def settle_stale_claim(recipient: BulkRecipient, *, may_deliver: bool = True) -> str:
     """A recipient left SENDING by a worker that died: take its Message's outcome, or mark it unknown.
 
     ``may_deliver=False`` (the job was cancelled meanwhile): a message that never reached the
     provider is not delivered now; the recipient is CANCELLED.
     """
-    outcome = sending.reconcile(recipient.message, may_deliver=may_deliver) if recipient.message_id else None
+    if recipient.message_id is None:
+        # Claimed, never handed to the provider (its message is created, held, right before the call).
+        status = RecipientStatus.PENDING if may_deliver else RecipientStatus.CANCELLED
+        now = timezone.now()
+        BulkRecipient.objects.filter(pk=recipient.pk, status=RecipientStatus.SENDING, message__isnull=True).update(
+            status=status, updated_at=now
+        )
+        return status
+    outcome = sending.reconcile(recipient.message, may_deliver=may_deliver)
     if outcome is None:
         outcome = sending.Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, UNKNOWN_OUTCOME_DETAILS)
         logger.warning("bulk: recipient %s of job %s has an unknown outcome", recipient.pk, recipient.job_id)
@@ -316,51 +267,6 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def _run_senders(
-    job: BulkJob, recipients: list[BulkRecipient], stop: threading.Event
-) -> tuple[dict[str, int], BaseException | None]:
-    """Send to ``recipients`` with BULK_SEND_THREADS threads; stop early when ``stop`` is set."""
-    work: queue.SimpleQueue = queue.SimpleQueue()
-    for recipient in recipients:
-        work.put(recipient)
-    by_status: dict[str, int] = {}
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-
-    def sender() -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    recipient = work.get_nowait()
-                except queue.Empty:
-                    return
-                status = _send_one(job, recipient)
-                if status is None:
-                    # Not claimed: settled already (a duplicate delivery) or the job stopped running.
-                    if not BulkJob.objects.filter(pk=job.pk, status__in=RUNNABLE_JOB_STATUSES).exists():
-                        stop.set()
-                    continue
-                with lock:
-                    by_status[status] = by_status.get(status, 0) + 1
-        except BaseException as exc:  # an infrastructure failure (database gone): the chunk fails and retries
-            with lock:
-                errors.append(exc)
-            stop.set()
-        finally:
-            connection.close()
-
-    threads = [
-        # Each thread runs in a copy of the log context: its lines carry the task, job and chunk ids.
-        threading.Thread(target=contextvars.copy_context().run, args=(sender,), name=f"bulk-sender-{n}", daemon=True)
-        for n in range(min(settings.BULK_SEND_THREADS, len(recipients)))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return by_status, (errors[0] if errors else None)
-
-
 def chunk_process(chunk_id, *, owner: str | None = None) -> ChunkResult:
     """Process one chunk (the Celery task and the DLQ replay both call this). Safe to call twice."""
     owner = owner or new_owner()
@@ -394,13 +300,7 @@ def chunk_process(chunk_id, *, owner: str | None = None) -> ChunkResult:
         # We hold the lease: anything SENDING here was claimed by a worker that is gone.
         for stale in _chunk_recipients(chunk).filter(status=RecipientStatus.SENDING).select_related("message"):
             settle_stale_claim(stale)
-        pending = list(
-            _chunk_recipients(chunk)
-            .filter(status=RecipientStatus.PENDING)
-            .order_by("sequence")
-            .only("pk", "job_id", "contact_id", "origination_phone_number_id")
-        )
-        by_status, error = _run_senders(job, pending, stop)
+        by_status, error = ChunkRun(job, chunk, stop, lease_lost=lambda: heartbeat.lost_lease).run()
     finally:
         heartbeat.done.set()
         heartbeat.join()
@@ -468,9 +368,9 @@ def chunks_enqueue(job_id, *, statuses=(ChunkStatus.PENDING, ChunkStatus.QUEUED)
         .values_list("pk", flat=True)
     )
     now = timezone.now()
+    BulkJobChunk.objects.filter(pk__in=ids, status=ChunkStatus.PENDING).update(status=ChunkStatus.QUEUED)
+    BulkJobChunk.objects.filter(pk__in=ids).update(queued_at=now)
     for chunk_id in ids:
-        BulkJobChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).update(status=ChunkStatus.QUEUED)
-        BulkJobChunk.objects.filter(pk=chunk_id).update(queued_at=now)
         bulk_chunk_process.delay(str(chunk_id))
     return len(ids)
 

@@ -8,28 +8,51 @@ reservation, DRY_RUN, retries of transient errors). This module only translates 
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from bulk.models import OUTCOME_UNKNOWN, PROVIDER_ERROR, BulkJob, BulkRecipient, RecipientStatus
 from contacts.models import Channel, Contact
-from messaging.models import Message, MessageStatus, MessageType
-from messaging.safety import RefusalCode, SafetyRefusal, SendRequest, safety_evaluate, within_window
+from messaging import ratelimit
+from messaging.channels import ChannelError, Delivery, ProviderResult, dry_run_now, provider_for
+from messaging.channels import email as email_channel
+from messaging.models import Message, MessageStatus, MessageType, MessageUsage, ProviderAttempt
+from messaging.outbound.deliver import _dead_letter as services_dead_letter
+from messaging.safety import (
+    Clearance,
+    Refusal,
+    RefusalCode,
+    SafetyRefusal,
+    SendRequest,
+    safety_evaluate,
+    safety_refusal_record,
+    within_window,
+)
 from messaging.services import (
     DeliveryDeferred,
     message_fail_unexpected,
     message_send,
     provider_was_called,
+    retry_countdown,
     send_request_build,
     whatsapp_phone_number_for,
 )
 from messaging.services import message_deliver as services_deliver
 from messaging.tier import tier_conversation_open, tier_status
+from wecare import metrics
+
+logger = logging.getLogger(__name__)
 
 GATE_CODES = frozenset(code.value for code in RefusalCode)
+__all__ = ["retry_countdown"]  # re-exported for bulk.batch
 
 
 @dataclass(frozen=True)
@@ -224,3 +247,126 @@ def reconcile(message: Message, *, may_deliver: bool = True) -> Outcome | None:
             )
         return message_deliver(message)
     return None
+
+
+# --- batched sending (bulk.batch) -----------------------------------------------------------------
+
+
+def email_sender() -> str:
+    return email_channel.sender()
+
+
+def provider_delivery(message: Message, clearance: Clearance, request: SendRequest, now: datetime) -> Delivery:
+    """What the channel's provider needs to build and rate-limit one recipient's send."""
+    return Delivery(message=message, clearance=clearance, now=now, request=request)
+
+
+def rate_limit_buckets(delivery: Delivery) -> list[ratelimit.Bucket]:
+    return provider_for(delivery.message.channel).buckets(delivery)
+
+
+def provider_call(delivery: Delivery, *, describe: dict) -> tuple[ProviderResult, str]:
+    """One send through the channel's provider (the boundary decides DRY_RUN): (result, provider message id).
+    Bulk messages carry no media, so there is nothing to prepare. ``describe`` gets the service and
+    operation called (for its attempt row). Raises ChannelError."""
+    provider = provider_for(delivery.message.channel)
+    request = provider.send_request(delivery)
+    describe.update(service=request.service, operation=request.operation)
+    started = time.perf_counter()
+    try:
+        result = provider.call(request)
+    finally:
+        if not dry_run_now():
+            metrics.emit("ProviderLatency", round((time.perf_counter() - started) * 1000, 3), channel=provider.channel)
+    return result, provider.sent(result)
+
+
+def attempts_record(rows: list[ProviderAttempt]) -> None:
+    """The provider attempts of a batch, written at once (each measured when it was made)."""
+    ProviderAttempt.objects.bulk_create(rows)
+
+
+def attempt_row(message_id, *, started_at, duration_ms: int, result: ProviderResult | None = None,
+                provider_message_id: str = "", error: ChannelError | Exception | None = None,
+                service: str, operation: str) -> ProviderAttempt:  # fmt: skip
+    """One ProviderAttempt row, as messaging.outbound.attempts writes it for a single send."""
+    row = ProviderAttempt(
+        message_id=message_id, service=service, operation=operation, started_at=started_at,
+        finished_at=timezone.now(), duration_ms=duration_ms,
+    )  # fmt: skip
+    if isinstance(error, ChannelError):
+        row.outcome = (
+            ProviderAttempt.Outcome.PERMANENT_ERROR if error.permanent else ProviderAttempt.Outcome.TRANSIENT_ERROR
+        )
+        row.provider_request_id = error.request_id[:128]
+        row.error_code = (error.provider_code or error.code)[:64]
+        row.error_text = error.message[:2000]
+    elif error is not None:  # not a provider answer: the outcome stays "started" (unknown)
+        row.finished_at = None
+        row.error_text = f"{type(error).__name__}: {error}"[:2000]
+    elif result is not None:
+        row.outcome = ProviderAttempt.Outcome.DRY_RUN if result.dry_run else ProviderAttempt.Outcome.SUCCEEDED
+        row.provider_request_id = result.request_id[:128]
+        row.provider_message_id = provider_message_id[:256]
+    return row
+
+
+def message_failed(message_id, *, code: str, details: dict, attempts: int, now: datetime, dead_letter: bool = False):
+    """A bulk message ends failed (refused, provider error, crash); provider failures are dead-lettered."""
+    Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.FAILED,
+        failed_at=now,
+        error_code=code[:64],
+        error_details=details,
+        attempts=F("attempts") + attempts,
+        locked_until=None,
+        updated_at=now,
+    )
+    if dead_letter:
+        row = Message.objects.filter(pk=message_id).first()
+        if row is not None:
+            services_dead_letter(row, details.get("message") or code)
+
+
+def refusal_record(refusal: Refusal, request: SendRequest, *, now: datetime) -> None:
+    safety_refusal_record(refusal, request, now=now)
+
+
+def usage_count(clearances: list[Clearance], *, channel: str, dry_run: bool, now: datetime) -> None:
+    """Add these sends to MessageUsage: one update per (day, channel, kind, template, number) key."""
+    groups: Counter = Counter()
+    business: Counter = Counter()
+    segments: Counter = Counter()
+    for clearance in clearances:
+        template = clearance.template
+        key = (
+            MessageUsage.Kind.TEMPLATE if template else MessageUsage.Kind.FREE_FORM,
+            template.name if template else "",
+            template.language if template else "",
+            template.category if template else "",
+            clearance.phone_number_id,
+        )
+        groups[key] += 1
+        business[key] += int(clearance.business_initiated)
+        segments[key] += clearance.segments or 0
+    day = timezone.localdate(now)
+    for key, count in groups.items():
+        kind, name, language, category, phone = key
+        fields = {
+            "day": day, "channel": channel, "kind": kind, "template_name": name, "template_language": language,
+            "category": category, "origination_phone_number_id": phone, "dry_run": dry_run,
+        }  # fmt: skip
+        changes = {
+            "count": F("count") + count,
+            "business_initiated": F("business_initiated") + business[key],
+            "segments": F("segments") + segments[key],
+        }
+        if MessageUsage.objects.filter(**fields).update(**changes):
+            continue
+        try:
+            with transaction.atomic():
+                MessageUsage.objects.create(
+                    **fields, count=count, business_initiated=business[key], segments=segments[key]
+                )
+        except IntegrityError:
+            MessageUsage.objects.filter(**fields).update(**changes)

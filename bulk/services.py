@@ -30,6 +30,7 @@ from bulk.models import (
 )
 from bulk.preflight import preflight_run, tier_message, tier_summary
 from bulk.recipients import Resolution, resolve_contact_ids, resolve_csv, resolve_filter
+from bulk.tasks import bulk_job_enqueue_chunks
 from contacts.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -196,8 +197,9 @@ def _start(job: BulkJob, *, user) -> None:
         confirmed_by=user if getattr(user, "is_authenticated", False) else None,
         updated_at=now,
     )
-    job_id = job.pk
-    transaction.on_commit(lambda: execution.chunks_enqueue(job_id))
+    job_id = str(job.pk)
+    # One message now; a worker queues the chunks (bulk.tasks.bulk_job_enqueue_chunks).
+    transaction.on_commit(lambda: bulk_job_enqueue_chunks.delay(job_id))
 
 
 def _tier_recheck(job: BulkJob) -> dict | None:
@@ -272,8 +274,8 @@ def bulk_job_resume(*, job_id, user) -> BulkJob:
         job.save(update_fields=["status", "resumed_at", "updated_at"])
         audit_record(user=user, action="bulk_job.resume", resource_type="bulk_job", resource_id=job_id)
         transaction.on_commit(
-            lambda: execution.chunks_enqueue(
-                job_id, statuses=(ChunkStatus.PENDING, ChunkStatus.QUEUED, ChunkStatus.RUNNING)
+            lambda: bulk_job_enqueue_chunks.delay(
+                str(job_id), [str(ChunkStatus.PENDING), str(ChunkStatus.QUEUED), str(ChunkStatus.RUNNING)]
             )
         )
     execution.job_maybe_finish(job_id)  # paused after its last send: nothing left to queue

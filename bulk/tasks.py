@@ -47,3 +47,13 @@ def bulk_chunk_process(self, chunk_id: str, failures: int = 0) -> str:
 def bulk_sweep() -> dict[str, int]:
     """Repair what crashed workers leave behind (scheduled every minute in CELERY_BEAT_SCHEDULE)."""
     return execution.sweep()
+
+
+@shared_task(acks_late=True)
+def bulk_job_enqueue_chunks(job_id: str, statuses: list[str] | None = None) -> int:
+    """Queue a confirmed or resumed job's chunks on bulk-queue. A worker does it, not the request, so
+    confirming a 100,000-recipient job (1,000 chunks) answers at once. Safe to run twice (a chunk's
+    lease makes a second copy of its message harmless); a lost run is repaired by the sweeper."""
+    if statuses:
+        return execution.chunks_enqueue(job_id, statuses=tuple(statuses))
+    return execution.chunks_enqueue(job_id)

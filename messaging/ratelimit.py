@@ -26,13 +26,26 @@ Buckets (all rates configurable in settings, see README "Configuration"):
 `rate_limit_acquire(buckets, max_wait=...)` takes one token from each bucket, sleeping while the wait
 is short; past ``max_wait`` it gives back what it took and raises `RateLimited(retry_after)`, and the
 caller re-queues the send with that delay. A send is never dropped or failed for a rate limit.
+
+Tokens in batches (one DynamoDB write per batch, not per message): a process takes up to
+RATE_LIMIT_BATCH_SECONDS × rate tokens (at most RATE_LIMIT_BATCH_MAX; fewer while it spends fewer,
+see `_Held.next_size`) in one conditional ``ADD tat
+<n/rate>`` and hands them to its threads. Each token keeps its own time, the moment the GCRA would
+have granted it alone (the batch reserves up to RATE_LIMIT_BATCH_SECONDS ahead): a thread that takes
+it sleeps until then, and a token is spent at most its grace after its time (RATE_LIMIT_TOKEN_GRACE_
+SECONDS, or half the bucket's burst if longer) or never: it expires; nothing to give back, the bucket
+has already moved on. The batches are taken with a burst that much shorter, so the spends of all
+processes together stay within capacity + rate × t in any t seconds, exactly as one-by-one taking did.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,6 +64,7 @@ MAX_RACES = 25  # rounds lost to concurrent refills in a row before we report a 
 MICROSECONDS = 1_000_000
 # The tat this process last saw per bucket: only a hint of which write to try first.
 _last_tat: dict[str, int] = {}
+_round_trip = [0.0]  # a DynamoDB update's usual round trip here, µs (moving average)
 
 
 def _now() -> int:
@@ -185,26 +199,211 @@ def refund(bucket: Bucket) -> None:
     _last_tat.pop(bucket.key, None)
 
 
+def _interval(bucket: Bucket) -> int:
+    return max(1, round(MICROSECONDS / bucket.rate))
+
+
+def _batch_size(bucket: Bucket) -> int:
+    size = round(bucket.rate * settings.RATE_LIMIT_BATCH_SECONDS)
+    return max(1, min(settings.RATE_LIMIT_BATCH_MAX, size))
+
+
+def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: float = 0.0) -> tuple[list[int], float]:
+    """Take up to ``count`` tokens in one conditional update, reserving up to ``lookahead`` seconds ahead.
+
+    Returns (each token's time, epoch µs, ascending; 0.0) or ([], seconds until one can be had).
+    A token is to be spent at its time or at most ``grace`` seconds later: the burst the bucket
+    allows is ``grace`` shorter, so spends stay within capacity + rate × t (module docstring).
+    """
+    interval = _interval(bucket)
+    tolerance = max(0, round((bucket.capacity - 1.0) * interval) - round(grace * MICROSECONDS))
+    reach = round(lookahead * MICROSECONDS) + tolerance  # token k of a batch from tat: tat + k·interval - tolerance
+    tat = RateLimitTracker.tat
+    for _ in range(MAX_RACES):
+        now = _now()
+        seen = _last_tat.get(bucket.key, 0)
+        if seen <= now:  # idle (or so it was): start again from when the answer will be here
+            n = min(count, reach // interval + 1)
+            arrival = now + round(_round_trip[0])
+            new_tat = _update(bucket, [tat.set(arrival + n * interval)], tat.does_not_exist() | (tat <= now))
+        elif (room := now + reach - seen) >= 0:  # busy: as many tokens as fall before now + lookahead
+            n = min(count, room // interval + 1)
+            condition = (tat > now) & (tat <= now + reach - (n - 1) * interval)
+            new_tat = _update(bucket, [tat.add(n * interval)], condition)
+        else:
+            new_tat = None
+        if new_tat is not None:
+            _last_tat[bucket.key] = new_tat
+            start = new_tat - n * interval
+            # A token due already is due from when the answer came (the round trip may take longer than the
+            # grace); the idle start above allows for the usual round trip, so that is rarely earlier.
+            received = _now()
+            _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (received - now)
+            return [max(received, start + k * interval - tolerance) for k in range(n)], 0.0
+        try:
+            current = int(RateLimitTracker.get(bucket.key, consistent_read=True).tat)
+        except DoesNotExist:
+            _last_tat[bucket.key] = 0  # expired meanwhile: a full bucket
+            continue
+        _last_tat[bucket.key] = current
+        wait = current - reach - _now()
+        if wait > 0:
+            return [], wait / MICROSECONDS
+    return [], interval / MICROSECONDS
+
+
+class _Held:
+    """Tokens this process took in batches and has not spent yet: their times per bucket, oldest first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tokens: dict[Bucket, deque[int]] = {}
+        # Batch size per bucket: halved when tokens expired unspent (this process needs fewer than
+        # the rate allows), doubled up to the maximum when a batch was used up.
+        self.sizes: dict[Bucket, int] = {}
+        self.wasted: dict[Bucket, int] = {}
+
+    def pop(self, bucket: Bucket, grace: int) -> int | None:
+        """The oldest token not yet expired (its time + ``grace`` µs not past); expired ones are dropped."""
+        tokens = self.tokens.get(bucket)
+        now = _now()
+        while tokens:
+            when = tokens.popleft()
+            if when + grace >= now:
+                return when
+            self.wasted[bucket] = self.wasted.get(bucket, 0) + 1
+        return None
+
+    def next_size(self, bucket: Bucket) -> int:
+        """The next batch: smaller by what expired unspent since the last one, else twice as large."""
+        largest = _batch_size(bucket)
+        size = self.sizes.get(bucket, largest)
+        wasted = self.wasted.pop(bucket, 0)
+        size = max(1, size - wasted) if wasted else min(largest, size * 2)
+        self.sizes[bucket] = size
+        return size
+
+    def put_back(self, bucket: Bucket, when: int) -> None:
+        self.tokens.setdefault(bucket, deque()).appendleft(when)
+
+    def add(self, bucket: Bucket, times: list[int]) -> None:
+        self.tokens.setdefault(bucket, deque()).extend(times)
+
+
+_held = _Held()
+_fetch_locks: dict[Bucket, threading.Lock] = {}
+
+
+def _after_fork_in_child() -> None:
+    # A forked worker process must not inherit its parent's tokens, nor a lock held at the fork.
+    global _held, _fetch_locks
+    _held, _fetch_locks = _Held(), {}
+    _last_tat.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def held_tokens_forget() -> None:
+    """Drop this process's unspent tokens and bucket hints (tests; a forked child starts afresh)."""
+    with _held.lock:
+        _held.tokens.clear()
+        _held.sizes.clear()
+        _held.wasted.clear()
+        _fetch_locks.clear()
+    _last_tat.clear()
+
+
+def _grace(bucket: Bucket) -> float:
+    """How late a token may be spent, seconds: RATE_LIMIT_TOKEN_GRACE_SECONDS, or half the bucket's
+    burst when that is longer (the burst is shortened by as much, so the bound stays exact)."""
+    burst = (bucket.capacity - 1.0) / bucket.rate
+    return max(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS, burst / 2)
+
+
+def _fetch(bucket: Bucket) -> tuple[list[int], float]:
+    """A new batch into this process's store (the caller holds the bucket's fetch lock)."""
+    with _held.lock:
+        size = _held.next_size(bucket)
+    times, wait = take_batch(bucket, size, lookahead=settings.RATE_LIMIT_BATCH_SECONDS, grace=_grace(bucket))
+    if times:
+        with _held.lock:
+            _held.add(bucket, times)
+    return times, wait
+
+
+def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True) -> int:
+    """One token of ``bucket`` for this thread: its time (µs; up to a batch ahead of now).
+
+    From the tokens this process holds, else from a new batch (one thread fetches, the others wait
+    for it and share it). Raises RateLimited when none can be had before ``deadline`` (monotonic).
+    """
+    grace = round(_grace(bucket) * MICROSECONDS)
+    with _held.lock:
+        fetch_lock = _fetch_locks.setdefault(bucket, threading.Lock())
+    while True:
+        with _held.lock:
+            when = _held.pop(bucket, grace)
+            tokens = _held.tokens.get(bucket)
+            last = tokens[-1] if tokens else when
+        if when is not None:
+            # Fetch the next batch ahead, while this token's own time is still a round trip away and
+            # what is left would not outlast the round trip: the batches then join without a gap.
+            margin = 3 * _round_trip[0]
+            ahead = when - _now()
+            if prefetch and ahead > margin and last < _now() + margin and fetch_lock.acquire(blocking=False):
+                try:
+                    _fetch(bucket)
+                finally:
+                    fetch_lock.release()
+            return when
+        with fetch_lock:
+            with _held.lock:  # another thread may have fetched a batch while we waited for the lock
+                when = _held.pop(bucket, grace)
+            if when is not None:
+                return when
+            times, wait = _fetch(bucket)
+            if times:
+                with _held.lock:
+                    when = _held.pop(bucket, grace)
+                if when is not None:
+                    return when
+                continue
+        wait *= 1 + random.random() * 0.2  # jitter: waiting processes do not all ask at once
+        if time.monotonic() + wait > deadline:
+            raise RateLimited(bucket.key, wait)
+        metrics.emit("RateLimitWaits", bucket=bucket.key.split("#", 1)[0])
+        time.sleep(wait)
+
+
 def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) -> float:
     """One token from every bucket, waiting up to ``max_wait`` seconds in all; returns the time waited.
 
-    Raises RateLimited (with nothing taken) when the wait would be longer.
+    Raises RateLimited when the wait would be longer; the tokens taken go back to this process's
+    store for the next send (they expire with their time if none comes).
     """
     max_wait = settings.RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
     start = time.monotonic()
-    taken: list[Bucket] = []
-    for bucket in buckets:
-        while True:
-            wait = try_acquire(bucket)
-            if wait <= 0:
-                taken.append(bucket)
-                break
-            # A little jitter, so waiting workers do not all wake for the same token.
-            wait *= 1 + random.random() * 0.2
-            metrics.emit("RateLimitWaits", bucket=bucket.key.split("#", 1)[0])
-            if time.monotonic() - start + wait > max_wait:
-                for done in taken:
-                    refund(done)
-                raise RateLimited(bucket.key, wait)
-            time.sleep(wait)
-    return time.monotonic() - start
+    deadline = start + max_wait
+    late = False
+    while True:
+        taken: list[tuple[Bucket, int]] = []
+        try:
+            for bucket in buckets:
+                taken.append((bucket, _take_one(bucket, deadline, prefetch=not late)))
+        except RateLimited:
+            with _held.lock:
+                for bucket, when in reversed(taken):
+                    _held.put_back(bucket, when)
+            raise
+        # Spend them together, at the latest token's time, and only while none has expired.
+        delay = (max(when for _, when in taken) - _now()) / MICROSECONDS
+        if delay > 0:
+            time.sleep(delay)
+        now = _now()
+        if all(now <= when + round(_grace(bucket) * MICROSECONDS) for bucket, when in taken):
+            return time.monotonic() - start
+        # Woken too late (a busy CPU): these tokens expired, and spending them could exceed the rate.
+        late = True
+        if time.monotonic() > deadline:
+            raise RateLimited(buckets[0].key, _interval(buckets[0]) / MICROSECONDS)

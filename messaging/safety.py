@@ -7,6 +7,9 @@ Usage
   Reads the contact, templates and the tier counters; writes nothing, logs nothing, counts nothing.
   Bulk pre-flight calls it per recipient (pass prefetched ``contact`` and a ``tier`` snapshot from
   `messaging.tier.tier_status` to save queries).
+- ``safety_evaluate_many(requests, *, now=None, contacts=None, tier=None, tier_allows=None)``: the
+  same decisions for many requests (bulk chunks): contacts and templates read in one query each,
+  then the same rule code per request in memory. Returns a Refusal or a Clearance per request.
 - ``safety_consent_current(request) -> QuerySet``: rules 1 and 3 as a query. The outbound path starts
   the provider attempt of a send with one statement that inserts its row only if this finds the
   contact (messaging.outbound.attempts), right before the provider call: consent withdrawn while the
@@ -48,6 +51,8 @@ Missing data is a refusal. The gate never falls back to another channel or phone
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -65,7 +70,13 @@ from messaging.channels import sms as sms_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import MessageType, SafetyRefusalCount, TemplateStatus, WhatsAppTemplate
 from messaging.outbound.request import SendRequest
-from messaging.tier import TierStatus, tier_conversation_open, tier_reserve, tier_status
+from messaging.tier import (
+    TierStatus,
+    tier_conversation_open,
+    tier_conversations_open,
+    tier_reserve,
+    tier_status,
+)
 from messaging.whatsapp_templates import (
     template_parameter_problem,
     template_render,
@@ -246,10 +257,10 @@ def _content_problem(request: SendRequest, clearance: Clearance) -> str | None:
     return None
 
 
-def _template_problem(request: SendRequest, clearance: Clearance) -> str | None:
+def _template_problem(request: SendRequest, clearance: Clearance, lookups: GateLookups) -> str | None:
     if not request.template_name or not request.template_language:
         return "a template message needs templateName and templateLanguage"
-    template = WhatsAppTemplate.objects.filter(name=request.template_name, language=request.template_language).first()
+    template = lookups.template(request.template_name, request.template_language)
     if template is None:
         return f"no template {request.template_name!r} in language {request.template_language!r}"
     if template.status != TemplateStatus.APPROVED:
@@ -263,18 +274,94 @@ def _template_problem(request: SendRequest, clearance: Clearance) -> str | None:
     return None
 
 
-def _evaluate(
-    request: SendRequest,
-    *,
-    now: datetime,
-    contact: Contact | None = _UNSET,
-    tier: dict[str, TierStatus] | None = None,
-    reserve_tier: bool = False,
-) -> Refusal | Clearance:
+class GateLookups:
+    """Where the gate reads what it decides on: one by one from PostgreSQL and DynamoDB (this class),
+    or from what a batch read once (`_BatchLookups`). The decision code is the same for both."""
+
+    def __init__(self, *, now: datetime, tier: dict[str, TierStatus] | None = None, reserve_tier: bool = False):
+        self.now, self.tier, self.reserve_tier = now, tier or {}, reserve_tier
+
+    def contact(self, contact_id) -> Contact | None:
+        return _load_contact(contact_id)
+
+    def template(self, name: str, language: str) -> WhatsAppTemplate | None:
+        return WhatsAppTemplate.objects.filter(name=name, language=language).first()
+
+    def tier_allows(self, phone_number_id: str, contact_id) -> bool:
+        """A business-initiated conversation may be opened (reserve_tier: and its place is taken)."""
+        if self.reserve_tier:
+            return tier_reserve(phone_number_id, contact_id, now=self.now)
+        status = self.tier.get(phone_number_id) or tier_status(phone_number_id, now=self.now)
+        return not status.exhausted or tier_conversation_open(phone_number_id, contact_id, now=self.now)
+
+
+class _BatchLookups(GateLookups):
+    """Contacts and templates of many requests read in one query each; the tier from a snapshot per
+    number and the open conversations of the batch (one DynamoDB batch read per number, when full),
+    or from the caller's ``tier_allows`` (bulk: places reserved for the whole chunk)."""
+
+    def __init__(
+        self,
+        requests: Sequence[SendRequest],
+        *,
+        now: datetime,
+        contacts: dict[str, Contact] | None,
+        tier: dict[str, TierStatus] | None,
+        tier_allows: Callable[[str, Any], bool] | None,
+    ):
+        super().__init__(now=now, tier=dict(tier or {}))
+        if contacts is None:
+            contacts = contacts_for_gate(request.contact_id for request in requests)
+        self.contacts = contacts
+        pairs = {(r.template_name, r.template_language) for r in requests if r.template_name}
+        names, languages = {name for name, _ in pairs}, {language for _, language in pairs}
+        self.templates = (
+            {(t.name, t.language): t for t in WhatsAppTemplate.objects.filter(name__in=names, language__in=languages)}
+            if pairs
+            else {}
+        )
+        self.requests = requests
+        self.caller_tier_allows = tier_allows
+        self.open_conversations: dict[str, set[str]] = {}
+
+    def contact(self, contact_id) -> Contact | None:
+        return self.contacts.get(str(contact_id).lower())
+
+    def template(self, name: str, language: str) -> WhatsAppTemplate | None:
+        return self.templates.get((name, language))
+
+    def tier_allows(self, phone_number_id: str, contact_id) -> bool:
+        if self.caller_tier_allows is not None:
+            return self.caller_tier_allows(phone_number_id, contact_id)
+        if phone_number_id not in self.tier:
+            self.tier[phone_number_id] = tier_status(phone_number_id, now=self.now)
+        if not self.tier[phone_number_id].exhausted:
+            return True
+        if phone_number_id not in self.open_conversations:
+            ids = [r.contact_id for r in self.requests if r.origination_phone_number_id == phone_number_id]
+            self.open_conversations[phone_number_id] = tier_conversations_open(phone_number_id, ids, now=self.now)
+        return str(contact_id).lower() in self.open_conversations[phone_number_id]
+
+
+def contacts_for_gate(contact_ids: Iterable) -> dict[str, Contact]:
+    """The active contacts of these ids, in one query, by str(pk) (what the batched gate reads)."""
+    ids = set()
+    for contact_id in contact_ids:
+        try:
+            ids.add(uuid.UUID(str(contact_id)))
+        except (ValueError, TypeError, AttributeError):
+            continue  # not an id: no such contact
+    if not ids:
+        return {}
+    return {str(contact.pk): contact for contact in Contact.objects.active().filter(pk__in=ids)}
+
+
+def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | None = _UNSET) -> Refusal | Clearance:
+    now = lookups.now
     if contact is _UNSET and request.contact is not None:
         contact = request.contact  # loaded (active) when the request was built
     if contact is _UNSET:
-        contact = _load_contact(request.contact_id)
+        contact = lookups.contact(request.contact_id)
     elif contact is not None and str(contact.pk) != str(request.contact_id).lower():
         raise ValueError(f"the contact given ({contact.pk}) is not the request's ({request.contact_id})")
     if contact is None or contact.is_deleted:
@@ -312,17 +399,12 @@ def _evaluate(
         return Refusal(RefusalCode.CONTENT_INVALID, problem)
 
     if request.message_type == MessageType.TEMPLATE:
-        if problem := _template_problem(request, clearance):
+        if problem := _template_problem(request, clearance, lookups):
             return Refusal(RefusalCode.TEMPLATE_INVALID, problem)
         clearance.business_initiated = not in_window
         if clearance.business_initiated:
             phone = clearance.phone_number_id
-            if reserve_tier:
-                allowed = tier_reserve(phone, contact.pk, now=now)
-            else:
-                status = (tier or {}).get(phone) or tier_status(phone, now=now)
-                allowed = not status.exhausted or tier_conversation_open(phone, contact.pk, now=now)
-            if not allowed:
+            if not lookups.tier_allows(phone, contact.pk):
                 return Refusal(
                     RefusalCode.TIER_LIMIT,
                     f"phone number {phone} has used its {settings.WHATSAPP_TIER_LIMIT} business-initiated "
@@ -339,15 +421,37 @@ def safety_evaluate(
     tier: dict[str, TierStatus] | None = None,
 ) -> Refusal | None:
     """The gate's decision, with no side effect: None means the message may be sent."""
-    result = _evaluate(request, now=now or timezone.now(), contact=contact, tier=tier)
+    result = _evaluate(request, lookups=GateLookups(now=now or timezone.now(), tier=tier), contact=contact)
     return result if isinstance(result, Refusal) else None
+
+
+def safety_evaluate_many(
+    requests: Sequence[SendRequest],
+    *,
+    now: datetime | None = None,
+    contacts: dict[str, Contact] | None = None,
+    tier: dict[str, TierStatus] | None = None,
+    tier_allows: Callable[[str, Any], bool] | None = None,
+) -> list[Refusal | Clearance]:
+    """The gate for many requests at once: the same rules and code as one by one, on what is read once.
+
+    Contacts (unless given, keyed by str(pk), e.g. from `contacts_for_gate`) and templates are read in
+    one query each. A business-initiated WhatsApp template asks ``tier_allows(phone, contact_id)``
+    when given (bulk: the chunk's reserved places), else the tier snapshot as `safety_evaluate` does.
+    Returns, per request and in order, its Refusal or its Clearance. Records nothing: callers that
+    refuse record each refusal with `safety_refusal_record`.
+    """
+    lookups = _BatchLookups(requests, now=now or timezone.now(), contacts=contacts, tier=tier, tier_allows=tier_allows)
+    # The contacts read for this batch, never a contact a request carries from when it was built.
+    return [_evaluate(request, lookups=lookups, contact=lookups.contact(request.contact_id)) for request in requests]
 
 
 def safety_check(
     request: SendRequest, *, now: datetime | None = None, contact: Contact | None = _UNSET, reserve_tier: bool = False
 ) -> Clearance:
     """The gate: returns the clearance, or logs, counts and raises SafetyRefusal."""
-    result = _evaluate(request, now=now or timezone.now(), contact=contact, reserve_tier=reserve_tier)
+    lookups = GateLookups(now=now or timezone.now(), reserve_tier=reserve_tier)
+    result = _evaluate(request, lookups=lookups, contact=contact)
     if isinstance(result, Refusal):
         safety_refusal_record(result, request, now=now)
         raise SafetyRefusal(result.code, result.reason)

@@ -19,9 +19,15 @@ every worker:
 `tier_reserve` (called by the safety gate right before a provider call) counts a new conversation
 only while the count is under WHATSAPP_TIER_LIMIT, atomically. When the count reaches
 WHATSAPP_TIER_ALERT_PERCENT (80 %) an alert goes to settings.SNS_TOPIC_ARN and the log, once per
-24-hour window (the alert item). At 100 % the gate refuses with
-TIER_LIMIT. A reserved conversation is not given back if the provider then fails: the count errs on
-the safe side. Dry runs count too (the gate behaves the same in every send mode).
+24-hour window (the alert item). At 100 % the gate refuses with TIER_LIMIT. A place reserved for a
+send whose provider call then fails permanently is given back (`tier_give_back`); after a crash it
+is not (the count errs on the safe side). Dry runs count too (the gate behaves the same in every
+send mode).
+
+Batched, for bulk chunks: `tier_reserve_many` reads the open conversations of many contacts in one
+BatchGetItem and takes the places of the new ones in one conditional ``ADD count <n>`` (as many as
+the tier still has); `TierReservation.settle` records the conversations actually opened (one
+BatchWriteItem) and gives back in one update the places not used (refused, failed permanently).
 
 Read-only helpers for the gate and for bulk pre-flight: `tier_status`, `tier_remaining`,
 `tier_conversation_open`.
@@ -32,12 +38,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 from pynamodb.models import Model
 
 from wecare import aws, dynamo, metrics
@@ -46,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 24 * 3600
 HOUR = 3600
+MAX_RESERVE_ROUNDS = 5
 
 
 @dynamo.register
@@ -181,10 +188,12 @@ def _count_conversation(phone_number_id: str, now: float, *, limit: int) -> tupl
     return current, before + int(item.count)
 
 
-def _uncount_conversation(phone_number_id: str, hour: int) -> None:
+def _uncount_conversation(phone_number_id: str, hour: int, *, places: int = 1) -> None:
     try:
         TierCounter(_hour_key(phone_number_id, hour)).update(
-            actions=[TierCounter.count.add(-1)], condition=TierCounter.count > 0, add_version_condition=False
+            actions=[TierCounter.count.add(-places)],
+            condition=TierCounter.count >= places,
+            add_version_condition=False,
         )
     except UpdateError as exc:
         if not _conflict(exc):
@@ -266,3 +275,117 @@ def tier_reserve(phone_number_id: str, contact_id, *, now: datetime | float | No
     if used >= alert_threshold(limit) and _claim_alert(phone_number_id, epoch):
         _publish_alert(phone_number_id, used)
     return True
+
+
+def tier_give_back(phone_number_id: str, contact_id, *, opened_at: datetime | float) -> bool:
+    """Undo a `tier_reserve` made at ``opened_at`` whose send then failed permanently.
+
+    Only the conversation that very reservation opened is removed (a conditional delete on its
+    opening time) and its hour uncounted; a conversation opened by an earlier send stays. True if
+    a place was given back.
+    """
+    epoch = _epoch(opened_at)
+    marker = TierConversation(_conversation_key(phone_number_id, contact_id))
+    try:
+        marker.delete(condition=TierConversation.opened_at == epoch, add_version_condition=False)
+    except DeleteError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    _uncount_conversation(phone_number_id, int(epoch // HOUR), places=1)
+    return True
+
+
+def tier_conversations_open(phone_number_id: str, contact_ids, *, now: datetime | float | None = None) -> set[str]:
+    """Of these contacts, those with a conversation open on this number (str ids): one batch read."""
+    epoch = _epoch(now)
+    keys = {_conversation_key(phone_number_id, contact_id): str(contact_id).lower() for contact_id in contact_ids}
+    if not keys:
+        return set()
+    return {
+        keys[item.key]
+        for item in TierConversation.batch_get(list(keys), consistent_read=True)
+        if item.expires_at.timestamp() > epoch
+    }
+
+
+@dataclass
+class TierReservation:
+    """Tier places of one phone number taken at once for many sends (a bulk chunk)."""
+
+    phone_number_id: str
+    hour: int  # the epoch hour the places were counted in
+    opened_at: float
+    already_open: set[str]  # contacts with an open conversation: no place needed
+    granted: set[str]  # contacts a place was taken for
+    spent: set[str] = field(default_factory=set)
+
+    def allows(self, contact_id) -> bool:
+        key = str(contact_id).lower()
+        return key in self.already_open or key in self.granted
+
+    def settle(self, *, opened: list, released: list) -> None:
+        """The sends of ``opened`` went out: record their conversations (one batch write). The places
+        of ``released`` (refused after all, failed permanently) go back in one update."""
+        new = [c for c in opened if str(c).lower() in self.granted and str(c).lower() not in self.spent]
+        if new:
+            expires = datetime.fromtimestamp(self.opened_at + WINDOW_SECONDS, tz=UTC)
+            with TierConversation.batch_write() as batch:
+                for contact_id in new:
+                    key = _conversation_key(self.phone_number_id, contact_id)
+                    batch.save(TierConversation(key, opened_at=self.opened_at, expires_at=expires))
+            self.spent.update(str(c).lower() for c in new)
+        back = {str(c).lower() for c in released} & (self.granted - self.spent)
+        if back:
+            self.granted -= back
+            _uncount_conversation(self.phone_number_id, self.hour, places=len(back))
+
+    def release_unused(self) -> None:
+        """Give back every place not spent (the end of a chunk, or a chunk that stops early)."""
+        self.settle(opened=[], released=list(self.granted - self.spent))
+
+
+def tier_reserve_many(phone_number_id: str, contact_ids, *, now: datetime | float | None = None) -> TierReservation:
+    """Take the tier places the new conversations of ``contact_ids`` need, as many as the tier has
+    (in the order given); contacts with an open conversation need none. One batch read and one
+    conditional update (a second if another worker took places meanwhile)."""
+    epoch = _epoch(now)
+    ids = [str(contact_id).lower() for contact_id in contact_ids]
+    already_open = tier_conversations_open(phone_number_id, ids, now=epoch)
+    new = list(dict.fromkeys(c for c in ids if c not in already_open))
+    limit = settings.WHATSAPP_TIER_LIMIT
+    granted: list[str] = []
+    current, past = _past_hours(epoch)
+    if new:
+        before = sum(_hour_counts(phone_number_id, past).values())
+        wanted = len(new)
+        for _ in range(MAX_RESERVE_ROUNDS):
+            places = min(wanted, limit - before - _hour_counts(phone_number_id, [current])[current])
+            if places <= 0:
+                break
+            item = TierCounter(_hour_key(phone_number_id, current))
+            try:
+                item.update(
+                    actions=[
+                        TierCounter.count.add(places),
+                        TierCounter.expires_at.set(timedelta(seconds=WINDOW_SECONDS + 2 * HOUR)),
+                    ],
+                    condition=TierCounter.count.does_not_exist() | (TierCounter.count <= limit - before - places),
+                    add_version_condition=False,
+                )
+            except UpdateError as exc:
+                if _conflict(exc):
+                    continue  # another worker took places meanwhile: count again
+                raise
+            granted = new[:places]
+            used = before + int(item.count)
+            if used >= alert_threshold(limit) and _claim_alert(phone_number_id, epoch):
+                _publish_alert(phone_number_id, used)
+            break
+    return TierReservation(
+        phone_number_id=phone_number_id,
+        hour=current,
+        opened_at=epoch,
+        already_open=already_open,
+        granted=set(granted),
+    )

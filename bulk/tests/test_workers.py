@@ -244,8 +244,9 @@ def test_a_worker_killed_with_sigkill_mid_chunk_neither_resends_nor_strands_anyo
     _assert_sent_at_most_once(job)
     counts = _counts(job)
     assert counts.get(RecipientStatus.SENT, 0) + counts.get(RecipientStatus.FAILED, 0) == 300
-    # Whoever was in the provider call when the process died is FAILED with an unknown outcome, not resent.
+    # Whoever may have reached the provider when the process died (in flight, the group created ahead,
+    # outcomes not yet written: bulk.batch) is FAILED with an unknown outcome, not resent.
     failed = BulkRecipient.objects.filter(job=job, status=RecipientStatus.FAILED)
     assert set(failed.values_list("error_code", flat=True)) <= {OUTCOME_UNKNOWN}
-    assert job.unknown_count == failed.count() <= int(WORKER_ENV["BULK_SEND_THREADS"])
+    assert job.unknown_count == failed.count() <= 6 * int(WORKER_ENV["BULK_SEND_THREADS"])
     assert BulkJobChunk.objects.get(pk=chunk.pk).attempts >= 2

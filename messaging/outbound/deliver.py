@@ -33,6 +33,7 @@ from messaging.models import Direction, Message, MessageStatus, MessageUsage, Pr
 from messaging.outbound.attempts import attempt_crashed, attempt_finish, attempt_start
 from messaging.outbound.request import SendRequest
 from messaging.safety import Clearance, SafetyRefusal, safety_check, safety_consent_recheck
+from messaging.tier import tier_give_back
 from wecare import alerts, logs, metrics
 from wecare.errors import RetryLater
 from wecare.retry import backoff_seconds
@@ -296,6 +297,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
     try:
         result, provider_id = _provider_send(provider_for(message.channel), delivery)
     except SafetyRefusal as refusal:
+        _tier_give_back(message, clearance, now)
         return _refused(message, refusal, "provider call", now)
     except ratelimit.RateLimited as limited:
         _release(message)
@@ -309,6 +311,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
                 "message %s attempt %s failed, retry in %.1fs: %s", message.pk, message.attempts, countdown, error
             )
             raise DeliveryDeferred(countdown, str(error)) from error
+        _tier_give_back(message, clearance, now)
         row = _finish_failed(message, error.code, details, now)
         logger.error("message %s failed after %s attempt(s): %s", message.pk, message.attempts, error)
         alerts.provider_error_final(error, channel=message.channel)
@@ -322,6 +325,12 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
     row = _finish_sent(message, provider_id, result.request_id, result.dry_run, timezone.now())
     _count_usage(row, clearance, result.dry_run, now)
     return row
+
+
+def _tier_give_back(message: Message, clearance: Clearance, now: datetime) -> None:
+    """A business-initiated send that will not go out gives back the tier place its gate took at ``now``."""
+    if clearance.business_initiated:
+        tier_give_back(clearance.phone_number_id, message.contact_id, opened_at=now)
 
 
 def _settle_from_attempts(message: Message, now: datetime) -> Message | None:

@@ -20,8 +20,15 @@ from hypothesis import strategies as st
 from contacts.models import Contact
 from messaging.channels import provider_client
 from messaging.models import TemplateStatus, WhatsAppTemplate
-from messaging.safety import SafetyRefusal
-from messaging.services import OutgoingMedia, message_deliver, message_send, send_request_build
+from messaging.safety import (
+    GateLookups,
+    Refusal,
+    SafetyRefusal,
+    _evaluate,
+    safety_evaluate,
+    safety_evaluate_many,
+)
+from messaging.services import OutgoingMedia, SendRequest, message_deliver, message_send, send_request_build
 from messaging.tests.outbound.conftest import ProviderStub, new_phone_number_id
 from messaging.tier import tier_reserve
 
@@ -201,3 +208,77 @@ def test_a_provider_call_happens_exactly_when_the_rules_allow_it(
 
     assert outcome == expected
     assert bool(calls) == (expected is None), calls
+
+
+# --- the batched entry point decides exactly as one by one ---------------------------------------
+
+CASE = st.fixed_dictionaries(
+    {
+        "state": st.sampled_from(CONTACT_STATES),
+        "opt_in": st.booleans(),
+        "has_address": st.booleans(),
+        "channel": st.sampled_from(CHANNELS),
+        "kind": st.sampled_from(KINDS),
+        "window": st.sampled_from(WINDOWS),
+        "allowlisted": st.booleans(),
+        "tier_full": st.booleans(),
+    }
+)
+
+
+def gate_request(case: dict, contact_id, phone_id: str) -> SendRequest:
+    """The request message_send would judge for this case (built by the one builder)."""
+    return send_request_build(
+        contact_id=contact_id,
+        channel=case["channel"],
+        origination_phone_number_id=phone_id if case["allowlisted"] else new_phone_number_id(),
+        **send_arguments(case["kind"]),
+    )
+
+
+def _decision(result) -> tuple:
+    if isinstance(result, Refusal):
+        return ("refused", str(result.code), result.reason)
+    return (
+        "allowed",
+        str(result.contact.pk),
+        result.phone_number_id,
+        result.business_initiated,
+        result.template.pk if result.template else None,
+        result.content,
+        result.html,
+        result.segments,
+    )
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(cases=st.lists(CASE, min_size=1, max_size=8))
+def test_the_batched_gate_decides_every_case_exactly_as_one_by_one(property_templates, cases):
+    # given: a batch of generated cases, each on a number of its own (its tier full or not)
+    phones = [new_phone_number_id() for _ in cases]
+    with override_settings(WHATSAPP_PHONE_NUMBER_IDS=phones, WHATSAPP_TIER_LIMIT=1):
+        requests = []
+        for case, phone in zip(cases, phones, strict=True):
+            if case["tier_full"]:
+                assert tier_reserve(phone, uuid.uuid4())
+            contact_id = _contact(case["state"], case["channel"], case["opt_in"], case["has_address"], case["window"])
+            requests.append(gate_request(case, contact_id, phone))
+        now = timezone.now()
+
+        # when
+        batched = safety_evaluate_many(requests, now=now)
+        one_by_one = [safety_evaluate(request, now=now) for request in requests]
+        clearances = [
+            _evaluate(request, lookups=GateLookups(now=now)) for request in requests
+        ]  # the one-by-one path's clearance, as safety_check returns it
+
+    # then: the same decision, reason and clearance for every case, and the rules' expected code
+    for case, batch_result, single, clearance in zip(cases, batched, one_by_one, clearances, strict=True):
+        assert _decision(batch_result) == _decision(clearance)
+        assert (single.code if single else None) == (batch_result.code if isinstance(batch_result, Refusal) else None)
+        assert (str(single.code) if single else None) == expected_refusal(**case)

@@ -14,7 +14,14 @@ from django.conf import settings as django_settings
 
 from messaging.safety import SafetyRefusal
 from messaging.services import message_deliver, message_send, send_request_build
-from messaging.tier import tier_conversation_open, tier_remaining, tier_reserve, tier_status
+from messaging.tier import (
+    tier_conversation_open,
+    tier_give_back,
+    tier_remaining,
+    tier_reserve,
+    tier_reserve_many,
+    tier_status,
+)
 from wecare import aws
 
 pytestmark = pytest.mark.django_db
@@ -157,3 +164,81 @@ def test_a_business_initiated_template_past_the_tier_is_refused_at_send_and_at_d
 
     assert refused.status == "failed" and refused.error_code == "TIER_LIMIT"
     assert at_send.value.code == "TIER_LIMIT"
+
+
+# --- batched reservation and give-back ----------------------------------------------------------
+
+
+def test_a_chunk_reserves_its_new_conversations_in_one_update_up_to_what_the_tier_has_left(settings, dynamodb_calls):
+    # given: a tier of 5 with one conversation open already, and 6 contacts of a chunk, one of them that one
+    settings.WHATSAPP_TIER_LIMIT = 5
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    contacts = [uuid.uuid4() for _ in range(6)]
+    assert tier_reserve(phone, contacts[0])
+    dynamodb_calls.operations.clear()
+
+    # when
+    reservation = tier_reserve_many(phone, contacts)
+    operations = list(dynamodb_calls.operations)
+
+    # then: the open one needs no place, 4 of the 5 new ones get the 4 places left, in order
+    assert reservation.allows(contacts[0])
+    assert [reservation.allows(c) for c in contacts[1:]] == [True, True, True, True, False]
+    assert tier_status(phone).used == 5
+    # one read of the open conversations, one of the past hours' counts, one of the current hour, one
+    # update for all the places (and one more: the 80 % alert, which this reservation reached)
+    assert operations == ["BatchGetItem", "BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem"]
+
+
+def test_places_a_chunk_does_not_use_are_given_back_and_used_ones_open_their_conversation(settings):
+    settings.WHATSAPP_TIER_LIMIT = 10
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    contacts = [uuid.uuid4() for _ in range(4)]
+    reservation = tier_reserve_many(phone, contacts)
+    assert tier_status(phone).used == 4
+
+    # when: two were sent, one failed permanently, and the chunk stopped before the last
+    reservation.settle(opened=contacts[:2], released=[contacts[2]])
+    reservation.release_unused()
+
+    # then
+    assert tier_status(phone).used == 2
+    assert [tier_conversation_open(phone, c) for c in contacts] == [True, True, False, False]
+
+
+def test_a_place_reserved_for_a_send_that_failed_permanently_is_given_back(settings):
+    settings.WHATSAPP_TIER_LIMIT = 3
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    earlier, contact_id = uuid.uuid4(), uuid.uuid4()
+    assert tier_reserve(phone, earlier, now=time.time() - 60)
+    opened_at = time.time()
+    assert tier_reserve(phone, contact_id, now=opened_at)
+
+    assert tier_give_back(phone, contact_id, opened_at=opened_at)
+
+    assert tier_status(phone).used == 1
+    assert not tier_conversation_open(phone, contact_id)
+    # a conversation opened by an earlier send is not given back by a later failure
+    assert not tier_give_back(phone, earlier, opened_at=opened_at)
+    assert tier_conversation_open(phone, earlier)
+
+
+def test_a_template_whose_provider_call_fails_permanently_gives_its_tier_place_back(
+    make_contact, make_template, settings, live, whatsapp_stub
+):
+    # given: a tier of 1, and a business-initiated template to a number WhatsApp cannot deliver to
+    settings.WHATSAPP_TIER_LIMIT = 1
+    make_template()
+    contact = make_contact(whatsapp=True, window=False)
+    template = {"template_name": "order_update", "template_language": "en_US", "template_parameters": ["A", "1"]}
+    message = message_send(send_request_build(contact_id=contact.pk, channel="whatsapp", **template), enqueue=False)
+    whatsapp_stub.error("send_whatsapp_message", "ValidationException", 400, "(#131026) Message undeliverable")
+
+    # when
+    failed = message_deliver(message.pk)
+
+    # then: the message failed permanently and the tier has its place again
+    phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
+    assert failed.status == "failed"
+    assert tier_status(phone).used == 0
+    assert not tier_conversation_open(phone, contact.pk)
