@@ -198,7 +198,8 @@ class JsonFormatter(_JsonFormatter):
     def process_log_record(self, log_record: dict[str, Any]) -> dict[str, Any]:
         for key, name in FIELDS.items():
             if key in log_record:
-                log_record[name] = log_record.pop(key)
+                # An id the line names itself (extra=) wins over the one bound to the context.
+                log_record.setdefault(name, log_record.pop(key))
         log_record.pop("_wecare_masked", None)
         log_record.pop("taskName", None)
         return log_record
