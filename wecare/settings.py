@@ -322,6 +322,9 @@ INBOUND_RETRY_DELAY_SECONDS = _int("INBOUND_RETRY_DELAY_SECONDS", 10, minimum=1,
 
 # --- Contacts -----------------------------------------------------------------------------------
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
+# Contacts CSV import (contacts.importing): files over this are refused before they are read.
+CONTACTS_IMPORT_MAX_BYTES = _int("CONTACTS_IMPORT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+CONTACTS_IMPORT_PREFIX = env.str("CONTACTS_IMPORT_PREFIX", default="contact-imports/")
 
 # --- Bulk messaging (bulk/) ---------------------------------------------------------------------
 # A bulk job of more recipients than this needs an explicit confirmation of the exact will-send count.
