@@ -1,8 +1,8 @@
 """Contacts CSV export in constant memory, safe to open in a spreadsheet.
 
 Rows are read with a chunked cursor (a server-side cursor on PostgreSQL), turned into cells and
-CSV text a chunk at a time, so a million contacts cost the same memory as a thousand. Every cell
-of free text (name, email) passes through wecare.spreadsheet.safe_cell (names come from WhatsApp profiles: "=HYPERLINK(…)").
+CSV text a chunk at a time, so a million contacts cost the same memory as a thousand. Free text
+(name, email) passes through wecare.spreadsheet.safe_cell: names come from WhatsApp profiles.
 The columns are the import's, so an export edited in a spreadsheet imports back as updates.
 The page's download, the ``export_contacts`` command and the admin all use these functions.
 """

@@ -22,6 +22,7 @@ class ConsentSource(models.TextChoices):
     IMPORT = "import", "Import"
     UI = "ui", "Operator pages"
     INBOUND_KEYWORD = "inbound_keyword", "Inbound keyword"
+    INBOUND = "inbound", "Inbound message"
 
 
 class ContactQuerySet(models.QuerySet):
@@ -136,3 +137,57 @@ class ConsentEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Consent history is immutable.")
+
+
+class ContactImportJob(models.Model):
+    """One CSV import, run by a Celery worker (contacts.tasks) from the file kept in S3.
+
+    The page and the admin create it after the upload; the worker updates the counts after every
+    batch, so the page's progress bar reads them; ``bad_rows`` is the report (every rejected row
+    with its number, line, column(s) and reason).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file_name = models.CharField(max_length=255)
+    s3_key = models.CharField(max_length=512)
+    size = models.PositiveBigIntegerField()
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    rows_read = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    bad_rows = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(100, int(self.rows_read * 100 / self.total_rows))

@@ -325,6 +325,8 @@ DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
 # Contacts CSV import (contacts.importing): files over this are refused before they are read.
 CONTACTS_IMPORT_MAX_BYTES = _int("CONTACTS_IMPORT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
 CONTACTS_IMPORT_PREFIX = env.str("CONTACTS_IMPORT_PREFIX", default="contact-imports/")
+# Rows validated and written together (one transaction, a handful of queries); progress is saved per batch.
+CONTACTS_IMPORT_BATCH_SIZE = _int("CONTACTS_IMPORT_BATCH_SIZE", 2000, minimum=10, maximum=10_000)
 
 # --- Bulk messaging (bulk/) ---------------------------------------------------------------------
 # A bulk job of more recipients than this needs an explicit confirmation of the exact will-send count.

@@ -68,11 +68,11 @@ def test_an_export_imports_back_without_changing_anything(tmp_path, make_contact
 
 
 def test_export_cells_are_safe_to_open_in_a_spreadsheet(tmp_path, make_contact):
-    make_contact(name="=HYPERLINK(\"http://evil\")", phone="+919876543210")
+    make_contact(name='=HYPERLINK("http://evil")', phone="+919876543210")
     path = tmp_path / "out.csv"
 
     call_command("export_contacts", str(path), stderr=io.StringIO())
 
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    assert rows[0]["name"] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[0]["name"] == '\'=HYPERLINK("http://evil")'
     assert rows[0]["phone"] == "+919876543210"  # E.164 digits: no formula, and it must import back
