@@ -319,6 +319,10 @@ if set(INBOUND_OPT_OUT_KEYWORDS) & set(INBOUND_OPT_IN_KEYWORDS):
 INBOUND_CLAIM_LEASE_SECONDS = _int("INBOUND_CLAIM_LEASE_SECONDS", 300, minimum=30)
 INBOUND_TASK_MAX_RETRIES = _int("INBOUND_TASK_MAX_RETRIES", 5, maximum=20)
 INBOUND_RETRY_DELAY_SECONDS = _int("INBOUND_RETRY_DELAY_SECONDS", 10, minimum=1, maximum=900)
+# The inbound outbox (messaging.inbound.outbox): events per task message (ten messages per SendMessageBatch),
+# and how long an event handed to the broker may stay pending before it is relayed again.
+INBOUND_EVENTS_PER_TASK = _int("INBOUND_EVENTS_PER_TASK", 50, minimum=1, maximum=500)
+INBOUND_RELAY_STALE_SECONDS = _int("INBOUND_RELAY_STALE_SECONDS", 1200, minimum=60)
 
 # --- Contacts -----------------------------------------------------------------------------------
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
@@ -410,6 +414,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "bulk.tasks.bulk_sweep",
         "schedule": 60.0,
         "options": {"expires": 55},  # one sweep at a time is enough
+    },
+    "inbound-outbox-relay": {
+        "task": "messaging.tasks.inbound.inbound_outbox_relay_task",
+        "schedule": 5.0,
+        "options": {"expires": 4},  # a safety net beside the relay loop: never stacked
     },
     "sync-whatsapp-templates": {
         "task": "messaging.sync_whatsapp_templates",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, DateTimeField, JSONField, Value, When
 from django.utils import timezone
 
 from contacts.models import Channel
@@ -111,3 +113,100 @@ def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bo
         Message.objects.filter(pk=message.pk, **{f"{time_field}__isnull": True}).update(**{time_field: at})
     logger.info("status %s of message %s (%s): %s", new, message.pk, wamid, "applied" if changed else "not newer")
     return bool(changed)
+
+
+def _find_outbound_many(items: list[tuple[str, str, str]]) -> dict[str, Message]:
+    """wamid → our outbound message, for (wamid, callback data, envelope message id) items.
+
+    One query finds those already known by wamid; the rest (a first status before the send's
+    answer was stored) fall back to the one-by-one lookup by callback data or provider id.
+    """
+    wamids = {wamid for wamid, _, _ in items}
+    found = {m.whatsapp_message_id: m for m in _outbound(Message.objects.filter(whatsapp_message_id__in=wamids))}
+    for wamid, callback_data, envelope_message_id in items:
+        if wamid not in found:
+            message = _find_outbound(wamid=wamid, callback_data=callback_data, envelope_message_id=envelope_message_id)
+            if message is not None:
+                found[wamid] = message
+    return found
+
+
+def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
+    """Apply many status events, ``(status, envelope message id)``, in a few statements; forward
+    only, with the same rules as ``status_apply``. Returns how many messages moved forward.
+
+    Per target status one conditional UPDATE moves every message whose status (read in the
+    database, at that moment) may advance to it; then, per time field, one UPDATE fills the time of
+    a step a message had not recorded (a late "delivered" after "read").
+    """
+    parsed = []
+    for status, envelope_message_id in items:
+        wamid = _text(status.get("id"))
+        new = _text(status.get("status"))
+        if not wamid:
+            raise InboundPayloadError("A status event has no message id.")
+        if new not in STATUS_TIME_FIELDS:
+            logger.info("status %s of %s ignored (not tracked)", new, wamid)
+            continue
+        parsed.append((wamid, new, _timestamp(status.get("timestamp")), status, envelope_message_id))
+    if not parsed:
+        return 0
+    messages = _find_outbound_many([(w, _text(s.get("biz_opaque_callback_data")), e) for w, _, _, s, e in parsed])
+    # Per message: the furthest status this batch reaches, and the time of every step it names.
+    target: dict[Any, tuple[str, datetime, dict[str, Any]]] = {}
+    times: dict[str, dict[Any, datetime]] = {field: {} for field in STATUS_TIME_FIELDS.values()}
+    for wamid, new, at, status, _ in parsed:
+        message = messages.get(wamid)
+        if message is None:
+            logger.warning("status %s of %s matches no outbound message of ours", new, wamid)
+            continue
+        if message.whatsapp_message_id is None:
+            try:
+                with transaction.atomic():
+                    Message.objects.filter(pk=message.pk, whatsapp_message_id__isnull=True).update(
+                        whatsapp_message_id=wamid
+                    )
+            except IntegrityError:
+                logger.warning("status %s: wamid already belongs to another message than %s", wamid, message.pk)
+        field = STATUS_TIME_FIELDS[new]
+        if new != MessageStatus.FAILED:
+            earliest = times[field].get(message.pk)
+            times[field][message.pk] = at if earliest is None else min(earliest, at)
+        current = target.get(message.pk)
+        if current is None or status_may_advance(current[0], new):
+            target[message.pk] = (new, at, status)
+    now = timezone.now()
+    moved = 0
+    with transaction.atomic():
+        for new in STATUS_TIME_FIELDS:
+            pks = [pk for pk, (status_, _, _) in target.items() if status_ == new]
+            if not pks:
+                continue
+            field = STATUS_TIME_FIELDS[new]
+            updates: dict[str, Any] = {
+                "status": new,
+                "updated_at": now,
+                field: Case(*(When(pk=pk, then=Value(target[pk][1])) for pk in pks), output_field=DateTimeField()),
+            }
+            if new == MessageStatus.FAILED:
+                details = {pk: _error_details(target[pk][2]) for pk in pks}
+                updates["error_code"] = Case(
+                    *(When(pk=pk, then=Value(code)) for pk, (code, _) in details.items()), output_field=CharField()
+                )
+                updates["error_details"] = Case(
+                    *(When(pk=pk, then=Value(info, output_field=JSONField())) for pk, (_, info) in details.items()),
+                    output_field=JSONField(),
+                )
+            may_advance_from = [current for current in MessageStatus.values if status_may_advance(current, new)]
+            moved += Message.objects.filter(pk__in=pks, status__in=may_advance_from).update(**updates)
+        for field, values in times.items():
+            if values:
+                Message.objects.filter(pk__in=list(values), **{f"{field}__isnull": True}).update(
+                    **{
+                        field: Case(
+                            *(When(pk=pk, then=Value(at)) for pk, at in values.items()), output_field=DateTimeField()
+                        )
+                    }
+                )
+    logger.info("statuses applied in a batch: %s event(s), %s message(s) moved forward", len(parsed), moved)
+    return moved
