@@ -40,6 +40,11 @@ class Contact(models.Model):
     name = models.CharField(max_length=200, blank=True)
     phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164, e.g. +919876543210")
     email = models.EmailField(max_length=254, null=True, blank=True)
+    # A WhatsApp user who hides their number writes from a business-scoped user id ("US.2685…"):
+    # such a contact is known by that id alone until they share a phone or an email.
+    whatsapp_user_id = models.CharField(
+        max_length=64, null=True, blank=True, editable=False, verbose_name="WhatsApp user id (BSUID)"
+    )
     opt_in_whatsapp = models.BooleanField(default=False, verbose_name="WhatsApp opt-in")
     opt_in_sms = models.BooleanField(default=False, verbose_name="SMS opt-in")
     opt_in_email = models.BooleanField(default=False, verbose_name="Email opt-in")
@@ -58,7 +63,9 @@ class Contact(models.Model):
         constraints = [
             # An empty string is not a way to reach anyone: the services store "no phone" as NULL.
             models.CheckConstraint(
-                condition=(Q(phone__isnull=False) & ~Q(phone="")) | (Q(email__isnull=False) & ~Q(email="")),
+                condition=(Q(phone__isnull=False) & ~Q(phone=""))
+                | (Q(email__isnull=False) & ~Q(email=""))
+                | (Q(whatsapp_user_id__isnull=False) & ~Q(whatsapp_user_id="")),
                 name="contact_has_phone_or_email",
                 violation_error_message="A contact needs a phone number or an email address.",
             ),
@@ -72,6 +79,12 @@ class Contact(models.Model):
                 condition=Q(deleted_at__isnull=True, phone__isnull=False),
                 name="contact_phone_unique_when_active",
                 violation_error_message="Another contact already has this phone number.",
+            ),
+            models.UniqueConstraint(
+                fields=["whatsapp_user_id"],
+                condition=Q(deleted_at__isnull=True, whatsapp_user_id__isnull=False),
+                name="contact_whatsapp_user_id_unique_when_active",
+                violation_error_message="Another contact already has this WhatsApp user id.",
             ),
             models.UniqueConstraint(
                 fields=["email"],
@@ -89,14 +102,16 @@ class Contact(models.Model):
         permissions = [("restore_contact", "Can restore a deleted contact")]
 
     def __str__(self) -> str:
-        return self.name or self.phone or self.email or str(self.id)
+        return self.name or self.phone or self.email or self.whatsapp_user_id or str(self.id)
 
     def save(self, *args, **kwargs):
         # search_text is derived from name, phone and email; computing it here keeps it right for
         # every writer (services, admin, fixtures). bulk_create/update() bypass this: don't use them.
         self.search_text = build_search_text(name=self.name, phone=self.phone, email=self.email)
+        if self.whatsapp_user_id:
+            self.search_text = f"{self.search_text} {self.whatsapp_user_id.lower()}".strip()
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and {"name", "phone", "email"} & set(update_fields):
+        if update_fields is not None and {"name", "phone", "email", "whatsapp_user_id"} & set(update_fields):
             kwargs["update_fields"] = {*update_fields, "search_text"}
         super().save(*args, **kwargs)
 

@@ -62,12 +62,17 @@ def notification_process(body: dict[str, Any]) -> ProcessSummary:
         names = {}
         for profile in value.get("contacts") or []:
             if isinstance(profile, dict):
-                names[_text(profile.get("wa_id"))] = _text((profile.get("profile") or {}).get("name"))
+                name = _text((profile.get("profile") or {}).get("name"))
+                for key in (_text(profile.get("wa_id")), _text(profile.get("user_id"))):
+                    if key:
+                        names[key] = name
         for raw in value.get("messages") or []:
             if not isinstance(raw, dict):
                 raise InboundPayloadError("A message is not a JSON object.")
             message, created = inbound_message_receive(
-                raw=raw, receiving=receiving, sender_name=names.get(_text(raw.get("from")), "")
+                raw=raw,
+                receiving=receiving,
+                sender_name=names.get(_text(raw.get("from")) or _text(raw.get("from_user_id")), ""),
             )
             (summary.stored if created else summary.duplicates).append(_text(raw.get("id")))
         for status in value.get("statuses") or []:
