@@ -268,3 +268,18 @@ def test_the_consent_history_admin_is_read_only_even_for_admins(admin_role_user,
     assert page.status_code == 200 and 'name="_save"' not in page.text
     assert client.post(f"/admin/contacts/consentevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert ConsentEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_the_changelist_never_counts_every_contact(operator, client_for, make_contact):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(3):
+        make_contact()
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(operator).get(CHANGELIST)
+
+    assert response.status_code == 200 and "3 contacts" in response.text
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "contacts_contact" in q["sql"]]
+    assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
