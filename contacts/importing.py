@@ -407,6 +407,7 @@ class _Importer:
             "name": name,
             "phone": data.get("phone"),
             "email": email,
+            "whatsapp_user_id": None,
             **{f: data.get(f, False) for f in CHANNEL_OF_FIELD},
             "last_inbound_message_at": None,
             "search_text": _search_text(name, email, row.search_phone),
