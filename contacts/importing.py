@@ -33,6 +33,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
+from django.db.models import DateTimeField, ForeignKey, UUIDField
 from django.utils import timezone
 
 from accounts.services import audit_record
@@ -502,6 +503,21 @@ class _Importer:
         return (ROW, f"The database refused the row: {text.splitlines()[0][:200]}")
 
 
+def _converter(field) -> Callable[[Any], Any]:
+    """Python value → what the database driver takes, for one field (SQLite path).
+
+    get_db_prep_save per value was a quarter of the import's time on SQLite; the types here are
+    few (text, booleans, UUIDs, datetimes), so each field gets its conversion once.
+    """
+    if isinstance(field, UUIDField) and not connection.features.has_native_uuid_field:
+        return lambda value: None if value is None else value.hex  # as UUIDField.get_db_prep_value
+    if isinstance(field, DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, ForeignKey):
+        return _converter(field.target_field)
+    return lambda value: value
+
+
 def _bulk_insert(model, rows: list[dict[str, Any]]) -> None:
     """Insert rows (dicts of attname → value, every concrete field given): COPY on PostgreSQL,
     one prepared INSERT run for every row elsewhere (SQLite)."""
@@ -521,7 +537,8 @@ def _bulk_insert(model, rows: list[dict[str, Any]]) -> None:
                 copy.write_row([row[f.attname] for f in fields])
         return
     placeholders = ", ".join(["%s"] * len(fields))
-    params = [[f.get_db_prep_save(row[f.attname], connection) for f in fields] for row in rows]
+    convert = [_converter(f) for f in fields]
+    params = [[c(row[f.attname]) for f, c in zip(fields, convert, strict=True)] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)  # noqa: S608
 
@@ -559,10 +576,10 @@ def _bulk_update(contacts: list[Contact]) -> None:
         return
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     sql = f"UPDATE {table} SET {assignments} WHERE {quote(pk.column)} = %s"  # noqa: S608
+    convert = [_converter(f) for f in fields]
+    to_pk = _converter(pk)
     params = [
-        [f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields]
-        + [pk.get_db_prep_save(c.pk, connection)]
-        for c in contacts
+        [c_(getattr(c, f.attname)) for f, c_ in zip(fields, convert, strict=True)] + [to_pk(c.pk)] for c in contacts
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
