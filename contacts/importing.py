@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record
 from contacts.models import Channel, ConsentEvent, ConsentSource, Contact
-from contacts.phones import parse_phone
+from contacts.phones import parse_phone, phone_search_forms
 from contacts.resources import EXPORT_ONLY_COLUMNS, IMPORT_COLUMNS, OPT_IN_COLUMNS, ImportFileError, check_headers
 from contacts.search import normalize_text
 from contacts.services import EMAIL_TAKEN, PHONE_OR_EMAIL, PHONE_TAKEN
@@ -435,8 +435,6 @@ class _Importer:
         if "phone" in row.data and row.search_phone:
             forms = row.search_phone
         else:
-            from contacts.phones import phone_search_forms
-
             forms = phone_search_forms(contact.phone) if contact.phone else []
         contact.search_text = _search_text(contact.name, contact.email, forms)
         contact.updated_at = timezone.now()
