@@ -437,6 +437,8 @@ class _Importer:
         else:
             forms = phone_search_forms(contact.phone) if contact.phone else []
         contact.search_text = _search_text(contact.name, contact.email, forms)
+        if contact.whatsapp_user_id:  # as Contact.save builds it
+            contact.search_text = f"{contact.search_text} {contact.whatsapp_user_id.lower()}".strip()
         contact.updated_at = timezone.now()
         return opt_in_changes
 
