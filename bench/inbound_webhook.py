@@ -299,10 +299,11 @@ def main() -> None:
         python = sys.executable
         processes.append(start_process([python, "manage.py", "relay_inbound_events"], env, "relay"))
         prefix = env.get("CELERY_QUEUE_PREFIX", "")
+        loglevel = os.environ.get("BENCH_CELERY_LOGLEVEL", "WARNING")
         processes.append(
             start_process(
                 [python, "-m", "celery", "-A", "wecare", "worker", "-Q", prefix + "inbound-queue",
-                 "-c", str(args.celery), "--loglevel=WARNING", "--without-heartbeat", "--without-mingle",
+                 "-c", str(args.celery), f"--loglevel={loglevel}", "--without-heartbeat", "--without-mingle",
                  "--without-gossip"],
                 env,
                 "celery",

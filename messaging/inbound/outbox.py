@@ -4,7 +4,8 @@ The webhook only writes the InboundEvent row (one INSERT … ON CONFLICT, no bro
 Every row that is pending and not yet handed to the broker (``relayed_at`` null) is the outbox.
 The relay (``inbound_outbox_relay``: the ``relay_inbound_events`` loop and, as a safety net, a beat
 task) takes rows in order, groups their ids INBOUND_EVENTS_PER_TASK to a Celery task message, and
-puts up to ten such messages on the inbound queue with one SQS SendMessageBatch; it marks the rows
+puts the round's messages (ten at most, so bigger ones when many events wait) on the inbound queue
+with one SQS SendMessageBatch; it marks the rows
 relayed in the same transaction. If the broker is unreachable the send raises, the transaction rolls
 back and the rows stay in the outbox until the broker returns. A row handed over but still pending
 after INBOUND_RELAY_STALE_SECONDS (the message was lost, a worker died) is relayed again: processing
@@ -96,8 +97,6 @@ def inbound_outbox_relay(*, max_events: int | None = None, max_seconds: float = 
     from messaging.tasks.inbound import inbound_events_process_task  # the task module imports this one
     from wecare.celery import app
 
-    per_task = settings.INBOUND_EVENTS_PER_TASK
-    per_round = per_task * SQS_BATCH
     relayed = 0
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline and (max_events is None or relayed < max_events):
@@ -107,10 +106,13 @@ def inbound_outbox_relay(*, max_events: int | None = None, max_seconds: float = 
                 _outbox(now)
                 .order_by("received_at")
                 .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:per_round]
+                .values_list("pk", flat=True)[: settings.INBOUND_RELAY_MAX_PER_ROUND]
             )
             if not ids:
                 break
+            # At least INBOUND_EVENTS_PER_TASK events a message, more when many wait: every round is
+            # one SendMessageBatch, and a worker's cost is per message (a receive and a delete).
+            per_task = max(settings.INBOUND_EVENTS_PER_TASK, -(-len(ids) // SQS_BATCH))
             groups = [[str(pk) for pk in ids[i : i + per_task]] for i in range(0, len(ids), per_task)]
             with app.producer_or_acquire() as producer:
                 with _batched_publishing(producer) as captured:

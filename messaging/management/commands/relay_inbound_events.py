@@ -21,9 +21,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Relay what is waiting, then exit.")
-        parser.add_argument("--idle-sleep", type=float, default=0.2, help="Seconds to wait when nothing waits.")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=0.5,
+            help="Seconds between rounds: events gather meanwhile, so messages are few and full.",
+        )
 
-    def handle(self, *args, once: bool, idle_sleep: float, **options):
+    def handle(self, *args, once: bool, interval: float, **options):
         stopping = False
 
         def stop(*_):
@@ -32,12 +37,13 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        backoff = idle_sleep
+        backoff = interval
         while not stopping:
+            started = time.monotonic()
             close_old_connections()
             try:
                 relayed = inbound_outbox_relay(max_seconds=5)
-                backoff = idle_sleep
+                backoff = interval
             except Exception as exc:  # the broker or the database is down: keep the events, try again
                 logger.warning("inbound relay failed, events kept for later: %s", type(exc).__name__)
                 relayed = 0
@@ -45,5 +51,4 @@ class Command(BaseCommand):
             if once:
                 self.stdout.write(f"{relayed} event(s) relayed.")
                 return
-            if not relayed:
-                time.sleep(backoff)
+            time.sleep(max(0.0, backoff - (time.monotonic() - started)))
