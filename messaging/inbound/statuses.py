@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, CharField, DateTimeField, JSONField, Value, When
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from contacts.models import Channel
@@ -131,13 +132,41 @@ def _find_outbound_many(items: list[tuple[str, str, str]]) -> dict[str, Message]
     return found
 
 
+def _update_from_values(
+    field: str, rows: list[tuple[Any, datetime]], *, status: str | None = None, now=None, status_in=()
+) -> int:
+    """PostgreSQL: set ``field`` per message from a VALUES list in one statement. With ``status``,
+    also move the status, only where it may advance (``status_in``); without, only fill an empty
+    ``field``. Returns the rows changed."""
+    table = Message._meta.db_table
+    quote = connection.ops.quote_name
+    column = quote(Message._meta.get_field(field).column)
+    values = ", ".join(["(%s::uuid, %s::timestamptz)"] * len(rows))
+    params: list[Any] = [v for row in rows for v in row]
+    if status is not None:
+        sets = f"{quote('status')} = %s, {quote('updated_at')} = %s, {column} = v.at"
+        where = f"m.{quote('status')} IN ({', '.join(['%s'] * len(status_in))})"
+        params = [status, now, *params, *status_in]
+    else:
+        sets = f"{column} = v.at"
+        where = f"m.{column} IS NULL"
+    # Only names from the model, quoted, go into the text; every value is a parameter.
+    sql = (
+        f"UPDATE {quote(table)} AS m SET {sets} FROM (VALUES {values}) AS v(id, at) "  # noqa: S608
+        f"WHERE m.{quote('id')} = v.id AND {where}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
 def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
     """Apply many status events, ``(status, envelope message id)``, in a few statements; forward
     only, with the same rules as ``status_apply``. Returns how many messages moved forward.
 
-    Per target status one conditional UPDATE moves every message whose status (read in the
-    database, at that moment) may advance to it; then, per time field, one UPDATE fills the time of
-    a step a message had not recorded (a late "delivered" after "read").
+    Per target status and time one conditional UPDATE moves every message whose status (read in
+    the database, at that moment) may advance to it; then, per time field and value, one UPDATE
+    fills the time of a step a message had not recorded (a late "delivered" after "read").
     """
     parsed = []
     for status, envelope_message_id in items:
@@ -177,36 +206,38 @@ def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
             target[message.pk] = (new, at, status)
     now = timezone.now()
     moved = 0
+    # Grouped by value, not one CASE arm per message: WhatsApp timestamps are whole seconds, so a
+    # batch of a bulk send's statuses shares a few values, and each group is one plain UPDATE.
+    advances: dict[tuple, list] = defaultdict(list)
+    for pk, (new, at, status) in target.items():
+        error = _error_details(status) if new == MessageStatus.FAILED else ("", {})
+        advances[(new, at, error[0], json.dumps(error[1], sort_keys=True))].append(pk)
+    fills: dict[tuple[str, datetime], list] = defaultdict(list)
+    for field, values in times.items():
+        for pk, at in values.items():
+            fills[(field, at)].append(pk)
     with transaction.atomic():
-        for new in STATUS_TIME_FIELDS:
-            pks = [pk for pk, (status_, _, _) in target.items() if status_ == new]
-            if not pks:
-                continue
-            field = STATUS_TIME_FIELDS[new]
-            updates: dict[str, Any] = {
-                "status": new,
-                "updated_at": now,
-                field: Case(*(When(pk=pk, then=Value(target[pk][1])) for pk in pks), output_field=DateTimeField()),
-            }
-            if new == MessageStatus.FAILED:
-                details = {pk: _error_details(target[pk][2]) for pk in pks}
-                updates["error_code"] = Case(
-                    *(When(pk=pk, then=Value(code)) for pk, (code, _) in details.items()), output_field=CharField()
-                )
-                updates["error_details"] = Case(
-                    *(When(pk=pk, then=Value(info, output_field=JSONField())) for pk, (_, info) in details.items()),
-                    output_field=JSONField(),
-                )
+        for (new, at, code, details), pks in advances.items():
             may_advance_from = [current for current in MessageStatus.values if status_may_advance(current, new)]
+            if new != MessageStatus.FAILED and connection.vendor == "postgresql":
+                continue  # below, one UPDATE … FROM (VALUES …) per status
+            updates: dict[str, Any] = {"status": new, "updated_at": now, STATUS_TIME_FIELDS[new]: at}
+            if new == MessageStatus.FAILED:
+                updates["error_code"], updates["error_details"] = code, json.loads(details)
             moved += Message.objects.filter(pk__in=pks, status__in=may_advance_from).update(**updates)
-        for field, values in times.items():
-            if values:
-                Message.objects.filter(pk__in=list(values), **{f"{field}__isnull": True}).update(
-                    **{
-                        field: Case(
-                            *(When(pk=pk, then=Value(at)) for pk, at in values.items()), output_field=DateTimeField()
-                        )
-                    }
-                )
+        if connection.vendor == "postgresql":
+            for new in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ):
+                rows = [(pk, at) for pk, (status_, at, _) in target.items() if status_ == new]
+                if rows:
+                    may_advance_from = [c for c in MessageStatus.values if status_may_advance(c, new)]
+                    moved += _update_from_values(
+                        STATUS_TIME_FIELDS[new], rows, status=new, now=now, status_in=may_advance_from
+                    )
+            for field, values in times.items():
+                if values:
+                    _update_from_values(field, list(values.items()))
+        else:
+            for (field, at), pks in fills.items():
+                Message.objects.filter(pk__in=pks, **{f"{field}__isnull": True}).update(**{field: at})
     logger.info("statuses applied in a batch: %s event(s), %s message(s) moved forward", len(parsed), moved)
     return moved
