@@ -141,8 +141,17 @@ def _update_from_values(
     table = Message._meta.db_table
     quote = connection.ops.quote_name
     column = quote(Message._meta.get_field(field).column)
-    values = ", ".join(["(%s::uuid, %s::timestamptz)"] * len(rows))
-    params: list[Any] = [v for row in rows for v in row]
+    if connection.vendor == "postgresql":
+        values = "(VALUES " + ", ".join(["(%s::uuid, %s::timestamptz)"] * len(rows)) + ") AS v(id, at)"
+        params: list[Any] = [v for row in rows for v in row]
+    else:  # SQLite (3.33+ has UPDATE … FROM): a UNION ALL names the columns, stored as Django stores them
+        values = "(" + " UNION ALL ".join(["SELECT %s AS id, %s AS at"] * len(rows)) + ") AS v"
+        pk = Message._meta.pk
+        params = [
+            v
+            for pk_value, at in rows
+            for v in (pk.get_db_prep_value(pk_value, connection), connection.ops.adapt_datetimefield_value(at))
+        ]
     if status is not None:
         sets = f"{quote('status')} = %s, {quote('updated_at')} = %s, {column} = v.at"
         where = f"m.{quote('status')} IN ({', '.join(['%s'] * len(status_in))})"
@@ -152,7 +161,7 @@ def _update_from_values(
         where = f"m.{column} IS NULL"
     # Only names from the model, quoted, go into the text; every value is a parameter.
     sql = (
-        f"UPDATE {quote(table)} AS m SET {sets} FROM (VALUES {values}) AS v(id, at) "  # noqa: S608
+        f"UPDATE {quote(table)} AS m SET {sets} FROM {values} "  # noqa: S608
         f"WHERE m.{quote('id')} = v.id AND {where}"
     )
     with connection.cursor() as cursor:
@@ -206,38 +215,30 @@ def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
             target[message.pk] = (new, at, status)
     now = timezone.now()
     moved = 0
-    # Grouped by value, not one CASE arm per message: WhatsApp timestamps are whole seconds, so a
-    # batch of a bulk send's statuses shares a few values, and each group is one plain UPDATE.
+    # "failed" (rare, with per-message error details) is grouped by value; the other statuses and
+    # the time fills are one UPDATE … FROM a list of (message, time) each.
     advances: dict[tuple, list] = defaultdict(list)
     for pk, (new, at, status) in target.items():
         error = _error_details(status) if new == MessageStatus.FAILED else ("", {})
         advances[(new, at, error[0], json.dumps(error[1], sort_keys=True))].append(pk)
-    fills: dict[tuple[str, datetime], list] = defaultdict(list)
-    for field, values in times.items():
-        for pk, at in values.items():
-            fills[(field, at)].append(pk)
     with transaction.atomic():
         for (new, at, code, details), pks in advances.items():
             may_advance_from = [current for current in MessageStatus.values if status_may_advance(current, new)]
-            if new != MessageStatus.FAILED and connection.vendor == "postgresql":
-                continue  # below, one UPDATE … FROM (VALUES …) per status
+            if new != MessageStatus.FAILED:
+                continue  # below, one UPDATE … FROM per status
             updates: dict[str, Any] = {"status": new, "updated_at": now, STATUS_TIME_FIELDS[new]: at}
             if new == MessageStatus.FAILED:
                 updates["error_code"], updates["error_details"] = code, json.loads(details)
             moved += Message.objects.filter(pk__in=pks, status__in=may_advance_from).update(**updates)
-        if connection.vendor == "postgresql":
-            for new in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ):
-                rows = [(pk, at) for pk, (status_, at, _) in target.items() if status_ == new]
-                if rows:
-                    may_advance_from = [c for c in MessageStatus.values if status_may_advance(c, new)]
-                    moved += _update_from_values(
-                        STATUS_TIME_FIELDS[new], rows, status=new, now=now, status_in=may_advance_from
-                    )
-            for field, values in times.items():
-                if values:
-                    _update_from_values(field, list(values.items()))
-        else:
-            for (field, at), pks in fills.items():
-                Message.objects.filter(pk__in=pks, **{f"{field}__isnull": True}).update(**{field: at})
+        for new in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ):
+            rows = [(pk, at) for pk, (status_, at, _) in target.items() if status_ == new]
+            if rows:
+                may_advance_from = [c for c in MessageStatus.values if status_may_advance(c, new)]
+                moved += _update_from_values(
+                    STATUS_TIME_FIELDS[new], rows, status=new, now=now, status_in=may_advance_from
+                )
+        for field, values in times.items():
+            if values:
+                _update_from_values(field, list(values.items()))
     logger.info("statuses applied in a batch: %s event(s), %s message(s) moved forward", len(parsed), moved)
     return moved
