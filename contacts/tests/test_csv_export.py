@@ -76,3 +76,21 @@ def test_export_cells_are_safe_to_open_in_a_spreadsheet(tmp_path, make_contact):
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     assert rows[0]["name"] == '\'=HYPERLINK("http://evil")'
     assert rows[0]["phone"] == "+919876543210"  # E.164 digits: no formula, and it must import back
+
+
+def test_the_database_written_csv_matches_the_python_rows_cell_for_cell(make_contact):
+    from django.utils import timezone
+
+    from contacts.exporting import contacts_export_csv, contacts_export_rows
+
+    make_contact(name="@SUM(A1)", email="-x@example.com", opt_ins={"sms": True})
+    touched = make_contact(name='José "Pepe", Álvarez', phone="+919876543210")
+    Contact.objects.filter(pk=touched.pk).update(last_inbound_message_at=timezone.now())
+    gone = make_contact(name="Gone")
+    contact_soft_delete(contact=gone, actor=None)
+
+    written = list(csv.reader(io.StringIO("".join(contacts_export_csv(Contact.objects.all())))))
+    expected = [list(row) for row in contacts_export_rows(Contact.objects.all())]
+
+    assert written == expected
+    assert written[1][1] == "'@SUM(A1)" and written[1][3] == "'-x@example.com"
