@@ -322,7 +322,7 @@ INBOUND_RETRY_DELAY_SECONDS = _int("INBOUND_RETRY_DELAY_SECONDS", 10, minimum=1,
 # The inbound outbox (messaging.inbound.outbox): events per task message (ten messages per SendMessageBatch),
 # and how long an event handed to the broker may stay pending before it is relayed again.
 INBOUND_EVENTS_PER_TASK = _int("INBOUND_EVENTS_PER_TASK", 200, minimum=1, maximum=1000)
-INBOUND_RELAY_MAX_PER_ROUND = _int("INBOUND_RELAY_MAX_PER_ROUND", 5000, minimum=10, maximum=20_000)
+INBOUND_RELAY_MAX_PER_ROUND = _int("INBOUND_RELAY_MAX_PER_ROUND", 2000, minimum=10, maximum=5000)
 INBOUND_RELAY_STALE_SECONDS = _int("INBOUND_RELAY_STALE_SECONDS", 1200, minimum=60)
 
 # --- Contacts -----------------------------------------------------------------------------------

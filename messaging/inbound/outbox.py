@@ -29,7 +29,8 @@ from messaging.models import InboundEvent
 
 logger = logging.getLogger(__name__)
 
-SQS_BATCH = 10  # SendMessageBatch takes at most ten entries
+SQS_BATCH = 10  # SendMessageBatch takes at most ten entries…
+SQS_BATCH_BYTES = 250 * 1024  # …of at most 256 KiB together
 
 
 def _outbox(now):
@@ -73,13 +74,18 @@ def _send_batch(producer, captured: list[tuple[str, dict]]) -> int:
     for queue, messages in by_queue.items():
         url = channel._new_queue(queue)
         client = channel.sqs(queue=channel.canonical_queue_name(queue))
-        for start in range(0, len(messages), SQS_BATCH):
-            entries = []
-            for index, message in enumerate(messages[start : start + SQS_BATCH]):
-                body = dumps(message)
-                if channel.sqs_base64_encoding:
-                    body = AsyncMessage().encode(body)
-                entries.append({"Id": str(index), "MessageBody": body})
+        bodies = []
+        for message in messages:
+            body = dumps(message)
+            bodies.append(AsyncMessage().encode(body) if channel.sqs_base64_encoding else body)
+        batches: list[list[str]] = [[]]
+        for body in bodies:
+            batch = batches[-1]
+            if batch and (len(batch) == SQS_BATCH or sum(map(len, batch)) + len(body) > SQS_BATCH_BYTES):
+                batches.append(batch := [])
+            batch.append(body)
+        for batch in filter(None, batches):
+            entries = [{"Id": str(index), "MessageBody": body} for index, body in enumerate(batch)]
             response = client.send_message_batch(QueueUrl=url, Entries=entries)
             if response.get("Failed"):
                 # The whole relay transaction rolls back: every row of it is relayed again later
