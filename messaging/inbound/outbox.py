@@ -127,6 +127,10 @@ def inbound_outbox_relay(*, max_events: int | None = None, max_seconds: float = 
                 _send_batch(producer, captured)
             InboundEvent.objects.filter(pk__in=ids).update(relayed_at=now)
         relayed += len(ids)
+        if len(ids) < settings.INBOUND_RELAY_MAX_PER_ROUND:
+            # Caught up: what arrived meanwhile waits for the next call, so it goes out in a few full
+            # messages rather than a trickle of tiny ones (a worker pays per message).
+            break
     if relayed:
         logger.info("inbound outbox: %s event(s) relayed", relayed)
     return relayed
