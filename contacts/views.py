@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.services import audit_record
 from contacts.exporting import contacts_export_csv
 from contacts.filters import ContactFilter
 from contacts.import_jobs import REPORT_ROWS_SHOWN, contact_import_job_create
@@ -191,7 +192,8 @@ def contact_import_job_page(request: HttpRequest, job_id) -> HttpResponse:
 
 @page_view("contacts.view_contact")
 def contact_export_page(request: HttpRequest) -> StreamingHttpResponse:
-    """Every active contact as CSV, streamed in constant memory, formula-safe."""
+    """Every active contact as CSV, streamed in constant memory, formula-safe. Audited."""
+    audit_record(user=request.user, action="contact.export", resource_type="contact", details={"scope": "active"})
     response = StreamingHttpResponse(
         contacts_export_csv(Contact.objects.active(), bom=True), content_type="text/csv; charset=utf-8"
     )

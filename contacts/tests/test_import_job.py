@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from accounts.models import AuditLog
 from conftest import wait_until
 from contacts.import_jobs import contact_import_job_run
 from contacts.models import ConsentEvent, Contact, ContactImportJob
@@ -143,3 +144,4 @@ def test_the_export_page_streams_every_active_contact_formula_safe(viewer_client
     lines = text.splitlines()
     assert lines[0].startswith("contactId,name,phone,email,optInWhatsApp")
     assert "'=cmd|' /C calc'!A0" in lines[1] and len(lines) == 2
+    assert AuditLog.objects.filter(action="contact.export").count() == 1
