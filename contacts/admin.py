@@ -6,14 +6,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import transaction
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from import_export.admin import ImportExportActionModelAdmin
 from import_export.formats import base_formats
 from tablib import Dataset
 
 from accounts.services import audit_record
-from contacts.models import ConsentEvent, ConsentSource, Contact
-from contacts.resources import ContactResource, describe_bad_rows
+from contacts.import_jobs import REPORT_ROWS_SHOWN, contact_import_job_create
+from contacts.importing import ImportFileError
+from contacts.models import ConsentEvent, ConsentSource, Contact, ContactImportJob
+from contacts.page_forms import ImportForm
+from contacts.pagination import ContactPaginator
+from contacts.resources import ContactResource
 from contacts.selectors import contact_filter_search
 from contacts.services import (
     OPT_IN_FIELDS,
@@ -25,8 +30,6 @@ from contacts.services import (
     contact_update,
 )
 from wecare.spreadsheet import safe_cell
-
-ADMIN_MESSAGE_ROWS = 50
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -108,7 +111,6 @@ class ContactAdmin(ImportExportActionModelAdmin):
     resource_classes = [ContactResource]
     import_formats = [base_formats.CSV]
     export_formats = [base_formats.CSV]
-    import_template_name = "admin/contacts/contact/import.html"
     list_display = (
         "display_name",
         "phone",
@@ -133,6 +135,9 @@ class ContactAdmin(ImportExportActionModelAdmin):
     inlines = [ConsentEventInline]
     actions = ["soft_delete_selected", "restore_selected"]
     date_hierarchy = None
+    # At a million contacts an exact COUNT(*) per page load is the slow part: count up to 10,000,
+    # then PostgreSQL's estimate (contacts.pagination), and never the unfiltered total.
+    paginator = ContactPaginator
     show_full_result_count = False
     list_per_page = 50
 
@@ -268,39 +273,57 @@ class ContactAdmin(ImportExportActionModelAdmin):
                 self.message_user(request, f"{contact}: {' '.join(exc.messages)}", messages.ERROR)
         self.message_user(request, f"Restored {restored} contact(s).", messages.SUCCESS)
 
-    # --- Import: keep the good rows, report the bad ones ----------------------------------------
+    # --- Import: a background job (contacts.import_jobs), as on the operator pages ------------------
     def import_action(self, request, **kwargs):
-        response = super().import_action(request, **kwargs)
-        context = getattr(response, "context_data", None)
-        if not isinstance(response, TemplateResponse) or not context:
-            return response
-        result = context.get("result")
-        form = context.get("form")
-        if result is None or "confirm_form" in context or result.has_errors() or form is None:
-            return response
-        # Only some rows are invalid: offer to import the others (they are listed apart).
-        valid = sum(1 for row in result.valid_rows() if row.import_type in ("new", "update"))
-        if valid:
-            context["confirm_form"] = self.create_confirm_form(request, import_form=form)
-        context["bad_rows"] = describe_bad_rows(result)
-        context["valid_row_count"] = valid
-        return response
-
-    def add_success_message(self, result, request):
-        super().add_success_message(result, request)
-        bad = describe_bad_rows(result)
-        if bad:
-            self.message_user(request, f"{len(bad)} row(s) were not imported:", messages.WARNING)
-            # Messages live in the session: list the first ones; the preview listed them all, and
-            # the import_contacts command prints every one.
-            for number, reason in bad[:ADMIN_MESSAGE_ROWS]:
-                self.message_user(request, f"Row {number}: {reason}", messages.WARNING)
-            if len(bad) > ADMIN_MESSAGE_ROWS:
-                self.message_user(
-                    request,
-                    f"… and {len(bad) - ADMIN_MESSAGE_ROWS} more rejected row(s), listed on the preview page.",
-                    messages.WARNING,
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = contact_import_job_create(
+                    upload=form.cleaned_data["file"], actor=request.user, dry_run=form.cleaned_data["dry_run"]
                 )
+            except ImportFileError as exc:
+                form.add_error("file", f"{exc} Nothing was imported.")
+            else:
+                return redirect("admin:contacts_contactimportjob_change", job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import contacts",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/contacts/contact/import.html", context)
+
+
+@admin.register(ContactImportJob)
+class ContactImportJobAdmin(admin.ModelAdmin):
+    """Import jobs: progress while the worker runs (the page refreshes itself), then the report."""
+
+    list_display = ("file_name", "status", "created_by", "created_at", "rows_read", "created", "updated", "rejected")
+    list_filter = ("status",)
+    list_select_related = ("created_by",)
+    exclude = ("bad_rows", "s3_key")
+    readonly_fields = [f.name for f in ContactImportJob._meta.fields if f.name not in ("bad_rows", "s3_key")]
+    change_form_template = "admin/contacts/contactimportjob/change_form.html"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("contacts.add_contact") and request.user.has_perm("contacts.change_contact")
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        if obj is not None:
+            context.update(job=obj, bad_rows=obj.bad_rows[:REPORT_ROWS_SHOWN], shown=REPORT_ROWS_SHOWN)
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
 
 @admin.register(ConsentEvent)

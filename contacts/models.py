@@ -22,6 +22,7 @@ class ConsentSource(models.TextChoices):
     IMPORT = "import", "Import"
     UI = "ui", "Operator pages"
     INBOUND_KEYWORD = "inbound_keyword", "Inbound keyword"
+    INBOUND = "inbound", "Inbound message"
 
 
 class ContactQuerySet(models.QuerySet):
@@ -39,6 +40,11 @@ class Contact(models.Model):
     name = models.CharField(max_length=200, blank=True)
     phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164, e.g. +919876543210")
     email = models.EmailField(max_length=254, null=True, blank=True)
+    # A WhatsApp user who hides their number writes from a business-scoped user id ("US.2685…"):
+    # such a contact is known by that id alone until they share a phone or an email.
+    whatsapp_user_id = models.CharField(
+        max_length=64, null=True, blank=True, editable=False, verbose_name="WhatsApp user id (BSUID)"
+    )
     opt_in_whatsapp = models.BooleanField(default=False, verbose_name="WhatsApp opt-in")
     opt_in_sms = models.BooleanField(default=False, verbose_name="SMS opt-in")
     opt_in_email = models.BooleanField(default=False, verbose_name="Email opt-in")
@@ -57,7 +63,9 @@ class Contact(models.Model):
         constraints = [
             # An empty string is not a way to reach anyone: the services store "no phone" as NULL.
             models.CheckConstraint(
-                condition=(Q(phone__isnull=False) & ~Q(phone="")) | (Q(email__isnull=False) & ~Q(email="")),
+                condition=(Q(phone__isnull=False) & ~Q(phone=""))
+                | (Q(email__isnull=False) & ~Q(email=""))
+                | (Q(whatsapp_user_id__isnull=False) & ~Q(whatsapp_user_id="")),
                 name="contact_has_phone_or_email",
                 violation_error_message="A contact needs a phone number or an email address.",
             ),
@@ -71,6 +79,12 @@ class Contact(models.Model):
                 condition=Q(deleted_at__isnull=True, phone__isnull=False),
                 name="contact_phone_unique_when_active",
                 violation_error_message="Another contact already has this phone number.",
+            ),
+            models.UniqueConstraint(
+                fields=["whatsapp_user_id"],
+                condition=Q(deleted_at__isnull=True, whatsapp_user_id__isnull=False),
+                name="contact_whatsapp_user_id_unique_when_active",
+                violation_error_message="Another contact already has this WhatsApp user id.",
             ),
             models.UniqueConstraint(
                 fields=["email"],
@@ -91,14 +105,16 @@ class Contact(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or self.phone or self.email or str(self.id)
+        return self.name or self.phone or self.email or self.whatsapp_user_id or str(self.id)
 
     def save(self, *args, **kwargs):
         # search_text is derived from name, phone and email; computing it here keeps it right for
         # every writer (services, admin, fixtures). bulk_create/update() bypass this: don't use them.
         self.search_text = build_search_text(name=self.name, phone=self.phone, email=self.email)
+        if self.whatsapp_user_id:
+            self.search_text = f"{self.search_text} {self.whatsapp_user_id.lower()}".strip()
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and {"name", "phone", "email"} & set(update_fields):
+        if update_fields is not None and {"name", "phone", "email", "whatsapp_user_id"} & set(update_fields):
             kwargs["update_fields"] = {*update_fields, "search_text"}
         super().save(*args, **kwargs)
 
@@ -139,3 +155,57 @@ class ConsentEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Consent history is immutable.")
+
+
+class ContactImportJob(models.Model):
+    """One CSV import, run by a Celery worker (contacts.tasks) from the file kept in S3.
+
+    The page and the admin create it after the upload; the worker updates the counts after every
+    batch, so the page's progress bar reads them; ``bad_rows`` is the report (every rejected row
+    with its number, line, column(s) and reason).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file_name = models.CharField(max_length=255)
+    s3_key = models.CharField(max_length=512)
+    size = models.PositiveBigIntegerField()
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    rows_read = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    bad_rows = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(100, int(self.rows_read * 100 / self.total_rows))

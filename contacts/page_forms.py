@@ -75,5 +75,5 @@ class ContactEditForm(ContactForm):
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text="UTF-8, with a header row.")
+    file = forms.FileField(label="CSV file", help_text="With a header row; UTF-8 or UTF-16, any of , ; or tab.")
     dry_run = forms.BooleanField(required=False, label="Only check the file; change nothing")

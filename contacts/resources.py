@@ -1,4 +1,6 @@
-"""CSV import and export of contacts (django-import-export), shared by the admin and the commands.
+"""The admin's CSV export of contacts (django-import-export), and the column rules every import shares.
+
+The import itself is contacts.importing (batched; run by the page, the admin and the command).
 
 Columns use the API's names: contactId, name, phone, email, optInWhatsApp, optInSms, optInEmail
 (read on import), and lastInboundMessageAt, createdAt, updatedAt, deletedAt (export only).
@@ -16,17 +18,12 @@ Import rules:
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from import_export import fields, resources, widgets
-from import_export.results import Result, RowResult
-from tablib import Dataset
+from import_export.results import RowResult
 
 from contacts.models import ConsentSource, Contact
 from contacts.phones import normalize_phone
@@ -235,74 +232,3 @@ class ContactResource(resources.ModelResource):
     # --- Export ---------------------------------------------------------------------------------
     def get_queryset(self):
         return Contact.objects.all().order_by("created_at", "id")
-
-
-class ContactBatchResource(ContactResource):
-    """The same import for the command: no before/after diff per row, which only the admin's
-    preview shows."""
-
-    class Meta(ContactResource.Meta):
-        skip_diff = True
-
-
-@dataclasses.dataclass
-class CsvFile:
-    """A CSV file read for import: the rows, and what could not be read of them."""
-
-    dataset: Dataset
-    malformed_rows: dict[int, str] = dataclasses.field(default_factory=dict)
-    # Row number (1 = first data row) → line of the file where that row ends.
-    lines: dict[int, int] = dataclasses.field(default_factory=dict)
-
-
-def read_csv(path: str | Path) -> CsvFile:
-    """Read a UTF-8 CSV file (a BOM is fine) with a header row, like the admin's reader does.
-
-    Blank lines are skipped and short rows padded with empty cells (as tablib does), but a row
-    with more cells than the header is not cut down: it is kept as a malformed row and reported.
-    Raises ImportFileError if the file cannot be read as UTF-8 CSV or has no header.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8 CSV.")
-    except OSError as exc:
-        raise ImportFileError(f"Cannot read {path}: {exc.strerror or exc}.")
-    reader = csv.reader(io.StringIO(text))
-    try:
-        headers = next(reader, None)
-        if not headers:
-            raise ImportFileError(f"{path} is empty: the first line must name the columns.")
-        headers = [h.strip() for h in headers]
-        dataset = Dataset(headers=headers)
-        csv_file = CsvFile(dataset=dataset)
-        width = len(headers)
-        for cells in reader:
-            if not cells:
-                continue
-            number = len(dataset) + 1
-            csv_file.lines[number] = reader.line_num
-            if len(cells) > width:
-                csv_file.malformed_rows[number] = (
-                    f"The row has {len(cells)} cells but the header names {width} columns "
-                    "(a comma inside a value must be quoted)."
-                )
-                cells = cells[:width]
-            dataset.append(cells + [""] * (width - len(cells)))
-    except csv.Error as exc:
-        raise ImportFileError(f"{path} is not valid CSV at line {reader.line_num}: {exc}.")
-    return csv_file
-
-
-def describe_bad_rows(result: Result) -> list[tuple[int, str]]:
-    """Every rejected row as (row number, reason), in file order. Row 1 is the first data row."""
-    bad: list[tuple[int, str]] = []
-    for invalid in result.invalid_rows:
-        reasons = [
-            f"{column}: {' '.join(messages)}" if column != NON_FIELD_ERRORS else " ".join(messages)
-            for column, messages in invalid.error_dict.items()
-        ]
-        bad.append((invalid.number, "; ".join(reasons)))
-    for error_row in result.error_rows:
-        bad.append((error_row.number, "; ".join(f"unexpected error: {error.error!r}" for error in error_row.errors)))
-    return sorted(bad)

@@ -27,6 +27,7 @@ UPDATABLE_FIELDS = ("name", "phone", "email", *OPT_IN_FIELDS)
 PHONE_TAKEN = "Another contact already has this phone number."
 EMAIL_TAKEN = "Another contact already has this email address."
 PHONE_OR_EMAIL = "A contact needs a phone number or an email address."
+WHATSAPP_USER_ID_TAKEN = "Another contact already has this WhatsApp user id."
 
 # Constraint name → (field, message): a race lost to the database reads like the check we ran.
 _CONSTRAINT_ERRORS = {
@@ -34,6 +35,7 @@ _CONSTRAINT_ERRORS = {
     "contact_email_unique_when_active": ("email", EMAIL_TAKEN),
     "contact_has_phone_or_email": (NON_FIELD_ERRORS, PHONE_OR_EMAIL),
     "contact_phone_is_e164": ("phone", "The phone number must be in E.164 form, e.g. +919876543210."),
+    "contact_whatsapp_user_id_unique_when_active": (NON_FIELD_ERRORS, WHATSAPP_USER_ID_TAKEN),
 }
 
 
@@ -103,7 +105,12 @@ def _clean_phone(value: Any) -> str | None:
 
 
 def contact_clean(
-    *, name: Any = "", phone: Any = None, email: Any = None, exclude: Contact | None = None
+    *,
+    name: Any = "",
+    phone: Any = None,
+    email: Any = None,
+    exclude: Contact | None = None,
+    whatsapp_user_id: str | None = None,
 ) -> dict[str, Any]:
     """Validate and normalise a contact's identity fields; every problem is reported at once.
 
@@ -121,6 +128,14 @@ def contact_clean(
     if errors:
         raise ValidationError(errors)
     if not cleaned["phone"] and not cleaned["email"]:
+        if whatsapp_user_id:
+            # Only inbound messages create such contacts (a sender who hides their number).
+            taken = Contact.objects.active().filter(whatsapp_user_id=whatsapp_user_id)
+            if exclude is not None:
+                taken = taken.exclude(pk=exclude.pk)
+            if taken.exists():
+                raise ValidationError({NON_FIELD_ERRORS: [WHATSAPP_USER_ID_TAKEN]}, code="unique")
+            return cleaned
         raise ValidationError({NON_FIELD_ERRORS: [PHONE_OR_EMAIL]}, code="phone_or_email")
     # One query for both: each side is served by its partial unique index.
     taken = Q()
@@ -188,6 +203,7 @@ def contact_create(
     opt_ins: dict[str, bool] | None = None,
     actor=None,
     source: str,
+    whatsapp_user_id: str | None = None,
 ) -> Contact:
     """Create a contact. Opt-ins are False unless given in ``opt_ins`` ({"whatsapp": True, ...}).
 
@@ -207,14 +223,18 @@ def contact_create(
         except ValidationError as exc:
             errors.update(exc.message_dict)
     try:
-        cleaned = contact_clean(name=name, phone=phone, email=email)
+        cleaned = contact_clean(name=name, phone=phone, email=email, whatsapp_user_id=whatsapp_user_id)
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationError(errors)
 
-    contact = Contact(**cleaned, **{f"opt_in_{channel}": value for channel, value in opt_ins.items()})
+    contact = Contact(
+        **cleaned,
+        whatsapp_user_id=whatsapp_user_id or None,
+        **{f"opt_in_{channel}": value for channel, value in opt_ins.items()},
+    )
     _save(contact, force_insert=True)
     audit_record(
         user=_db_user(actor),

@@ -6,28 +6,27 @@ Thin: forms read the request, contacts.selectors read, contacts.services change 
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import dataclass
-
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
-from import_export.results import RowResult
 
+from accounts.services import audit_record
+from contacts.exporting import contacts_export_csv
 from contacts.filters import ContactFilter
-from contacts.models import ConsentSource, Contact
+from contacts.import_jobs import REPORT_ROWS_SHOWN, contact_import_job_create
+from contacts.importing import ImportFileError
+from contacts.models import ConsentSource, Contact, ContactImportJob
 from contacts.page_forms import OPT_IN_FIELDS, ContactEditForm, ContactForm, ImportForm
-from contacts.resources import ContactResource, ImportFileError, check_headers, describe_bad_rows, read_csv
 from contacts.selectors import contact_consent_history
 from contacts.services import contact_create, contact_restore, contact_soft_delete, contact_update
-from wecare.pages import page_view, render_page, whatsapp_window
+from wecare.pages import deny, page_view, render_page, whatsapp_window
 
 PAGE_SIZE = 50
-IMPORT_MAX_BYTES = 20 * 1024 * 1024
 
 
 def _form_errors(form, exc: ValidationError) -> None:
@@ -160,69 +159,48 @@ def contact_restore_page(request: HttpRequest, contact_id) -> HttpResponse:
     return redirect("contact_pages:detail", contact_id=contact.pk)
 
 
-@dataclass
-class ImportRow:
-    number: int
-    line: int | None
-    outcome: str  # created, updated, rejected, unchanged
-    reason: str = ""
-    contact_id: str = ""
-
-
-def _import(upload, *, actor, dry_run: bool) -> dict:
-    """Run the contacts import (the admin's and the command's code) over an uploaded file."""
-    with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
-        handle.flush()
-        csv_file = read_csv(handle.name)
-    check_headers(csv_file.dataset.headers)
-    resource = ContactResource(malformed_rows=csv_file.malformed_rows)
-    result = resource.import_data(
-        csv_file.dataset, dry_run=dry_run, raise_errors=False, use_transactions=True, user=actor
-    )
-    reasons = dict(describe_bad_rows(result))
-    outcomes = {
-        RowResult.IMPORT_TYPE_NEW: "created",
-        RowResult.IMPORT_TYPE_UPDATE: "updated",
-        RowResult.IMPORT_TYPE_SKIP: "unchanged",
-    }
-    rows = []
-    for number, row_result in enumerate(result.rows, 1):
-        rejected = number in reasons
-        rows.append(
-            ImportRow(
-                number=number,
-                line=csv_file.lines.get(number),
-                outcome="rejected" if rejected else outcomes.get(row_result.import_type, row_result.import_type),
-                reason=reasons.get(number, ""),
-                contact_id="" if rejected or dry_run else str(row_result.object_id or ""),
-            )
-        )
-    counts = {
-        outcome: sum(1 for row in rows if row.outcome == outcome) for outcome in ("created", "updated", "rejected")
-    }
-    return {
-        "rows": rows,
-        "counts": counts,
-        "total": len(csv_file.dataset),
-        "rolled_back": result.has_errors(),  # an unexpected error: import_data kept nothing
-        "dry_run": dry_run,
-    }
-
-
 @page_view("contacts.add_contact", "contacts.change_contact")
 @require_http_methods(["GET", "POST"])
 def contact_import_page(request: HttpRequest) -> HttpResponse:
+    """Upload: the file is checked and stored, a worker imports it; the job page shows progress."""
     form = ImportForm(request.POST or None, request.FILES or None)
-    report = None
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        if upload.size > IMPORT_MAX_BYTES:
-            form.add_error("file", f"The file is {upload.size} bytes; the limit is {IMPORT_MAX_BYTES} (20 MB).")
+        try:
+            job = contact_import_job_create(
+                upload=form.cleaned_data["file"], actor=request.user, dry_run=form.cleaned_data["dry_run"]
+            )
+        except ImportFileError as exc:
+            form.add_error("file", f"{exc} Nothing was imported.")
         else:
-            try:
-                report = _import(upload, actor=request.user, dry_run=form.cleaned_data["dry_run"])
-            except ImportFileError as exc:
-                form.add_error("file", f"{exc} Nothing was imported.")
-    return render_page(request, "contacts/import.html", {"form": form, "report": report})
+            return redirect("contact_pages:import_job", job_id=job.pk)
+    jobs = ContactImportJob.objects.filter(created_by=request.user)[:10]
+    return render_page(request, "contacts/import.html", {"form": form, "jobs": jobs})
+
+
+@page_view("contacts.add_contact", "contacts.change_contact")
+def contact_import_job_page(request: HttpRequest, job_id) -> HttpResponse:
+    """The job's progress (polled by htmx until it is finished), then its report."""
+    job = get_object_or_404(ContactImportJob, pk=job_id)
+    if job.created_by_id != request.user.pk and not request.user.has_perm("contacts.restore_contact"):
+        deny(request, "another user's import job")
+    return render_page(
+        request,
+        "contacts/import_job.html",
+        {"job": job, "bad_rows": job.bad_rows[:REPORT_ROWS_SHOWN], "shown": REPORT_ROWS_SHOWN},
+    )
+
+
+@page_view("contacts.export_contact")
+def contact_export_page(request: HttpRequest) -> StreamingHttpResponse:
+    """Every active contact as CSV, streamed in constant memory, formula-safe. Its own permission
+    (Operator and Admin), audited with the row count, as the admin's export is."""
+    contacts = Contact.objects.active()
+    audit_record(
+        user=request.user,
+        action="contacts.export",
+        resource_type="contact",
+        details={"scope": "active", "rows": contacts.count()},
+    )
+    response = StreamingHttpResponse(contacts_export_csv(contacts, bom=True), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="contacts-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+    return response

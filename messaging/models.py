@@ -243,9 +243,15 @@ class InboundEvent(models.Model):
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When the relay last handed the event to the broker (messaging.inbound.outbox); null: not yet.
+    relayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
+        indexes = [
+            # The outbox: pending events, oldest first; a small index however many are processed.
+            models.Index(fields=["received_at"], name="inbound_event_outbox", condition=models.Q(status="pending"))
+        ]
 
     def __str__(self) -> str:
         return f"SNS {self.sns_message_id} [{self.status}]"

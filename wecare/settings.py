@@ -434,9 +434,19 @@ if set(INBOUND_OPT_OUT_KEYWORDS) & set(INBOUND_OPT_IN_KEYWORDS):
 INBOUND_CLAIM_LEASE_SECONDS = _int("INBOUND_CLAIM_LEASE_SECONDS", 300, minimum=30)
 INBOUND_TASK_MAX_RETRIES = _int("INBOUND_TASK_MAX_RETRIES", 5, maximum=20)
 INBOUND_RETRY_DELAY_SECONDS = _int("INBOUND_RETRY_DELAY_SECONDS", 10, minimum=1, maximum=900)
+# The inbound outbox (messaging.inbound.outbox): events per task message (ten messages per SendMessageBatch),
+# and how long an event handed to the broker may stay pending before it is relayed again.
+INBOUND_EVENTS_PER_TASK = _int("INBOUND_EVENTS_PER_TASK", 200, minimum=1, maximum=1000)
+INBOUND_RELAY_MAX_PER_ROUND = _int("INBOUND_RELAY_MAX_PER_ROUND", 2000, minimum=10, maximum=5000)
+INBOUND_RELAY_STALE_SECONDS = _int("INBOUND_RELAY_STALE_SECONDS", 1200, minimum=60)
 
 # --- Contacts -----------------------------------------------------------------------------------
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="IN").upper()
+# Contacts CSV import (contacts.importing): files over this are refused before they are read.
+CONTACTS_IMPORT_MAX_BYTES = _int("CONTACTS_IMPORT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+CONTACTS_IMPORT_PREFIX = env.str("CONTACTS_IMPORT_PREFIX", default="contact-imports/")
+# Rows validated and written together (one transaction, a handful of queries); progress is saved per batch.
+CONTACTS_IMPORT_BATCH_SIZE = _int("CONTACTS_IMPORT_BATCH_SIZE", 2000, minimum=10, maximum=10_000)
 
 # --- Bulk messaging (bulk/) ---------------------------------------------------------------------
 # A bulk job of more recipients than this needs an explicit confirmation of the exact will-send count.
@@ -546,6 +556,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wecare.observe_queues",
         "schedule": 60.0,
         "options": {"expires": 55},  # a depth a minute old is worth nothing
+    },
+    "inbound-outbox-relay": {
+        "task": "messaging.tasks.inbound.inbound_outbox_relay_task",
+        "schedule": 5.0,
+        "options": {"expires": 4},  # a safety net beside the relay loop: never stacked
     },
     "sync-whatsapp-templates": {
         "task": "messaging.sync_whatsapp_templates",

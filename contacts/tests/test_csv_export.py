@@ -60,8 +60,37 @@ def test_an_export_imports_back_without_changing_anything(tmp_path, make_contact
     out = io.StringIO()
     call_command("import_contacts", str(path), stdout=out, stderr=io.StringIO())
 
-    assert "0 contact(s) were created, 1 updated, 0 rejected" in out.getvalue()
+    assert "0 contact(s) were created, 0 updated, 0 rejected. 1 row(s) matched their contact already." in out.getvalue()
     assert Contact.objects.count() == 1
     contact.refresh_from_db()
     assert (contact.name, contact.opt_in_whatsapp) == ("Asha", True)
     assert ConsentEvent.objects.count() == events_before
+
+
+def test_export_cells_are_safe_to_open_in_a_spreadsheet(tmp_path, make_contact):
+    make_contact(name='=HYPERLINK("http://evil")', phone="+919876543210")
+    path = tmp_path / "out.csv"
+
+    call_command("export_contacts", str(path), stderr=io.StringIO())
+
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert rows[0]["name"] == '\'=HYPERLINK("http://evil")'
+    assert rows[0]["phone"] == "+919876543210"  # E.164 digits: no formula, and it must import back
+
+
+def test_the_database_written_csv_matches_the_python_rows_cell_for_cell(make_contact):
+    from django.utils import timezone
+
+    from contacts.exporting import contacts_export_csv, contacts_export_rows
+
+    make_contact(name="@SUM(A1)", email="-x@example.com", opt_ins={"sms": True})
+    touched = make_contact(name='José "Pepe", Álvarez', phone="+919876543210")
+    Contact.objects.filter(pk=touched.pk).update(last_inbound_message_at=timezone.now())
+    gone = make_contact(name="Gone")
+    contact_soft_delete(contact=gone, actor=None)
+
+    written = list(csv.reader(io.StringIO("".join(contacts_export_csv(Contact.objects.all())))))
+    expected = [list(row) for row in contacts_export_rows(Contact.objects.all())]
+
+    assert written == expected
+    assert written[1][1] == "'@SUM(A1)" and written[1][3] == "'-x@example.com"

@@ -154,7 +154,7 @@ def test_a_file_that_is_not_utf8_is_refused_clearly(tmp_path):
 
     _, _, error = run_import(path)
 
-    assert error is not None and "is not UTF-8 text" in str(error)
+    assert error is not None and "is not a CSV text file" in str(error) and "Nothing was imported" in str(error)
 
 
 def test_a_missing_file_is_refused_clearly(tmp_path):

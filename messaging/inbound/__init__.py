@@ -6,17 +6,21 @@
   configured courtesies (mark as read, 👍) through the outbound service.
 - ``media``: the message's file copied into the media bucket at {MEDIA_INCOMING_PREFIX}{messageId}.{ext}.
 - ``statuses``: status events move our outbound messages forward only.
-- ``events``: stored notifications (InboundEvent): received by the webhook, processed by the Celery
-  task (messaging.tasks.inbound), dead-lettered after the retries, replayed from inbound-dlq by
-  ``handle_dlq_payload`` — the same code as the first time.
+- ``events``: stored notifications (InboundEvent): received by the webhook (one INSERT), processed
+  in batches by the Celery tasks (messaging.tasks.inbound), dead-lettered after the retries,
+  replayed from inbound-dlq by ``handle_dlq_payload`` — the same code as the first time.
+- ``outbox``: the relay from stored events to the inbound queue (SendMessageBatch), which keeps
+  them while the broker is down.
 """
 
 from messaging.inbound.events import (
+    BatchSummary,
     ProcessSummary,
     handle_dlq_payload,
     inbound_event_fail,
     inbound_event_process,
     inbound_event_receive,
+    inbound_events_process,
     notification_process,
 )
 from messaging.inbound.media import MediaUnavailable, extension_for, media_fetch
@@ -30,9 +34,10 @@ from messaging.inbound.payload import (
     phone_number_id_from_arn,
     receiving_phone_number_id,
 )
-from messaging.inbound.statuses import status_apply
+from messaging.inbound.statuses import status_apply, statuses_apply
 
 __all__ = [
+    "BatchSummary",
     "InboundPayloadError",
     "MediaUnavailable",
     "ParsedMessage",
@@ -44,6 +49,7 @@ __all__ = [
     "inbound_event_fail",
     "inbound_event_process",
     "inbound_event_receive",
+    "inbound_events_process",
     "inbound_message_receive",
     "is_eum_event",
     "media_fetch",
@@ -52,4 +58,5 @@ __all__ = [
     "phone_number_id_from_arn",
     "receiving_phone_number_id",
     "status_apply",
+    "statuses_apply",
 ]

@@ -19,7 +19,7 @@ from messaging.inbound.payload import (
     is_eum_event,
     receiving_phone_number_id,
 )
-from messaging.inbound.statuses import status_apply
+from messaging.inbound.statuses import status_apply, statuses_apply
 from messaging.models import InboundEvent
 from messaging.sns import NOTIFICATION
 from wecare import metrics
@@ -63,12 +63,17 @@ def notification_process(body: dict[str, Any]) -> ProcessSummary:
         names = {}
         for profile in value.get("contacts") or []:
             if isinstance(profile, dict):
-                names[_text(profile.get("wa_id"))] = _text((profile.get("profile") or {}).get("name"))
+                name = _text((profile.get("profile") or {}).get("name"))
+                for key in (_text(profile.get("wa_id")), _text(profile.get("user_id"))):
+                    if key:
+                        names[key] = name
         for raw in value.get("messages") or []:
             if not isinstance(raw, dict):
                 raise InboundPayloadError("A message is not a JSON object.")
             message, created = inbound_message_receive(
-                raw=raw, receiving=receiving, sender_name=names.get(_text(raw.get("from")), "")
+                raw=raw,
+                receiving=receiving,
+                sender_name=names.get(_text(raw.get("from")) or _text(raw.get("from_user_id")), ""),
             )
             (summary.stored if created else summary.duplicates).append(_text(raw.get("id")))
         for status in value.get("statuses") or []:
@@ -108,24 +113,20 @@ def _event_insert_once(*, sns_message_id: str, topic_arn: str, body: dict[str, A
     return event
 
 
-def inbound_event_receive(*, sns_message_id: str, topic_arn: str, body: dict[str, Any]) -> tuple[InboundEvent, bool]:
-    """Store a verified notification (once per SNS MessageId) and queue its processing.
+def inbound_event_receive(
+    *, sns_message_id: str, topic_arn: str, body: dict[str, Any]
+) -> tuple[InboundEvent | None, bool]:
+    """Store a verified notification, once per SNS MessageId: the webhook's only write.
 
-    Returns (event, queued). A redelivery of an event still pending is queued again (the first
-    enqueue may have been lost); one already processed or dead-lettered is not.
+    Returns (event, stored). No broker call here: the row is in the outbox (pending, not relayed)
+    and the relay (messaging.inbound.outbox) hands it to the workers in a batch, or later if the
+    broker is down. A redelivery returns (None, False): the first copy is stored, and if it is still
+    pending the relay takes care of it.
     """
-    # The task module imports this one: import it here to avoid the cycle.
-    from messaging.tasks.inbound import inbound_event_process_task
-
     event = _event_insert_once(sns_message_id=sns_message_id, topic_arn=topic_arn, body=body)
-    created = event is not None
     if event is None:
-        event = InboundEvent.objects.get(sns_message_id=sns_message_id)
-    if not created and event.status != InboundEvent.Status.PENDING:
-        logger.info("SNS message %s again: event %s is %s", sns_message_id, event.pk, event.status)
-        return event, False
-    event_id = str(event.pk)
-    transaction.on_commit(lambda: inbound_event_process_task.delay(event_id))
+        logger.info("SNS message %s again: already stored", sns_message_id)
+        return None, False
     return event, True
 
 
@@ -190,4 +191,81 @@ def handle_dlq_payload(payload: dict[str, Any]) -> ProcessSummary:
         )
         raise
     _mark_processed(event.pk)
+    return summary
+
+
+@dataclass
+class BatchSummary:
+    processed: list[str] = field(default_factory=list)  # event ids done in the batch
+    one_by_one: list[str] = field(default_factory=list)  # event ids carrying messages: the per-event path
+    statuses_moved: int = 0
+    failed: list[str] = field(default_factory=list)  # malformed: dead-lettered
+
+
+def _status_only(body: dict[str, Any]) -> list[tuple[dict[str, Any], str]] | None:
+    """The (status, envelope message id) items of a notification that carries only statuses;
+    None if it carries anything else (messages, other fields), which the per-event path handles."""
+    envelope, entry = decode_notification(body)
+    envelope_message_id = _text(envelope.get("messageId"))
+    items = []
+    for change in entry["changes"]:
+        if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+            raise InboundPayloadError("A change has no value.")
+        value = change["value"]
+        if change.get("field", "messages") != "messages" or value.get("messages") or value.get("errors"):
+            return None
+        metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+        receiving_phone_number_id(envelope["context"], metadata.get("phone_number_id"))  # validates
+        for status in value.get("statuses") or []:
+            if not isinstance(status, dict):
+                raise InboundPayloadError("A status is not a JSON object.")
+            items.append((status, envelope_message_id))
+    return items
+
+
+def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
+    """Process many stored events at once (the batch task's body).
+
+    Notifications that carry only statuses (most of them: sent, delivered, read for every message
+    we send) are applied together by ``statuses_apply`` and marked processed in one UPDATE. Those
+    carrying customer messages are left to the per-event path (``one_by_one``), whose claim,
+    contact, media and keyword handling is per message anyway. A malformed one is dead-lettered.
+    A database failure raises: the task retries the whole batch (applying statuses is idempotent).
+    """
+    summary = BatchSummary()
+    items: list[tuple[dict[str, Any], str]] = []
+    batched: list[str] = []
+    events = InboundEvent.objects.filter(pk__in=event_ids, status=InboundEvent.Status.PENDING).only("pk", "body")
+    for event in events:
+        event_id = str(event.pk)
+        body = event.body
+        if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
+            batched.append(event_id)  # not an EUM event: kept, nothing to process
+            continue
+        try:
+            statuses = _status_only(body)
+        except InboundPayloadError as exc:
+            logger.error("inbound event %s cannot be processed: %s", event_id, exc)
+            inbound_event_fail(event_id=event_id, error=f"InboundPayloadError: {exc}")
+            summary.failed.append(event_id)
+            continue
+        if statuses is None:
+            summary.one_by_one.append(event_id)
+            continue
+        items.extend(statuses)
+        batched.append(event_id)
+    if batched:
+        with transaction.atomic():
+            summary.statuses_moved = statuses_apply(items)
+            InboundEvent.objects.filter(pk__in=batched, status=InboundEvent.Status.PENDING).update(
+                status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error=""
+            )
+        summary.processed = batched
+    logger.info(
+        "inbound batch: %s event(s) processed together (%s status move(s)), %s one by one, %s dead-lettered",
+        len(summary.processed),
+        summary.statuses_moved,
+        len(summary.one_by_one),
+        len(summary.failed),
+    )
     return summary

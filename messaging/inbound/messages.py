@@ -21,7 +21,7 @@ from django.db.models import Q
 from accounts.services import audit_record
 from automation.services import ai_on_inbound
 from contacts.models import Channel, ConsentEvent, ConsentSource, Contact
-from contacts.services import PHONE_TAKEN, contact_create, contact_set_opt_in
+from contacts.services import contact_create, contact_set_opt_in
 from messaging import claims
 from messaging.inbound.media import media_fetch
 from messaging.inbound.payload import InboundPayloadError, ParsedMessage, _text, _timestamp, parse_message
@@ -32,30 +32,53 @@ logger = logging.getLogger(__name__)
 _WA_ID = re.compile(r"^\+?[1-9][0-9]{6,14}$")
 
 
-def _sender_phone(message: dict[str, Any]) -> str:
+def _sender(message: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(E.164 phone, business-scoped user id) of the sender; at least one of them.
+
+    A user who hides their number (WhatsApp usernames) writes with ``from_user_id`` ("US.2685…")
+    and no ``from``: such a sender is kept as a contact known by that id, not dead-lettered.
+    """
     sender = _text(message.get("from"))
-    if not _WA_ID.match(sender):
-        # BSUID-only senders (usernames) have no phone number: a contact needs one.
-        raise InboundPayloadError(f"The sender {sender or message.get('from_user_id')!r} is not a phone number.")
-    return "+" + sender.lstrip("+")
+    user_id = _text(message.get("from_user_id")).strip()[:64] or None
+    if sender and _WA_ID.match(sender):
+        return "+" + sender.lstrip("+"), user_id
+    if user_id:
+        return None, user_id
+    raise InboundPayloadError(f"The sender {sender!r} is neither a phone number nor a WhatsApp user id.")
 
 
-def _contact_for_sender(*, phone: str, name: str, whatsapp_message_id: str) -> Contact:
-    """The active contact with this phone; a new one (every opt-in False) if there is none."""
-    contact = Contact.objects.active().filter(phone=phone).first()
+def _contact_for_sender(*, phone: str | None, user_id: str | None, name: str, whatsapp_message_id: str) -> Contact:
+    """The active contact with this phone (or, with no phone, this user id); a new one (every
+    opt-in False, consent source ``inbound``) if there is none."""
+    found = (
+        Contact.objects.active().filter(phone=phone)
+        if phone
+        else Contact.objects.active().filter(whatsapp_user_id=user_id)
+    )
+    contact = found.first()
     if contact is not None:
+        if phone and user_id and not contact.whatsapp_user_id:
+            Contact.objects.filter(pk=contact.pk, whatsapp_user_id__isnull=True).update(whatsapp_user_id=user_id)
         return contact
     try:
-        # source is what the contact's consent history would cite; with no opt-in given nothing is
-        # written there. "api": the contact comes from a machine feed, not a person's action.
-        contact = contact_create(name=name[:200], phone=phone, opt_ins=None, actor=None, source=ConsentSource.API)
-    except ValidationError as exc:
-        if PHONE_TAKEN in exc.message_dict.get("phone", []):
-            # Another message from the same new sender created the contact at the same moment.
-            contact = Contact.objects.active().filter(phone=phone).first()
-            if contact is not None:
-                return contact
-        raise InboundPayloadError(f"Cannot create a contact for {phone}: {exc.messages}") from None
+        # No opt-in is given, so nothing is written to the consent history; the source says where
+        # the contact came from, should one be recorded: a customer's own inbound message.
+        with transaction.atomic():
+            contact = contact_create(
+                name=name[:200],
+                phone=phone,
+                whatsapp_user_id=user_id,
+                opt_ins=None,
+                actor=None,
+                source=ConsentSource.INBOUND,
+            )
+    except (ValidationError, IntegrityError) as exc:
+        messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+        # Another message from the same new sender created the contact at the same moment.
+        contact = found.first()
+        if contact is not None:
+            return contact
+        raise InboundPayloadError(f"Cannot create a contact for {phone or user_id}: {messages}") from None
     audit_record(
         user=None,
         action="inbound.contact_create",
@@ -138,12 +161,14 @@ def _message_store(
     """
     parsed = parse_message(raw)
     sent_at = _timestamp(raw.get("timestamp"))
-    phone = _sender_phone(raw)
+    phone, user_id = _sender(raw)
     try:
         with transaction.atomic():
             if Message.objects.filter(whatsapp_message_id=whatsapp_message_id).exists():
                 raise _AlreadyStored
-            contact = _contact_for_sender(phone=phone, name=sender_name, whatsapp_message_id=whatsapp_message_id)
+            contact = _contact_for_sender(
+                phone=phone, user_id=user_id, name=sender_name, whatsapp_message_id=whatsapp_message_id
+            )
             action = _keyword(parsed)
             message = Message(
                 contact=contact,

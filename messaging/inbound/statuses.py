@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from contacts.models import Channel
@@ -114,3 +117,131 @@ def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bo
     if changed:
         metrics.message_status(new, channel=message.channel)
     return bool(changed)
+
+
+def _find_outbound_many(items: list[tuple[str, str, str]]) -> dict[str, Message]:
+    """wamid → our outbound message, for (wamid, callback data, envelope message id) items.
+
+    One query finds those already known by wamid; the rest (a first status before the send's
+    answer was stored) fall back to the one-by-one lookup by callback data or provider id.
+    """
+    wamids = {wamid for wamid, _, _ in items}
+    found = {m.whatsapp_message_id: m for m in _outbound(Message.objects.filter(whatsapp_message_id__in=wamids))}
+    for wamid, callback_data, envelope_message_id in items:
+        if wamid not in found:
+            message = _find_outbound(wamid=wamid, callback_data=callback_data, envelope_message_id=envelope_message_id)
+            if message is not None:
+                found[wamid] = message
+    return found
+
+
+def _update_from_values(
+    field: str, rows: list[tuple[Any, datetime]], *, status: str | None = None, now=None, status_in=()
+) -> int:
+    """PostgreSQL: set ``field`` per message from a VALUES list in one statement. With ``status``,
+    also move the status, only where it may advance (``status_in``); without, only fill an empty
+    ``field``. Returns the rows changed."""
+    table = Message._meta.db_table
+    quote = connection.ops.quote_name
+    column = quote(Message._meta.get_field(field).column)
+    if connection.vendor == "postgresql":
+        values = "(VALUES " + ", ".join(["(%s::uuid, %s::timestamptz)"] * len(rows)) + ") AS v(id, at)"
+        params: list[Any] = [v for row in rows for v in row]
+    else:  # SQLite (3.33+ has UPDATE … FROM): a UNION ALL names the columns, stored as Django stores them
+        values = "(" + " UNION ALL ".join(["SELECT %s AS id, %s AS at"] * len(rows)) + ") AS v"
+        pk = Message._meta.pk
+        params = [
+            v
+            for pk_value, at in rows
+            for v in (pk.get_db_prep_value(pk_value, connection), connection.ops.adapt_datetimefield_value(at))
+        ]
+    if status is not None:
+        sets = f"{quote('status')} = %s, {quote('updated_at')} = %s, {column} = v.at"
+        where = f"m.{quote('status')} IN ({', '.join(['%s'] * len(status_in))})"
+        params = [status, now, *params, *status_in]
+    else:
+        sets = f"{column} = v.at"
+        where = f"m.{column} IS NULL"
+    # Only names from the model, quoted, go into the text; every value is a parameter.
+    sql = (
+        f"UPDATE {quote(table)} AS m SET {sets} FROM {values} "  # noqa: S608
+        f"WHERE m.{quote('id')} = v.id AND {where}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
+    """Apply many status events, ``(status, envelope message id)``, in a few statements; forward
+    only, with the same rules as ``status_apply``. Returns how many messages moved forward.
+
+    Per target status and time one conditional UPDATE moves every message whose status (read in
+    the database, at that moment) may advance to it; then, per time field and value, one UPDATE
+    fills the time of a step a message had not recorded (a late "delivered" after "read").
+    """
+    parsed = []
+    for status, envelope_message_id in items:
+        wamid = _text(status.get("id"))
+        new = _text(status.get("status"))
+        if not wamid:
+            raise InboundPayloadError("A status event has no message id.")
+        if new not in STATUS_TIME_FIELDS:
+            logger.info("status %s of %s ignored (not tracked)", new, wamid)
+            continue
+        parsed.append((wamid, new, _timestamp(status.get("timestamp")), status, envelope_message_id))
+    if not parsed:
+        return 0
+    messages = _find_outbound_many([(w, _text(s.get("biz_opaque_callback_data")), e) for w, _, _, s, e in parsed])
+    # Per message: the furthest status this batch reaches, and the time of every step it names.
+    target: dict[Any, tuple[str, datetime, dict[str, Any]]] = {}
+    times: dict[str, dict[Any, datetime]] = {field: {} for field in STATUS_TIME_FIELDS.values()}
+    for wamid, new, at, status, _ in parsed:
+        message = messages.get(wamid)
+        if message is None:
+            logger.warning("status %s of %s matches no outbound message of ours", new, wamid)
+            continue
+        if message.whatsapp_message_id is None:
+            try:
+                with transaction.atomic():
+                    Message.objects.filter(pk=message.pk, whatsapp_message_id__isnull=True).update(
+                        whatsapp_message_id=wamid
+                    )
+            except IntegrityError:
+                logger.warning("status %s: wamid already belongs to another message than %s", wamid, message.pk)
+        field = STATUS_TIME_FIELDS[new]
+        if new != MessageStatus.FAILED:
+            earliest = times[field].get(message.pk)
+            times[field][message.pk] = at if earliest is None else min(earliest, at)
+        current = target.get(message.pk)
+        if current is None or status_may_advance(current[0], new):
+            target[message.pk] = (new, at, status)
+    now = timezone.now()
+    moved = 0
+    # "failed" (rare, with per-message error details) is grouped by value; the other statuses and
+    # the time fills are one UPDATE … FROM a list of (message, time) each.
+    advances: dict[tuple, list] = defaultdict(list)
+    for pk, (new, at, status) in target.items():
+        error = _error_details(status) if new == MessageStatus.FAILED else ("", {})
+        advances[(new, at, error[0], json.dumps(error[1], sort_keys=True))].append(pk)
+    with transaction.atomic():
+        for (new, at, code, details), pks in advances.items():
+            may_advance_from = [current for current in MessageStatus.values if status_may_advance(current, new)]
+            if new != MessageStatus.FAILED:
+                continue  # below, one UPDATE … FROM per status
+            updates: dict[str, Any] = {"status": new, "updated_at": now, STATUS_TIME_FIELDS[new]: at}
+            if new == MessageStatus.FAILED:
+                updates["error_code"], updates["error_details"] = code, json.loads(details)
+            moved += Message.objects.filter(pk__in=pks, status__in=may_advance_from).update(**updates)
+        for new in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ):
+            rows = [(pk, at) for pk, (status_, at, _) in target.items() if status_ == new]
+            if rows:
+                may_advance_from = [c for c in MessageStatus.values if status_may_advance(c, new)]
+                moved += _update_from_values(
+                    STATUS_TIME_FIELDS[new], rows, status=new, now=now, status_in=may_advance_from
+                )
+        for field, values in times.items():
+            if values:
+                _update_from_values(field, list(values.items()))
+    logger.info("statuses applied in a batch: %s event(s), %s message(s) moved forward", len(parsed), moved)
+    return moved

@@ -167,18 +167,47 @@ def test_media_messages_are_parsed_with_their_media_reference(kind, body, conten
     assert (parsed.message_type, parsed.content, parsed.media["id"]) == (kind, content, body["id"])
 
 
-def test_a_sender_without_a_phone_number_cannot_be_stored_and_says_why():
-    body = sns_notification(eum_envelope(inbound_value({"id": _wamid(), "type": "text", "text": {"body": "x"}})))
+def _from_user_id_only(wamid: str, user_id: str = "US.26852818834383302", name: str = "Hidden Number") -> dict:
+    """A message from a user who hides their number: ``from_user_id`` and ``contacts[].user_id``, no phone."""
+    body = sns_notification(eum_envelope(inbound_value({"id": wamid, "type": "text", "text": {"body": "hi"}})))
     envelope = json.loads(body["Message"])
     entry = json.loads(envelope["whatsAppWebhookEntry"])
-    del entry["changes"][0]["value"]["messages"][0]["from"]
-    entry["changes"][0]["value"]["messages"][0]["from_user_id"] = "US.1234"
+    value = entry["changes"][0]["value"]
+    del value["messages"][0]["from"]
+    value["messages"][0]["from_user_id"] = user_id
+    value["contacts"] = [{"profile": {"name": name}, "user_id": user_id}]
     envelope["whatsAppWebhookEntry"] = json.dumps(entry)
     body["Message"] = json.dumps(envelope)
+    return body
 
-    with pytest.raises(inbound.InboundPayloadError, match="US.1234"):
+
+def test_a_sender_who_hides_their_number_is_stored_as_a_contact_known_by_their_user_id():
+    summary = inbound.notification_process(_from_user_id_only(_wamid()))
+    again = inbound.notification_process(_from_user_id_only(_wamid()))
+
+    contact = Contact.objects.get()
+    assert (contact.whatsapp_user_id, contact.phone, contact.email) == ("US.26852818834383302", None, None)
+    assert contact.name == "Hidden Number" and not contact.opt_in_whatsapp
+    assert len(summary.stored) == len(again.stored) == 1
+    assert Message.objects.filter(contact=contact, direction="inbound").count() == 2
+    assert contact.last_inbound_message_at is not None  # the 24-hour window is open
+    assert list(Contact.objects.filter(search_text__contains="us.26852818834383302")) == [contact]
+
+
+def test_a_sender_with_neither_a_phone_nor_a_user_id_is_a_permanent_error():
+    body = _from_user_id_only(_wamid(), user_id="")
+
+    with pytest.raises(inbound.InboundPayloadError, match="neither a phone number nor a WhatsApp user id"):
         inbound.notification_process(body)
     assert not Message.objects.exists()
+
+
+def test_a_contact_created_by_an_inbound_message_records_its_source_as_inbound(client):
+    process_fixture(client, "sns-notification-inbound-text.json")
+
+    contact = Contact.objects.get()
+    entry = AuditLog.objects.get(action="contact.create", resource_id=str(contact.pk))
+    assert entry.details["source"] == "inbound"
 
 
 @pytest.mark.parametrize(

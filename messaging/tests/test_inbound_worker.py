@@ -1,5 +1,5 @@
 """End to end with a real Celery worker on the SQS emulator: signed deliveries through the endpoint,
-processing on the inbound queue, dead-lettering after the retries."""
+the outbox relay, processing on the inbound queue, dead-lettering after the retries."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from conftest import wait_until
+from messaging.inbound.outbox import inbound_outbox_relay
 from messaging.models import DLQMessage, InboundEvent, Message
 from messaging.tests.inbound_fixtures import drain_queue
 from messaging.tests.sns_signing import eum_envelope, headers_for, inbound_value, sns_notification
@@ -50,7 +51,8 @@ def _post_concurrently(bodies: list[dict]) -> list[int]:
     return statuses
 
 
-def test_ten_concurrent_deliveries_of_one_message_store_one_message(sns_setup, celery_worker_factory):
+def test_ten_concurrent_deliveries_of_one_message_store_one_message(sns_setup, celery_worker_factory, settings):
+    settings.INBOUND_EVENTS_PER_TASK = 1  # one task per event, so four worker processes race
     wamid = f"wamid.e2e-{uuid.uuid4().hex}"
     envelope = eum_envelope(inbound_value({"id": wamid, "type": "text", "text": {"body": "hello"}}))
     redelivered = sns_setup.sign(sns_notification(envelope))  # SNS retrying one message: same MessageId
@@ -61,6 +63,7 @@ def test_ten_concurrent_deliveries_of_one_message_store_one_message(sns_setup, c
 
     assert statuses == [200] * 10
     assert InboundEvent.objects.count() == 6
+    assert inbound_outbox_relay() == 6
     wait_until(
         lambda: not InboundEvent.objects.exclude(status=InboundEvent.Status.PROCESSED).exists(),
         timeout=90,
@@ -86,6 +89,7 @@ def test_an_event_that_keeps_failing_goes_to_the_inbound_dlq_after_its_retries(s
     body = sns_setup.sign(sns_notification(eum_envelope(inbound_value(message))))
 
     assert _post_concurrently([body]) == [200]
+    assert inbound_outbox_relay() == 1
 
     event = InboundEvent.objects.get()
     wait_until(

@@ -1,18 +1,18 @@
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from contacts.exporting import contacts_export_csv
 from contacts.models import Contact
-from contacts.resources import ContactResource
 
 
 class Command(BaseCommand):
     help = (
         "Export contacts to a UTF-8 CSV file in the import format (contactId, name, phone, email, "
-        "optInWhatsApp, optInSms, optInEmail, lastInboundMessageAt, createdAt, updatedAt, deletedAt). "
-        "Deleted contacts are left out unless --include-deleted."
+        "optInWhatsApp, optInSms, optInEmail, lastInboundMessageAt, createdAt, updatedAt, deletedAt), "
+        "streamed in constant memory, formula-safe. Deleted contacts are left out unless --include-deleted."
     )
 
     def add_arguments(self, parser):
@@ -21,13 +21,23 @@ class Command(BaseCommand):
 
     def handle(self, *args, path, include_deleted, **options):
         queryset = Contact.objects.all() if include_deleted else Contact.objects.active()
-        dataset = ContactResource().export(queryset.order_by("created_at", "id"))
-        text = dataset.csv
-        if path == "-":
-            self.stdout.write(text, ending="")
-            return
+        rows = 0
         try:
-            Path(path).write_text(text, encoding="utf-8")
+            handle = self.stdout if path == "-" else open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         except OSError as exc:
             raise CommandError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
-        self.stderr.write(f"Exported {len(dataset)} contact(s) to {path}.")
+        try:
+            for chunk in contacts_export_csv(queryset):
+                if path == "-":
+                    handle.write(chunk, ending="")
+                else:
+                    handle.write(chunk)
+                rows += chunk.count("\n")
+        except OSError as exc:
+            raise CommandError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+        finally:
+            if path != "-":
+                handle.close()
+        if path != "-":
+            sys.stderr.flush()
+            self.stderr.write(f"Exported contacts to {path}.")

@@ -1,19 +1,21 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from import_export.results import RowResult
 from tqdm import tqdm
 
-from contacts.resources import ContactBatchResource, ImportFileError, check_headers, describe_bad_rows, read_csv
+from contacts.importing import ImportFileError, ImportProgress, check_size, contacts_import, open_csv
 
 
 class Command(BaseCommand):
     help = (
-        "Import contacts from a UTF-8 CSV file (columns contactId, name, phone, email, optInWhatsApp, "
-        "optInSms, optInEmail), through the same code as the admin's import. Good rows are kept; every "
-        "bad row is listed with its reason. Opt-ins given are recorded in the consent history with "
-        "source import. Exits with status 1 if any row was rejected."
+        "Import contacts from a CSV file (columns contactId, name, phone, email, optInWhatsApp, "
+        "optInSms, optInEmail; UTF-8 or UTF-16, separated by commas, semicolons or tabs), through the "
+        "same batched service as the page and the admin. Good rows are kept; every bad row is listed "
+        "with its line and reason. Opt-ins given are recorded in the consent history with source "
+        "import. Exits with status 1 if any row was rejected."
     )
 
     def add_arguments(self, parser):
@@ -28,39 +30,36 @@ class Command(BaseCommand):
             if actor is None:
                 raise CommandError(f"No user with email {as_user}.")
         try:
-            csv_file = read_csv(path)
-            check_headers(csv_file.dataset.headers)
+            file = Path(path)
+            try:
+                check_size(file.stat().st_size, name=str(path))
+                data = file.read_bytes()
+            except OSError as exc:
+                raise ImportFileError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+            rows = open_csv(data, name=str(path))
         except ImportFileError as exc:
             raise CommandError(f"{exc} Nothing was imported.") from exc
 
-        dataset = csv_file.dataset
-        with tqdm(total=len(dataset), unit="row", desc="Importing contacts", disable=options["verbosity"] == 0) as bar:
-            resource = ContactBatchResource(progress=lambda: bar.update(1), malformed_rows=csv_file.malformed_rows)
-            result = resource.import_data(
-                dataset, dry_run=dry_run, raise_errors=False, use_transactions=True, user=actor
-            )
+        bar = tqdm(total=0, unit="row", desc="Importing contacts", disable=options["verbosity"] == 0)
 
-        for error in result.base_errors:
-            self.stderr.write(f"error: {error.error}")
-        bad = describe_bad_rows(result)
-        for number, reason in bad:
-            line = csv_file.lines.get(number)
-            where = f"row {number} (line {line})" if line else f"row {number}"
-            self.stdout.write(f"{where}: {reason}")
+        def on_progress(progress: ImportProgress) -> None:
+            bar.total = progress.total
+            bar.update(progress.read - bar.n)
 
-        totals = result.totals
+        with bar:
+            result = contacts_import(rows=rows, actor=actor, dry_run=dry_run, on_progress=on_progress)
+
+        for bad in result.bad_rows:
+            self.stdout.write(f"row {bad.number} (line {bad.line}): {bad.reason}")
         verb = "would be" if dry_run else "were"
-        summary = (
-            f"{len(dataset)} row(s) read: {totals[RowResult.IMPORT_TYPE_NEW]} contact(s) {verb} created, "
-            f"{totals[RowResult.IMPORT_TYPE_UPDATE]} updated, {len(bad)} rejected."
+        self.stdout.write(
+            f"{result.read} row(s) read: {result.created} contact(s) {verb} created, "
+            f"{result.updated} updated, {result.rejected} rejected."
+            + (f" {result.unchanged} row(s) matched their contact already." if result.unchanged else "")
         )
-        if result.has_errors():
-            # import_data rolled everything back: an unexpected error means we cannot vouch for any row.
-            raise CommandError(f"{summary} Unexpected errors (above): nothing was imported.")
-        self.stdout.write(summary)
-        if bad:
+        if result.bad_rows:
             raise CommandError(
-                f"{len(bad)} row(s) rejected (listed above); the other rows {verb} imported. "
+                f"{result.rejected} row(s) rejected (listed above); the other rows {verb} imported. "
                 "Fix the rejected rows and import them again."
             )
         self.stdout.write(self.style.SUCCESS("Dry run: nothing was changed." if dry_run else "Import complete."))
