@@ -172,6 +172,9 @@ def deploy(plan: Plan, *, image: str, network: Network, session=None, extra_para
     """Deploy ``image`` to ``plan``'s environment; the outputs of both stacks."""
     import boto3
 
+    if plan.environment == "production" and not (extra_parameters or {}).get("OidcClientId"):
+        # Production refuses to start without Cognito (password sign-in for everyone): say so before deploying.
+        raise SystemExit("deploy: production needs OIDC_CLIENT_ID (the Cognito app client of the web sign-in).")
     session = session or boto3.session.Session()
     cfn, ecs = session.client("cloudformation"), session.client("ecs")
     log(f"data stack {plan.data_stack}")

@@ -178,6 +178,7 @@ def check_public_test_key(app_configs=None, **kwargs) -> list[Error]:
     ]
 
 
+@register("wecare")
 def check_django_secret_key(app_configs=None, **kwargs) -> list[Error]:
     """Deployed environments read the key on first use (settings import makes no network call): read it now."""
     from django.core.exceptions import ImproperlyConfigured

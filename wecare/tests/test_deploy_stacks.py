@@ -100,7 +100,7 @@ def deployments(world):
             image=IMAGE,
             network=network,
             session=session,
-            extra_parameters={"CertificateArn": world["certificate"]},
+            extra_parameters={"CertificateArn": world["certificate"], "OidcClientId": "app-client"},
             poll_seconds=1,
             log=lambda line: None,
         )
@@ -343,7 +343,7 @@ def test_an_upgrade_migrates_with_the_new_image_before_any_service_runs_it(deplo
         image=new_image,
         network=Network(vpc_id=world["vpc"], public_subnets=world["public"], private_subnets=world["private"]),
         session=boto3.session.Session(region_name="us-east-1"),
-        extra_parameters={"CertificateArn": world["certificate"]},
+        extra_parameters={"CertificateArn": world["certificate"], "OidcClientId": "app-client"},
         poll_seconds=1,
         log=log,
     )

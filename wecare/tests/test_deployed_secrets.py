@@ -45,6 +45,7 @@ def run(code: str, **overrides: str) -> subprocess.CompletedProcess:
         ENVIRONMENT="production",
         SEND_MODE="DRY_RUN",
         ALLOWED_HOSTS="base.wecare.digital",
+        OIDC_CLIENT_ID="app-client",  # production refuses to start without Cognito
         DATABASE_URL=_postgres_url(with_user=False),
         CLOUDWATCH_LOGS_ENABLED="false",
         AWS_ENDPOINT_URL=os.environ["AWS_ENDPOINT_URL"],

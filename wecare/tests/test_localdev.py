@@ -122,11 +122,17 @@ def test_a_deployed_environment_refuses_a_local_eum_endpoint(tmp_path, service):
 
 @pytest.mark.parametrize("environment", ["test", "staging"])
 def test_only_the_local_environment_may_trust_the_local_sns_certificate(tmp_path, environment):
+    deployed = {}
+    if environment == "staging":  # a deployed environment's own settings, so the fetcher is what is refused
+        key_file = tmp_path / "django-secret-key"
+        key_file.write_text("k" * 50)
+        deployed = {"DJANGO_SECRET_KEY": "", "DJANGO_SECRET_KEY_FILE": str(key_file), "ALLOWED_HOSTS": "example.org"}
     result = _python(
         "import django; django.setup()",
         tmp_path,
         ENVIRONMENT=environment,
         SNS_CERT_FETCHER=sns_local.__name__ + ".fetch_certificate",
+        **deployed,
     )
 
     assert result.returncode != 0
