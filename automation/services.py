@@ -34,7 +34,7 @@ from messaging.channels import sms as sms_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import Direction, Message, MessageType
 from messaging.safety import WINDOW, RefusalCode, SafetyRefusal
-from wecare import aws
+from wecare import aws, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -300,6 +300,7 @@ def suggestion_generate(message_id, *, now: datetime | None = None) -> AISuggest
                 error=str(exc)[:2000],
             )
             breaker_record_failure(error=str(exc), now=now)
+            metrics.emit("AISuggestions", outcome=SuggestionStatus.FAILED)
             return suggestion
         breaker_record_success()
         if not draft.text:
@@ -327,6 +328,7 @@ def suggestion_generate(message_id, *, now: datetime | None = None) -> AISuggest
         guardrail_traces=draft.guardrail_traces or [],
     )
     logger.info("AI suggestion %s drafted (%s) for message %s", suggestion.pk, draft.source, message.pk)
+    metrics.emit("AISuggestions", outcome="drafted")
     return suggestion
 
 
@@ -465,6 +467,8 @@ def suggestion_approve(*, suggestion_id, user, text: str | None = None, now: dat
         if outcome:
             suggestion.status = outcome
             suggestion.save(update_fields=["status"])
+    if outcome or refusal is None:
+        metrics.emit("AISuggestions", outcome=outcome or suggestion.status)
     if outcome == SuggestionStatus.SUPERSEDED:
         raise SuggestionError("SUPERSEDED", "A newer message arrived from the customer: this suggestion is superseded.")
     if outcome == SuggestionStatus.EXPIRED:
@@ -488,6 +492,7 @@ def suggestion_reject(*, suggestion_id, user, reason: str, now: datetime | None 
         audit_record(
             user=user, action="automation.reject", resource_type="ai_suggestion", resource_id=suggestion.pk, details={}
         )
+    metrics.emit("AISuggestions", outcome=SuggestionStatus.REJECTED)
     return suggestion
 
 

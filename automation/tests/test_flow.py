@@ -212,3 +212,19 @@ def test_an_opt_out_keyword_is_consent_not_a_question_and_gets_no_ai_task(
 
     assert message.keyword_action == "opt_out"
     assert queued_ai_tasks(ai_queue) == []
+
+
+def test_each_suggestion_and_each_decision_is_counted_by_outcome(faq, make_contact, inbound, page_user):
+    from wecare.tests.log_capture import captured_logs
+
+    contact = make_contact()
+    operator = page_user("Operator")
+    with captured_logs() as captured:
+        approved = services.suggestion_generate(inbound(contact, QUESTION).pk)
+        services.suggestion_approve(suggestion_id=approved.pk, user=operator)
+        rejected = services.suggestion_generate(inbound(contact, QUESTION).pk)
+        services.suggestion_reject(suggestion_id=rejected.pk, user=operator, reason="Too short")
+
+    assert captured.metric_values("AISuggestions", Outcome="drafted") == [1, 1]
+    assert captured.metric_values("AISuggestions", Outcome="approved") == [1]
+    assert captured.metric_values("AISuggestions", Outcome="rejected") == [1]
