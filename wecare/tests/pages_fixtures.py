@@ -130,6 +130,11 @@ class TemplateSourceWatch:
         self.checked.append(response.url)
         self.leaks += [f"{response.url}: {leak!r}" for leak in leaked_template_syntax(html)]
 
+    @staticmethod
+    def settle(page) -> None:
+        """Let the response events still queued run (a round trip to the page) before it closes."""
+        page.evaluate("0")
+
 
 @pytest.fixture
 def browser_page(chromium, live_server) -> Iterator:
@@ -143,6 +148,7 @@ def browser_page(chromium, live_server) -> Iterator:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     watch = TemplateSourceWatch(page)
     yield page
+    watch.settle(page)
     context.close()
     # A Content-Security-Policy violation or a script error is a bug, even when the page looks right.
     assert not [e for e in errors if not _expected_console_error(e)], errors

@@ -62,6 +62,7 @@ def test_the_browser_check_fails_a_page_that_leaks_template_source(chromium):
     try:
         page.goto("http://clean.test/")
         page.goto("http://leaky.test/")
+        watch.settle(page)
     finally:
         context.close()
 
