@@ -221,3 +221,30 @@ def test_a_worker_whose_job_was_swept_stops_at_the_next_batch_and_keeps_the_comm
     assert Contact.objects.count() == 10  # the first batch was committed; the worker stopped there
     assert len(saves) == 2
     assert s3_keys() == []
+
+
+@pytest.mark.django_db
+def test_the_uploaded_file_is_deleted_when_a_job_fails_too(reset_aws, operator_client, settings, monkeypatch):
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(3))})
+    refused = ContactImportJob.objects.get()
+    settings.CONTACTS_IMPORT_MAX_BYTES = 1024  # the limit shrank between the upload and the worker
+    refused_big = HEADER + "".join(f"P{i},+9198{i:08d},,,,\n" for i in range(100))
+    aws.client("s3").put_object(Bucket=settings.REPORT_BUCKET, Key=refused.s3_key, Body=refused_big.encode())
+
+    assert contact_import_job_run(job_id=refused.pk).status == "failed"
+    assert s3_keys() == []
+
+    settings.CONTACTS_IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(2))})
+    crashed = ContactImportJob.objects.get(status="queued")
+
+    def crash(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(import_jobs, "contacts_import", crash)
+    with pytest.raises(RuntimeError):
+        contact_import_job_run(job_id=crashed.pk)
+
+    crashed.refresh_from_db()
+    assert crashed.status == "failed" and "unexpected error (RuntimeError)" in crashed.error
+    assert s3_keys() == []
