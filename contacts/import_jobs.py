@@ -6,7 +6,8 @@ written; then it stores the file in S3 and queues the job on commit. ``contact_i
 the worker's side: it claims the job, imports the file with contacts.importing (progress written
 to the job after every batch, each save renewing the job's lease) and stores the report.
 ``contact_import_jobs_sweep`` (beat, every minute) fails a running job whose lease expired: its
-worker died mid-import. The batches it committed stay imported and its counts stay on the job.
+worker died mid-import. The batches it committed stay imported and its counts stay on the job. It
+also queues again a job still queued after the lease (its task message was lost).
 """
 
 from __future__ import annotations
@@ -176,4 +177,23 @@ def contact_import_jobs_sweep(*, now: datetime | None = None) -> int:
             failed += 1
             _delete_upload(job)
             logger.warning("contact import job %s: lease expired, failed by the sweeper", job.pk)
+    _requeue_forgotten(now, cutoff)
     return failed
+
+
+def _requeue_forgotten(now: datetime, cutoff: datetime) -> int:
+    """Queue again a job queued longer than the lease (its task message was lost, e.g. the broker was
+    down at upload time). Harmless if the message was only slow: the claim lets one task run the job.
+    ``heartbeat_at`` of a queued job is when it was last re-queued, so it is re-sent once per lease."""
+    from contacts.tasks import contact_import_job_task  # the task module imports this one
+
+    forgotten = ContactImportJob.objects.filter(status=ContactImportJob.Status.QUEUED).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    requeued = 0
+    for job_id in forgotten.values_list("pk", flat=True):
+        if forgotten.filter(pk=job_id).update(heartbeat_at=now):
+            contact_import_job_task.delay(str(job_id))
+            requeued += 1
+            logger.warning("contact import job %s: still queued after the lease, queued again", job_id)
+    return requeued

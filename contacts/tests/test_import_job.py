@@ -248,3 +248,36 @@ def test_the_uploaded_file_is_deleted_when_a_job_fails_too(reset_aws, operator_c
     crashed.refresh_from_db()
     assert crashed.status == "failed" and "unexpected error (RuntimeError)" in crashed.error
     assert s3_keys() == []
+
+
+@pytest.mark.django_db
+def test_a_job_whose_task_message_was_lost_is_queued_again_once_per_lease(reset_aws, operator_client, settings):
+    from wecare.celery import app
+
+    settings.CONTACTS_IMPORT_LEASE_SECONDS = 300
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(3))})  # no task sent: not committed
+    lost = ContactImportJob.objects.get()
+    app.conf.task_always_eager = True  # the re-sent task runs here, through the real task and service
+    try:
+        assert contact_import_jobs_sweep(now=lost.created_at + timedelta(seconds=299)) == 0
+        assert ContactImportJob.objects.get().status == "queued"  # not yet: the message may only be slow
+        ContactImportJob.objects.filter(pk=lost.pk).update(heartbeat_at=lost.created_at + timedelta(seconds=200))
+        assert contact_import_jobs_sweep(now=lost.created_at + timedelta(seconds=400)) == 0
+        assert ContactImportJob.objects.get().status == "queued"  # re-sent 200 s ago: once per lease
+
+        contact_import_jobs_sweep(now=lost.created_at + timedelta(seconds=600))
+    finally:
+        app.conf.task_always_eager = False
+
+    lost.refresh_from_db()
+    assert lost.status == "done" and lost.created == 3
+    assert Contact.objects.count() == 3 and s3_keys() == []
+
+
+def test_beat_runs_the_import_job_sweeper_every_minute(settings):
+    from wecare.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["contact-import-sweep"]
+    assert entry["schedule"] == 60.0
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
