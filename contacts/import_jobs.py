@@ -106,6 +106,7 @@ def contact_import_job_run(*, job_id) -> ContactImportJob | None:
             on_progress=lambda progress: _save_progress(job.pk, progress),
             job_id=str(job.pk),
         )
+        _save_progress(job.pk, result)
     except ImportJobLost:
         logger.warning("contact import job %s: its lease expired and it was failed; this worker stops", job.pk)
         job.refresh_from_db()
@@ -123,7 +124,6 @@ def contact_import_job_run(*, job_id) -> ContactImportJob | None:
             "kept rows as duplicates and imports the others.",
         )
         raise
-    _save_progress(job.pk, result)
     _finish(job, status=ContactImportJob.Status.DONE, bad_rows=[bad.as_dict() for bad in result.bad_rows])
     logger.info(
         "contact import job %s done: created=%s updated=%s rejected=%s",
