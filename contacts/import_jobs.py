@@ -4,17 +4,22 @@
 over the size limit before reading it, and a file that is not a CSV we can read before anything is
 written; then it stores the file in S3 and queues the job on commit. ``contact_import_job_run`` is
 the worker's side: it claims the job, imports the file with contacts.importing (progress written
-to the job after every batch) and stores the report.
+to the job after every batch, each save renewing the job's lease) and stores the report.
+``contact_import_jobs_sweep`` (beat, every minute) fails a running job whose lease expired: its
+worker died mid-import. The batches it committed stay imported and its counts stay on the job. It
+also queues again a job still queued after the lease (its task message was lost).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from contacts.importing import ImportFileError, ImportProgress, check_size, contacts_import, open_csv
@@ -62,8 +67,13 @@ def contact_import_job_create(*, upload: UploadedFile, actor, dry_run: bool = Fa
     return job
 
 
+class ImportJobLost(Exception):
+    """The job is no longer this worker's: the sweeper failed it after its lease expired."""
+
+
 def _save_progress(job_id, progress: ImportProgress) -> None:
-    ContactImportJob.objects.filter(pk=job_id).update(
+    saved = ContactImportJob.objects.filter(pk=job_id, status=ContactImportJob.Status.RUNNING).update(
+        heartbeat_at=timezone.now(),
         total_rows=progress.total,
         rows_read=progress.read,
         created=progress.created,
@@ -71,12 +81,15 @@ def _save_progress(job_id, progress: ImportProgress) -> None:
         unchanged=progress.unchanged,
         rejected=progress.rejected,
     )
+    if not saved:  # stop at this batch boundary: the job was failed, its report must not change under it
+        raise ImportJobLost(str(job_id))
 
 
 def contact_import_job_run(*, job_id) -> ContactImportJob | None:
     """The worker's side. Claims the job (queued → running), so a redelivered task does nothing."""
+    now = timezone.now()
     claimed = ContactImportJob.objects.filter(pk=job_id, status=ContactImportJob.Status.QUEUED).update(
-        status=ContactImportJob.Status.RUNNING, started_at=timezone.now()
+        status=ContactImportJob.Status.RUNNING, started_at=now, heartbeat_at=now
     )
     if not claimed:
         logger.info("contact import job %s: already taken or finished", job_id)
@@ -93,6 +106,11 @@ def contact_import_job_run(*, job_id) -> ContactImportJob | None:
             on_progress=lambda progress: _save_progress(job.pk, progress),
             job_id=str(job.pk),
         )
+        _save_progress(job.pk, result)
+    except ImportJobLost:
+        logger.warning("contact import job %s: its lease expired and it was failed; this worker stops", job.pk)
+        job.refresh_from_db()
+        return job
     except ImportFileError as exc:
         _finish(job, status=ContactImportJob.Status.FAILED, error=f"{exc} Nothing was imported.")
         return job
@@ -106,7 +124,6 @@ def contact_import_job_run(*, job_id) -> ContactImportJob | None:
             "kept rows as duplicates and imports the others.",
         )
         raise
-    _save_progress(job.pk, result)
     _finish(job, status=ContactImportJob.Status.DONE, bad_rows=[bad.as_dict() for bad in result.bad_rows])
     logger.info(
         "contact import job %s done: created=%s updated=%s rejected=%s",
@@ -119,12 +136,64 @@ def contact_import_job_run(*, job_id) -> ContactImportJob | None:
 
 
 def _finish(job: ContactImportJob, *, status: str, error: str = "", bad_rows: list | None = None) -> None:
-    ContactImportJob.objects.filter(pk=job.pk).update(
+    ContactImportJob.objects.filter(pk=job.pk, status=ContactImportJob.Status.RUNNING).update(
         status=status, error=error, bad_rows=bad_rows or [], finished_at=timezone.now()
     )
+    _delete_upload(job)
+    job.refresh_from_db()
+
+
+def _delete_upload(job: ContactImportJob) -> None:
     try:
         # The file holds personal data: it is not kept once the import is over.
         aws.client("s3").delete_object(Bucket=_bucket(), Key=job.s3_key)
     except Exception as exc:  # the report matters more than the clean-up
         logger.warning("contact import job %s: could not delete the uploaded file: %s", job.pk, type(exc).__name__)
-    job.refresh_from_db()
+
+
+LEASE_EXPIRED = (
+    "The worker running this import stopped (no progress for {seconds} seconds). The batches counted as "
+    "created or updated were kept; the rest of the file was not imported, and the list of rejected rows "
+    "was lost with the worker. Importing the file again reports the kept rows as duplicates and imports "
+    "the others."
+)
+
+
+def contact_import_jobs_sweep(*, now: datetime | None = None) -> int:
+    """Fail every running job whose lease expired (its worker died); return how many. Idempotent."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CONTACTS_IMPORT_LEASE_SECONDS)
+    stale = ContactImportJob.objects.filter(status=ContactImportJob.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)  # null: claimed before leases
+    )
+    failed = 0
+    for job in stale.only("pk", "s3_key"):
+        # Conditional: a worker renewing its lease meanwhile, or another sweep, wins.
+        if stale.filter(pk=job.pk).update(
+            status=ContactImportJob.Status.FAILED,
+            error=LEASE_EXPIRED.format(seconds=settings.CONTACTS_IMPORT_LEASE_SECONDS),
+            finished_at=now,
+        ):
+            failed += 1
+            _delete_upload(job)
+            logger.warning("contact import job %s: lease expired, failed by the sweeper", job.pk)
+    _requeue_forgotten(now, cutoff)
+    return failed
+
+
+def _requeue_forgotten(now: datetime, cutoff: datetime) -> int:
+    """Queue again a job queued longer than the lease (its task message was lost, e.g. the broker was
+    down at upload time). Harmless if the message was only slow: the claim lets one task run the job.
+    ``heartbeat_at`` of a queued job is when it was last re-queued, so it is re-sent once per lease."""
+    from contacts.tasks import contact_import_job_task  # the task module imports this one
+
+    forgotten = ContactImportJob.objects.filter(status=ContactImportJob.Status.QUEUED).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    requeued = 0
+    for job_id in forgotten.values_list("pk", flat=True):
+        if forgotten.filter(pk=job_id).update(heartbeat_at=now):
+            contact_import_job_task.delay(str(job_id))
+            requeued += 1
+            logger.warning("contact import job %s: still queued after the lease, queued again", job_id)
+    return requeued

@@ -190,10 +190,14 @@ class ContactImportJob(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The running worker's lease: renewed at every batch; older than CONTACTS_IMPORT_LEASE_SECONDS means
+    # the worker died and the sweeper fails the job (contacts.import_jobs.contact_import_jobs_sweep).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="contacts_import_job_lease")]
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.get_status_display()})"

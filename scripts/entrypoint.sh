@@ -5,12 +5,14 @@
 #   worker       Celery on the default, outbound, inbound and AI queues
 #   bulk-worker  Celery on the bulk queue, $BULK_WORKER_CONCURRENCY (2-5) processes
 #   beat         the Celery scheduler (run exactly one)
+#   relay        the inbound outbox relay loop (`manage.py relay_inbound_events`; extra arguments,
+#                e.g. --once, are passed to it)
 #   migrate      database migrations (a one-off task of scripts/deploy.sh)
 # `entrypoint.sh health ROLE` is the containers' health check.
 set -euo pipefail
 cd "${APP_DIR:-$(dirname "$0")/..}"
 PYTHON="${PYTHON:-python}"
-ROLES="web worker bulk-worker beat migrate"
+ROLES="web worker bulk-worker beat relay migrate"
 
 usage() {
   echo "usage: entrypoint.sh {${ROLES// /|}} | entrypoint.sh health ROLE" >&2
@@ -37,6 +39,9 @@ except Exception as exc:
     print(f"web unhealthy: {exc}", file=sys.stderr)
     sys.exit(1)
 EOF
+  elif [ "$role" = relay ]; then
+    # The relay: the main process (PID 1 in the container) is alive and is the relay loop.
+    tr '\0' ' ' </proc/1/cmdline | grep -q relay_inbound_events
   else
     # Celery roles: the main process (PID 1 in the container) is alive and is Celery.
     tr '\0' ' ' </proc/1/cmdline | grep -q celery
@@ -91,6 +96,10 @@ case "$role" in
     ;;
   beat)
     exec celery -A wecare beat --loglevel "${LOG_LEVEL:-INFO}"
+    ;;
+  relay)
+    # Stored inbound events to the inbound queue in batches; SIGTERM (ECS stopping it) ends the loop.
+    exec "$PYTHON" manage.py relay_inbound_events "${@:2}"
     ;;
   migrate)
     exec "$PYTHON" manage.py migrate --noinput

@@ -2,10 +2,12 @@
 
 Rows carry their own expiry (``expires_at``): audit entries 180 days, messages 30 days, dead-letter
 records 7 days, AI suggestions 90 days; inbound event payloads go 30 days after they arrived
-(processed or failed ones: a pending event is still work). ``purge_expired`` archives what has expired
-to S3 (wecare.archive: gzipped JSON lines, one object per table per day, verified by count and
-checksum), then deletes exactly the archived rows, in batches so a large backlog never holds one long
-transaction, and removes the S3 objects of expired messages' media before their rows. A table-day
+(processed or failed ones: a pending event is still work); contact import jobs 30 days after they
+ended (or were queued and never ran), with their uploaded file if it is somehow still in S3.
+``purge_expired`` archives what has expired to S3 (wecare.archive: gzipped JSON lines, one object per
+table per day, verified by count and checksum), then deletes exactly the archived rows, in batches so a
+large backlog never holds one long transaction, and removes the S3 objects of expired messages' media
+(and of import jobs' leftover uploads) before their rows. A table-day
 whose archive fails is not deleted at all, and an alert goes out (``archive-failed:<table>``).
 It is idempotent: run it again after a failure and it carries on where it stopped.
 
@@ -26,6 +28,7 @@ from django.db.models import Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from contacts.models import ContactImportJob
 from messaging.models import MediaFile, Message
 from wecare import alerts, aws
 from wecare.archive import ArchiveError, archive_rows
@@ -63,11 +66,18 @@ def _inbound_event_expired(now: datetime) -> Q:
     return Q(received_at__lte=now - timedelta(days=settings.INBOUND_EVENT_RETENTION_DAYS)) & ~Q(status="pending")
 
 
+def _import_job_expired(now: datetime) -> Q:
+    cutoff = now - timedelta(days=settings.CONTACTS_IMPORT_JOB_RETENTION_DAYS)
+    # A running job is the sweeper's (contacts.import_jobs); a queued one this old will never run.
+    return Q(status__in=["done", "failed"], finished_at__lte=cutoff) | Q(status="queued", created_at__lte=cutoff)
+
+
 # Purged in this order; messages last (their purge may stop on an S3 failure, see the command).
 RETAINED_TABLES: list[RetainedTable] = [
     RetainedTable("accounts.auditlog", "accounts.AuditLog", "timestamp", _expired_at),
     RetainedTable("messaging.dlqmessage", "messaging.DLQMessage", "created_at", _expired_at),
     RetainedTable("messaging.inboundevent", "messaging.InboundEvent", "received_at", _inbound_event_expired),
+    RetainedTable("contacts.contactimportjob", "contacts.ContactImportJob", "created_at", _import_job_expired),
     RetainedTable("automation.aisuggestion", "automation.AISuggestion", "created_at", _expired_at, optional=True),
     RetainedTable("messaging.message", "messaging.Message", "created_at", _expired_at),
 ]
@@ -82,6 +92,8 @@ class PurgeResult:
     dlq_messages: int = 0
     inbound_events: int = 0
     ai_interactions: int = 0
+    import_jobs: int = 0
+    import_files: int = 0  # uploaded files still in S3 when their job expired (normally deleted at its end)
     # Expired messages kept because S3 refused to delete their media: the next run retries them.
     messages_kept: int = 0
     archived: dict[str, int] = field(default_factory=dict)  # rows archived per table
@@ -141,14 +153,14 @@ def _purge_simple(model, pks: list, batch_size: int) -> int:
     return total
 
 
-def _delete_media_objects(keys: list[str]) -> tuple[int, set[str]]:
-    """Delete S3 objects from the media bucket; return how many went and the keys S3 refused."""
+def _delete_media_objects(keys: list[str], bucket: str | None = None) -> tuple[int, set[str]]:
+    """Delete S3 objects from the media bucket (or ``bucket``); return how many went and the keys S3 refused."""
     s3 = aws.client("s3")
     deleted, failed = 0, set()
     for start in range(0, len(keys), S3_DELETE_LIMIT):
         chunk = keys[start : start + S3_DELETE_LIMIT]
         response = s3.delete_objects(
-            Bucket=settings.MEDIA_BUCKET,
+            Bucket=bucket or settings.MEDIA_BUCKET,
             Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True},
         )
         errors = response.get("Errors", [])
@@ -182,6 +194,19 @@ def _purge_messages(pks: list, batch_size: int, result: PurgeResult) -> None:
         result.media_files += per_model.get(MediaFile._meta.label, 0)
 
 
+def _purge_import_jobs(pks: list, batch_size: int, result: PurgeResult) -> None:
+    """Delete expired import jobs; first any uploaded file left behind (personal data), as for media."""
+    for ids in _batches(pks, batch_size):
+        jobs = list(ContactImportJob.objects.filter(pk__in=ids).values_list("pk", "s3_key"))
+        keys = sorted({key for _, key in jobs if key.startswith(settings.CONTACTS_IMPORT_PREFIX)})
+        # Deleting a key that is not there succeeds: normally the job deleted its file when it ended.
+        deleted, failed = _delete_media_objects(keys, bucket=settings.REPORT_BUCKET)
+        result.import_files += deleted
+        deletable = [pk for pk, key in jobs if key not in failed]
+        deleted_rows, _ = ContactImportJob.objects.filter(pk__in=deletable).delete()
+        result.import_jobs += deleted_rows
+
+
 def purge_expired(*, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> PurgeResult:
     """Archive, verify, then delete what has expired in every retained table (see the module docstring)."""
     now = now or timezone.now()
@@ -193,6 +218,8 @@ def purge_expired(*, now: datetime | None = None, batch_size: int = DEFAULT_BATC
         for _day, pks in _archived_days(table, model, now, result):
             if model is Message:
                 _purge_messages(pks, batch_size, result)
+            elif model is ContactImportJob:
+                _purge_import_jobs(pks, batch_size, result)
             else:
                 name = RESULT_FIELDS[table.label]
                 setattr(result, name, getattr(result, name) + _purge_simple(model, pks, batch_size))

@@ -447,6 +447,10 @@ CONTACTS_IMPORT_MAX_BYTES = _int("CONTACTS_IMPORT_MAX_BYTES", 20 * 1024 * 1024, 
 CONTACTS_IMPORT_PREFIX = env.str("CONTACTS_IMPORT_PREFIX", default="contact-imports/")
 # Rows validated and written together (one transaction, a handful of queries); progress is saved per batch.
 CONTACTS_IMPORT_BATCH_SIZE = _int("CONTACTS_IMPORT_BATCH_SIZE", 2000, minimum=10, maximum=10_000)
+# A running import renews its lease at every batch; a job silent this long lost its worker and is failed.
+CONTACTS_IMPORT_LEASE_SECONDS = _int("CONTACTS_IMPORT_LEASE_SECONDS", 600, minimum=30)
+# Finished import jobs (their counts and report of rejected rows) are archived and purged after this.
+CONTACTS_IMPORT_JOB_RETENTION_DAYS = _int("CONTACTS_IMPORT_JOB_RETENTION_DAYS", 30, minimum=1)
 
 # --- Bulk messaging (bulk/) ---------------------------------------------------------------------
 # A bulk job of more recipients than this needs an explicit confirmation of the exact will-send count.
@@ -566,6 +570,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.sync_whatsapp_templates",
         "schedule": crontab(minute="*/30"),
         "options": {"expires": 25 * 60},  # never two syncs stacked
+    },
+    "contact-import-sweep": {
+        "task": "contacts.tasks.contact_import_jobs_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
     "ai-suggestions-sweep": {
         "task": "automation.tasks.suggestions_sweep",

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import AuditLog
 from conftest import wait_until
-from contacts.import_jobs import contact_import_job_run
+from contacts import import_jobs
+from contacts.import_jobs import contact_import_job_run, contact_import_jobs_sweep
 from contacts.models import ConsentEvent, Contact, ContactImportJob
 from wecare import aws
 
@@ -155,3 +159,125 @@ def test_a_viewer_cannot_export_from_the_page(viewer_client, make_contact):
 
     assert response.status_code == 403
     assert not AuditLog.objects.filter(action="contacts.export").exists()
+
+
+def _many_rows(count: int) -> str:
+    return HEADER + "".join(f"P{i},+9198{i:08d},,,,\n" for i in range(count))
+
+
+@pytest.mark.django_db
+def test_a_job_whose_worker_died_is_failed_after_its_lease_with_its_counts_kept_and_the_file_deleted(
+    reset_aws, operator_client, settings
+):
+    settings.CONTACTS_IMPORT_LEASE_SECONDS = 300
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(3))})
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(2))})
+    dead, alive = ContactImportJob.objects.order_by("size")[1], ContactImportJob.objects.order_by("size")[0]
+    now = timezone.now()
+    # The dead worker committed a batch, then went silent; the live one saved progress a minute ago.
+    ContactImportJob.objects.filter(pk=dead.pk).update(
+        status="running", started_at=now - timedelta(hours=1), heartbeat_at=now - timedelta(seconds=301),
+        total_rows=3, rows_read=2, created=2,
+    )  # fmt: skip
+    ContactImportJob.objects.filter(pk=alive.pk).update(
+        status="running", started_at=now - timedelta(hours=1), heartbeat_at=now - timedelta(seconds=60)
+    )
+
+    assert contact_import_jobs_sweep(now=now) == 1
+    assert contact_import_jobs_sweep(now=now) == 0  # idempotent: swept once
+
+    dead.refresh_from_db()
+    assert dead.status == "failed" and dead.finished and dead.finished_at == now
+    assert "The worker running this import stopped (no progress for 300 seconds)" in dead.error
+    assert (dead.total_rows, dead.rows_read, dead.created) == (3, 2, 2)  # the partial report stays
+    assert ContactImportJob.objects.get(pk=alive.pk).status == "running"
+    assert s3_keys() == [alive.s3_key]  # the dead job's file is gone, the live one's is still needed
+    page = operator_client.get(f"/contacts/import/{dead.pk}/").content.decode()
+    assert "The worker running this import stopped" in page and "hx-trigger" not in page
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_job_was_swept_stops_at_the_next_batch_and_keeps_the_committed_ones(
+    reset_aws, operator_client, settings, monkeypatch
+):
+    settings.CONTACTS_IMPORT_BATCH_SIZE = 10
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(30))})
+    job = ContactImportJob.objects.get()
+    real_save = import_jobs._save_progress
+    saves = []
+
+    def save_after_a_long_pause(job_id, progress):
+        saves.append(progress.read)
+        if len(saves) == 2:  # after the first batch the worker stalls past its lease and is swept
+            later = timezone.now() + timedelta(seconds=settings.CONTACTS_IMPORT_LEASE_SECONDS + 1)
+            assert contact_import_jobs_sweep(now=later) == 1
+        real_save(job_id, progress)
+
+    monkeypatch.setattr(import_jobs, "_save_progress", save_after_a_long_pause)
+
+    finished = contact_import_job_run(job_id=job.pk)
+
+    assert finished.status == "failed" and "no progress" in finished.error
+    assert Contact.objects.count() == 10  # the first batch was committed; the worker stopped there
+    assert len(saves) == 2
+    assert s3_keys() == []
+
+
+@pytest.mark.django_db
+def test_the_uploaded_file_is_deleted_when_a_job_fails_too(reset_aws, operator_client, settings, monkeypatch):
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(3))})
+    refused = ContactImportJob.objects.get()
+    settings.CONTACTS_IMPORT_MAX_BYTES = 1024  # the limit shrank between the upload and the worker
+    refused_big = HEADER + "".join(f"P{i},+9198{i:08d},,,,\n" for i in range(100))
+    aws.client("s3").put_object(Bucket=settings.REPORT_BUCKET, Key=refused.s3_key, Body=refused_big.encode())
+
+    assert contact_import_job_run(job_id=refused.pk).status == "failed"
+    assert s3_keys() == []
+
+    settings.CONTACTS_IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(2))})
+    crashed = ContactImportJob.objects.get(status="queued")
+
+    def crash(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(import_jobs, "contacts_import", crash)
+    with pytest.raises(RuntimeError):
+        contact_import_job_run(job_id=crashed.pk)
+
+    crashed.refresh_from_db()
+    assert crashed.status == "failed" and "unexpected error (RuntimeError)" in crashed.error
+    assert s3_keys() == []
+
+
+@pytest.mark.django_db
+def test_a_job_whose_task_message_was_lost_is_queued_again_once_per_lease(reset_aws, operator_client, settings):
+    from wecare.celery import app
+
+    settings.CONTACTS_IMPORT_LEASE_SECONDS = 300
+    operator_client.post("/contacts/import/", {"file": upload(_many_rows(3))})  # no task sent: not committed
+    lost = ContactImportJob.objects.get()
+    app.conf.task_always_eager = True  # the re-sent task runs here, through the real task and service
+    try:
+        assert contact_import_jobs_sweep(now=lost.created_at + timedelta(seconds=299)) == 0
+        assert ContactImportJob.objects.get().status == "queued"  # not yet: the message may only be slow
+        ContactImportJob.objects.filter(pk=lost.pk).update(heartbeat_at=lost.created_at + timedelta(seconds=200))
+        assert contact_import_jobs_sweep(now=lost.created_at + timedelta(seconds=400)) == 0
+        assert ContactImportJob.objects.get().status == "queued"  # re-sent 200 s ago: once per lease
+
+        contact_import_jobs_sweep(now=lost.created_at + timedelta(seconds=600))
+    finally:
+        app.conf.task_always_eager = False
+
+    lost.refresh_from_db()
+    assert lost.status == "done" and lost.created == 3
+    assert Contact.objects.count() == 3 and s3_keys() == []
+
+
+def test_beat_runs_the_import_job_sweeper_every_minute(settings):
+    from wecare.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["contact-import-sweep"]
+    assert entry["schedule"] == 60.0
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks

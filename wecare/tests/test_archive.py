@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from contacts.models import Contact
+from contacts.models import Contact, ContactImportJob
 from messaging.models import DLQMessage, InboundEvent, Message
 from wecare import alerts, archive, aws, maintenance
 from wecare.tests.log_capture import captured_logs
@@ -194,3 +194,32 @@ def test_the_archive_key_is_one_object_per_table_per_day(settings):
     assert archive.archive_key("messaging.message", date(2026, 11, 5)) == (
         f"{settings.ARCHIVE_PREFIX}messaging.message/2026/11/05.jsonl.gz"
     )
+
+
+def test_import_jobs_are_archived_and_purged_30_days_after_they_end_with_any_leftover_upload(settings, archive_prefix):
+    s3 = aws.client("s3")
+
+    def job(status: str, days: int, *, finished: bool = True) -> ContactImportJob:
+        key = f"{settings.CONTACTS_IMPORT_PREFIX}{uuid.uuid4()}.csv"
+        return ContactImportJob.objects.create(
+            file_name="contacts.csv", s3_key=key, size=10, status=status, created_at=_day_ago(days),
+            finished_at=_day_ago(days) if finished else None, bad_rows=[{"line": 3, "reason": "not a boolean"}],
+        )  # fmt: skip
+
+    old_done = job("done", 31)
+    s3.put_object(Bucket=settings.REPORT_BUCKET, Key=old_done.s3_key, Body=b"name,phone\n")  # a delete that failed
+    old_never_ran = job("queued", 31, finished=False)
+    old_running = job("running", 31, finished=False)  # the sweeper's, not the purge's
+    recent = job("failed", 5)
+
+    result = maintenance.purge_expired()
+
+    assert result.import_jobs == 2
+    left = set(ContactImportJob.objects.values_list("pk", flat=True))
+    assert left == {old_running.pk, recent.pk}
+    listing = s3.list_objects_v2(Bucket=settings.REPORT_BUCKET, Prefix=old_done.s3_key)
+    assert listing.get("KeyCount", 0) == 0  # the personal data in the upload went with its job
+    rows, _ = _object(settings, archive.archive_key("contacts.contactimportjob", _day_ago(31).date()))
+    assert {row["pk"] for row in rows} == {str(old_done.pk), str(old_never_ran.pk)}
+    assert rows[0]["fields"]["bad_rows"] == [{"line": 3, "reason": "not a boolean"}]  # the report is archived
+    assert maintenance.purge_expired().import_jobs == 0  # idempotent

@@ -249,7 +249,7 @@ def test_the_deployed_queues_tables_and_database_are_set_up_as_the_seeds_ask(dep
     assert groups[0]["retentionInDays"] >= 30
 
 
-def test_every_task_runs_as_the_platform_role_and_beat_runs_exactly_once(deployments):
+def test_every_task_runs_as_the_platform_role_beat_runs_exactly_once_and_one_relay_runs(deployments):
     ecs = _client("ecs")
     cluster = deployments["production"]["compute"]["ClusterName"]
     arns = ecs.list_services(cluster=cluster)["serviceArns"]
@@ -267,13 +267,16 @@ def test_every_task_runs_as_the_platform_role_and_beat_runs_exactly_once(deploym
         assert task["containerDefinitions"][0]["command"] == [role]  # the entrypoint's role
         by_family[role] = service
 
-    assert set(by_family) == {"web", "worker", "bulk-worker", "beat"}
+    assert set(by_family) == {"web", "worker", "bulk-worker", "beat", "relay"}
     assert by_family["beat"]["desiredCount"] == 1
+    assert by_family["relay"]["desiredCount"] == 1  # the inbound outbox relay loop
     # Never two beats, even during a deployment (moto keeps no deployment configuration: read the template).
     beat = cfn_yaml.loads((DEPLOY / "compute.yaml").read_text())["Resources"]["BeatService"]["Properties"]
     assert beat["DeploymentConfiguration"]["MaximumPercent"] == 100
     assert beat["DeploymentConfiguration"]["MinimumHealthyPercent"] == 0
     assert 2 <= by_family["bulk-worker"]["desiredCount"] <= 5
+    relay = cfn_yaml.loads((DEPLOY / "compute.yaml").read_text())["Resources"]["RelayTaskDefinition"]["Properties"]
+    assert relay["ContainerDefinitions"][0]["HealthCheck"]["Command"][-2:] == ["health", "relay"]
     web = cfn_yaml.loads((DEPLOY / "compute.yaml").read_text())["Resources"]["WebService"]["Properties"]
     assert web["LoadBalancers"][0]["ContainerPort"] == 8000
 

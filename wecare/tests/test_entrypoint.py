@@ -84,6 +84,25 @@ def test_beat_starts_the_celery_scheduler(run):
     assert started.startswith("celery -A wecare beat")
 
 
+def test_the_relay_runs_the_inbound_outbox_relay_after_the_check_passes(run):
+    migrated, _ = run("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+
+    result, started = run("relay", "--once")  # the loop itself runs until SIGTERM; --once is one round
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.index(CHECK_PASSED) < result.stdout.index("0 event(s) relayed.")
+    assert started == ""  # neither gunicorn nor celery
+
+
+def test_the_relay_refuses_to_start_when_the_check_fails(run):
+    result, _ = run("relay", "--once", CELERY_QUEUE_PREFIX="nowhere-")
+
+    assert result.returncode == 78
+    assert "entrypoint: refusing to start relay" in result.stderr
+    assert "event(s) relayed" not in result.stdout
+
+
 def test_migrate_checks_then_applies_the_migrations(run, tmp_path):
     result, _ = run("migrate")
 
@@ -113,13 +132,19 @@ def test_an_unknown_role_is_refused_before_anything_runs(run, role):
 
     assert result.returncode == 64
     assert f"entrypoint: unknown role '{role}'" in result.stderr
-    assert "usage: entrypoint.sh {web|worker|bulk-worker|beat|migrate}" in result.stderr
+    assert "usage: entrypoint.sh {web|worker|bulk-worker|beat|relay|migrate}" in result.stderr
     assert CHECK_PASSED not in result.stdout
     assert started == ""
 
 
 def test_the_health_check_of_a_celery_role_fails_when_pid_1_is_not_celery(run):
     result, _ = run("health", "worker")  # here PID 1 is the machine's init, not Celery
+
+    assert result.returncode != 0
+
+
+def test_the_health_check_of_the_relay_fails_when_pid_1_is_not_the_relay(run):
+    result, _ = run("health", "relay")
 
     assert result.returncode != 0
 
