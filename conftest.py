@@ -95,6 +95,34 @@ def reset_aws(aws_endpoint):
     yield
 
 
+@pytest.fixture
+def alert_inbox(aws_endpoint):
+    """An SQS queue subscribed to the platform's SNS alert topic: ``alert_inbox()`` returns (and removes)
+    the notifications published to Admins since the last call."""
+    import json
+    import uuid
+
+    sqs, sns = aws.client("sqs"), aws.client("sns")
+    url = sqs.create_queue(QueueName=f"alerts-inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = sns.create_topic(Name=settings.SNS_TOPIC_ARN.rsplit(":", 1)[-1])["TopicArn"]  # exists: idempotent
+    subscription = sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "false"}
+    )["SubscriptionArn"]
+
+    def received() -> list[dict]:
+        out = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return out
+
+    yield received
+    sns.unsubscribe(SubscriptionArn=subscription)
+    sqs.delete_queue(QueueUrl=url)
+
+
 def _database_url() -> str:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):

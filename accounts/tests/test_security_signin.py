@@ -4,7 +4,6 @@ Admin who is not a superuser reaching for superuser powers."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -32,28 +31,6 @@ def attempt(client, email: str, password: str, **extra):
 
 def signed_in(client) -> bool:
     return "_auth_user_id" in client.session
-
-
-@pytest.fixture
-def alerts():
-    """An SQS queue subscribed to the platform's SNS alert topic: what was published to Admins."""
-    sqs, sns = aws.client("sqs"), aws.client("sns")
-    url = sqs.create_queue(QueueName=f"signin-alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    topic = sns.create_topic(Name=django_settings.SNS_TOPIC_ARN.rsplit(":", 1)[-1])["TopicArn"]
-    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
-
-    def received() -> list[dict]:
-        out = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in batch:
-                out.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return out
-
-    yield received
-    sns.unsubscribe(SubscriptionArn=subscription)
-    sqs.delete_queue(QueueUrl=url)
 
 
 # --- Password guessing ----------------------------------------------------------------------------
@@ -113,7 +90,7 @@ def test_behind_the_load_balancer_the_client_address_it_saw_is_the_one_locked(se
     assert attempt(colleague, "ops@example.com", PASSWORD).status_code == 302
 
 
-def test_locking_out_the_break_glass_account_alerts_the_admins(client, settings, alerts):
+def test_locking_out_the_break_glass_account_alerts_the_admins(client, settings, alert_inbox):
     settings.AXES_FAILURE_LIMIT = 3
     settings.OIDC_RP_CLIENT_ID = "app-client"
     settings.LOCAL_LOGIN_ENABLED = False
@@ -123,21 +100,21 @@ def test_locking_out_the_break_glass_account_alerts_the_admins(client, settings,
     for _ in range(3):
         attempt(client, "root@example.com", "guess")
 
-    published = alerts()
+    published = alert_inbox()
     assert len(published) >= 1
     assert published[0]["Subject"].startswith("Break-glass account locked out")
     assert "root@example.com" in published[0]["Message"] and "127.0.0.1" in published[0]["Message"]
     assert AuditLog.objects.filter(action="login.lockout", details__break_glass=True).exists()
 
 
-def test_locking_out_an_ordinary_account_sends_no_alert(client, settings, alerts):
+def test_locking_out_an_ordinary_account_sends_no_alert(client, settings, alert_inbox):
     settings.AXES_FAILURE_LIMIT = 3
     user_create(email="ops@example.com", role="Operator", password=PASSWORD)
 
     for _ in range(3):
         attempt(client, "ops@example.com", "guess")
 
-    assert alerts() == []
+    assert alert_inbox() == []
     assert AuditLog.objects.filter(action="login.lockout", details__break_glass=False).exists()
 
 

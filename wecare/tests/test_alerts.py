@@ -3,15 +3,13 @@ receives what the topic publishes)."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
 import pytest
 from celery import shared_task
-from django.conf import settings as django_settings
 
-from wecare import alerts, aws
+from wecare import alerts
 from wecare.tests.log_capture import captured_logs
 
 pytestmark = pytest.mark.django_db
@@ -23,36 +21,13 @@ def always_fails(n: int) -> None:
 
 
 @pytest.fixture
-def topic_inbox(aws_endpoint):
-    """An SQS queue subscribed to the alert topic: returns a function that reads what arrived."""
-    sqs, sns = aws.client("sqs"), aws.client("sns")
-    url = sqs.create_queue(QueueName=f"alerts-inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    subscription = sns.subscribe(
-        TopicArn=django_settings.SNS_TOPIC_ARN, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "false"}
-    )["SubscriptionArn"]
-
-    def read() -> list[dict]:
-        notes = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            for message in batch:
-                notes.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return notes
-
-    yield read
-    sns.unsubscribe(SubscriptionArn=subscription)
-    sqs.delete_queue(QueueUrl=url)
-
-
-@pytest.fixture
 def fresh_environment(settings):
     """Alert windows are per environment: a fresh one per test, so tests never share a window."""
     settings.ENVIRONMENT = f"test-{uuid.uuid4().hex[:8]}"
     return settings.ENVIRONMENT
 
 
-def test_a_hundred_identical_worker_failures_send_one_alert(settings, topic_inbox, fresh_environment):
+def test_a_hundred_identical_worker_failures_send_one_alert(settings, alert_inbox, fresh_environment):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CELERY_TASK_EAGER_PROPAGATES = False
     from wecare.celery import app
@@ -67,7 +42,7 @@ def test_a_hundred_identical_worker_failures_send_one_alert(settings, topic_inbo
         app.conf.task_always_eager = False
         app.conf.task_eager_propagates = True
 
-    notes = topic_inbox()
+    notes = alert_inbox()
     assert len(notes) == 1
     assert notes[0]["Subject"].startswith(f"[WECARE.DIGITAL {fresh_environment}] Worker task wecare.tests.always_fails")
     assert notes[0]["MessageAttributes"]["kind"]["Value"] == "worker-exception:wecare.tests.always_fails"
@@ -78,44 +53,44 @@ def test_a_hundred_identical_worker_failures_send_one_alert(settings, topic_inbo
     assert int(item.suppressed) == 99
 
 
-def test_the_next_window_alerts_again_and_says_how_many_were_suppressed(topic_inbox, fresh_environment):
+def test_the_next_window_alerts_again_and_says_how_many_were_suppressed(alert_inbox, fresh_environment):
     now = time.time()
     for _ in range(7):
         alerts.alert_raise("provider-outage:socialmessaging", subject="EUM Social down", detail="send failed", now=now)
-    assert len(topic_inbox()) == 1
+    assert len(alert_inbox()) == 1
 
     alerts.alert_raise(
         "provider-outage:socialmessaging", subject="EUM Social down", detail="send failed", now=now + 14 * 60
     )
-    assert topic_inbox() == []
+    assert alert_inbox() == []
     published = alerts.alert_raise(
         "provider-outage:socialmessaging", subject="EUM Social down", detail="send failed", now=now + 15 * 60 + 1
     )
 
-    (note,) = topic_inbox()
+    (note,) = alert_inbox()
     assert published is True
     assert "7 more alert(s) of this kind were suppressed" in note["Message"]
 
 
-def test_different_kinds_are_not_suppressed_by_each_other(topic_inbox, fresh_environment):
+def test_different_kinds_are_not_suppressed_by_each_other(alert_inbox, fresh_environment):
     alerts.alert_raise("dlq-parked:inbound-dlq", subject="parked", detail="x")
     alerts.alert_raise("bulk-chunk-dead-lettered", subject="chunk", detail="y")
 
-    assert {n["MessageAttributes"]["kind"]["Value"] for n in topic_inbox()} == {
+    assert {n["MessageAttributes"]["kind"]["Value"] for n in alert_inbox()} == {
         "dlq-parked:inbound-dlq",
         "bulk-chunk-dead-lettered",
     }
 
 
-def test_an_alert_text_is_masked_like_a_log_line(topic_inbox, fresh_environment):
+def test_an_alert_text_is_masked_like_a_log_line(alert_inbox, fresh_environment):
     alerts.alert_raise("archive-failed:messaging.message", subject="to +919812345678", detail="for ana@example.com")
 
-    (note,) = topic_inbox()
+    (note,) = alert_inbox()
     assert "919812345678" not in note["Subject"] + note["Message"]
     assert "ana@" not in note["Message"] and "a***@example.com" in note["Message"]
 
 
-def test_the_alert_goes_out_even_when_de_duplication_is_unavailable(topic_inbox, fresh_environment, monkeypatch):
+def test_the_alert_goes_out_even_when_de_duplication_is_unavailable(alert_inbox, fresh_environment, monkeypatch):
     from pynamodb.exceptions import UpdateError
 
     def unavailable(*args, **kwargs):
@@ -124,4 +99,4 @@ def test_the_alert_goes_out_even_when_de_duplication_is_unavailable(topic_inbox,
     monkeypatch.setattr(alerts.AlertWindow, "update", unavailable)
 
     assert alerts.alert_raise("provider-outage:sesv2", subject="SES down", detail="x") is True
-    assert len(topic_inbox()) == 1
+    assert len(alert_inbox()) == 1

@@ -3,14 +3,12 @@ once per window; TIER_LIMIT at 100 %."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.conf import settings as django_settings
 
 from messaging.safety import SafetyRefusal
 from messaging.services import message_deliver, message_send, send_request_build
@@ -22,36 +20,13 @@ from messaging.tier import (
     tier_reserve_many,
     tier_status,
 )
-from wecare import aws
 
 pytestmark = pytest.mark.django_db
 
 HOUR = 3600
 
 
-@pytest.fixture
-def alerts():
-    """An SQS queue subscribed to the platform's SNS topic: what the tier alert published."""
-    sqs, sns = aws.client("sqs"), aws.client("sns")
-    url = sqs.create_queue(QueueName=f"tier-alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    topic = sns.create_topic(Name=django_settings.SNS_TOPIC_ARN.rsplit(":", 1)[-1])["TopicArn"]
-    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
-
-    def received() -> list[dict]:
-        out = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in batch:
-                out.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return out
-
-    yield received
-    sns.unsubscribe(SubscriptionArn=subscription)
-    sqs.delete_queue(QueueUrl=url)
-
-
-def test_the_alert_goes_out_once_at_80_percent_and_the_limit_refuses_at_100(settings, alerts, caplog):
+def test_the_alert_goes_out_once_at_80_percent_and_the_limit_refuses_at_100(settings, alert_inbox, caplog):
     settings.WHATSAPP_TIER_LIMIT = 5  # alert at 4
     phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
 
@@ -59,7 +34,7 @@ def test_the_alert_goes_out_once_at_80_percent_and_the_limit_refuses_at_100(sett
         granted = [tier_reserve(phone, uuid.uuid4()) for _ in range(7)]
 
     assert granted == [True] * 5 + [False] * 2
-    [alert] = alerts()
+    [alert] = alert_inbox()
     assert phone in alert["Message"] and "4 of 5" in alert["Message"]
     assert alert["TopicArn"] == settings.SNS_TOPIC_ARN
     assert [r.getMessage() for r in caplog.records if "tier alert" in r.getMessage()] == [
@@ -68,21 +43,21 @@ def test_the_alert_goes_out_once_at_80_percent_and_the_limit_refuses_at_100(sett
     assert tier_status(phone).remaining == 0 and tier_remaining([phone]) == {phone: 0}
 
 
-def test_the_alert_comes_again_only_in_the_next_window(settings, alerts):
+def test_the_alert_comes_again_only_in_the_next_window(settings, alert_inbox):
     settings.WHATSAPP_TIER_LIMIT = 2  # alert at 2
     phone = settings.WHATSAPP_PHONE_NUMBER_IDS[0]
     now = time.time()
 
     tier_reserve(phone, uuid.uuid4(), now=now)
     tier_reserve(phone, uuid.uuid4(), now=now)
-    assert len(alerts()) == 1
+    assert len(alert_inbox()) == 1
     # a day and an hour later the window has rolled over: the count is back to zero
     later = now + 25 * HOUR
     assert tier_status(phone, now=later).used == 0
     tier_reserve(phone, uuid.uuid4(), now=later)
     tier_reserve(phone, uuid.uuid4(), now=later)
 
-    assert len(alerts()) == 1
+    assert len(alert_inbox()) == 1
 
 
 def test_conversations_leave_the_count_24_to_25_hours_after_they_opened(settings):
