@@ -37,6 +37,7 @@ from bench.outbound_send import (  # noqa: E402
     _start_workers,
     _stop_workers,
     _worker_env,
+    bench_queue_prefix,
     tree_cpu_seconds,
 )
 from localdev.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     _refuse_unless_loopback(dict(os.environ))
     (ROOT / ".run").mkdir(exist_ok=True)
-
+    bench_queue_prefix()
     server = use_fresh_database(DATABASE)
     try:
         from django.conf import settings
@@ -139,8 +140,7 @@ def main() -> None:
                 },
             )
             _refuse_unless_loopback(env)
-            prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
-            workers = _start_workers(args.workers, args.concurrency, "threads", env, prefix + settings.QUEUE_OUTBOUND)
+            workers = _start_workers(args.workers, args.concurrency, "threads", env, settings.QUEUE_OUTBOUND)
             time.sleep(5)  # their start-up is not part of the CPU measured
             pids = [process.pid for process, _log in workers]
             cpu_before = tree_cpu_seconds(pids)
