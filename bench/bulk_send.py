@@ -52,7 +52,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.contacts_common import drop_database, use_fresh_database  # noqa: E402
-from bench.outbound_send import _refuse_unless_loopback, _stop_workers, _worker_env, tree_cpu_seconds  # noqa: E402
+from bench.outbound_send import (  # noqa: E402
+    _refuse_unless_loopback,
+    _stop_workers,
+    _worker_env,
+    bench_queue_prefix,
+    tree_cpu_seconds,
+)
 from localdev.fake_socialmessaging import FakeSocialMessaging, busiest_second  # noqa: E402
 
 DATABASE = "wecare_bench_bulk"
@@ -177,8 +183,8 @@ def run(name: str, args, fake: FakeSocialMessaging, operator, rates: dict[str, s
         flush=True,
     )
     env = _worker_env(fake.url, {**rates, "BULK_SEND_THREADS": str(args.threads)})
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
-    workers = _start_bulk_workers(args.workers, args.concurrency, env, prefix + settings.QUEUE_BULK)
+    # -Q takes the name from settings; kombu adds queue_name_prefix towards SQS.
+    workers = _start_bulk_workers(args.workers, args.concurrency, env, settings.QUEUE_BULK)
     time.sleep(5)  # let the workers come up, so neither the rate nor the CPU measured is their start-up
     worker_pids = [process.pid for process, _log in workers]
     workers_cpu, moto_cpu, fake_cpu = tree_cpu_seconds(worker_pids), _moto_cpu_seconds(), _self_cpu_seconds()
@@ -270,6 +276,7 @@ def main() -> None:
     _refuse_unless_loopback(dict(os.environ))
     (ROOT / ".run").mkdir(exist_ok=True)
 
+    bench_queue_prefix()
     server = use_fresh_database(DATABASE)
     try:
         from django.conf import settings

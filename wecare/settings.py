@@ -7,8 +7,10 @@ missing or malformed setting, with a message that names it.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from celery.schedules import crontab
@@ -103,9 +105,18 @@ AWS_REGION = env.str("AWS_REGION", default="us-east-1")
 # whether a local emulator is in use (plain http), e.g. for the SQS broker.
 AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
 # The local End User Messaging Social and SMS-Voice v2 of `make run` (localdev/fake_socialmessaging.py)
-# must never stand in for the real services of a deployed environment.
+# must never stand in for the real services of a deployed environment. A process whose every AWS
+# endpoint is on loopback reaches no real AWS at all (bench/ runs its workers as production that way).
+_AWS_ENDPOINTS = [v for k, v in os.environ.items() if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_")]
+_NO_REAL_AWS = bool(AWS_ENDPOINT_URL) and all(
+    urlparse(url).hostname in ("127.0.0.1", "localhost", "::1") for url in _AWS_ENDPOINTS
+)
 for _service in ("SOCIALMESSAGING", "PINPOINT_SMS_VOICE_V2"):
-    if env.str(f"AWS_ENDPOINT_URL_{_service}", default="") and ENVIRONMENT not in ("local", "test"):
+    if (
+        env.str(f"AWS_ENDPOINT_URL_{_service}", default="")
+        and ENVIRONMENT not in ("local", "test")
+        and not _NO_REAL_AWS
+    ):
         raise ImproperlyConfigured(
             f"AWS_ENDPOINT_URL_{_service} is for ENVIRONMENT=local and test only (this is {ENVIRONMENT}): unset it."
         )

@@ -120,6 +120,21 @@ def test_a_deployed_environment_refuses_a_local_eum_endpoint(tmp_path, service):
     assert f"AWS_ENDPOINT_URL_{service} is for ENVIRONMENT=local and test only" in result.stderr
 
 
+def test_a_process_whose_every_aws_endpoint_is_on_loopback_may_use_the_local_eum_endpoints(tmp_path):
+    # bench/ runs its workers as production this way: nothing they can reach is real AWS.
+    loopback = "http://127.0.0.1:5001"
+    code = "import django; django.setup(); print('started')"
+    endpoints = {"AWS_ENDPOINT_URL_SOCIALMESSAGING": loopback, "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2": loopback}
+    result = _python(code, tmp_path, ENVIRONMENT="staging", AWS_ENDPOINT_URL=loopback, **endpoints)
+    assert "is for ENVIRONMENT=local and test only" not in result.stderr  # (staging refuses other things here)
+
+    # One endpoint off this machine and the process may reach real AWS: refused again.
+    elsewhere = {**endpoints, "AWS_ENDPOINT_URL_S3": "https://s3.us-east-1.amazonaws.com"}
+    result = _python(code, tmp_path, ENVIRONMENT="staging", AWS_ENDPOINT_URL=loopback, **elsewhere)
+    assert result.returncode != 0
+    assert "is for ENVIRONMENT=local and test only" in result.stderr
+
+
 @pytest.mark.parametrize("environment", ["test", "staging"])
 def test_only_the_local_environment_may_trust_the_local_sns_certificate(tmp_path, environment):
     deployed = {}
