@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 OIDC_PROVIDER := e2e/oidc-provider
+# pytest-xdist processes of `make test`, each with its own test database and AWS emulator.
+TEST_WORKERS ?= 2
 
 .PHONY: run password test lint install system-deps clean
 
@@ -51,7 +53,8 @@ lint: install
 test: install
 	$(BIN)/cfn-lint deploy/*.yaml
 	scripts/with-services.sh bash -c 'ruff check . && ruff format --check . && \
-		DATABASE_URL=sqlite://:memory: python manage.py makemigrations --check --dry-run && pytest'
+		DATABASE_URL=sqlite://:memory: python manage.py makemigrations --check --dry-run && \
+		pytest -n $(TEST_WORKERS) --dist loadfile'
 
 clean:
 	rm -rf $(VENV) .run staticfiles

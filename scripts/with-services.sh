@@ -22,4 +22,5 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export DATABASE_URL="${DATABASE_URL:-postgres://wecare@127.0.0.1:${PGPORT:-55432}/wecare_$$}"
 export PATH="$PWD/.venv/bin:$PATH"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the project importable before pytest-django adds it
 "$@"
