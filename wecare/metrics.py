@@ -53,16 +53,14 @@ CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 _logger = logging.getLogger(LOGGER_NAME)
-_environment: str | None = None
 
 
 def _env() -> str:
-    global _environment
-    if _environment is None:
-        from django.conf import settings
+    # Read each time (a cached attribute of Django's settings): a test that changes ENVIRONMENT
+    # must not leave its name on the metrics of the tests after it.
+    from django.conf import settings
 
-        _environment = settings.ENVIRONMENT
-    return _environment
+    return settings.ENVIRONMENT
 
 
 def _snake(name: str) -> str:
@@ -101,13 +99,13 @@ def emf_record(name: str, value: float, *, timestamp_ms: int | None = None, **di
     }
 
 
-# (name, dimensions) -> the EMF line around its two variable parts (timestamp, value), built once.
+# (environment, name, dimensions) -> the EMF line around its two variable parts (timestamp, value), built once.
 _templates: dict[tuple, tuple[str, str]] = {}
 MAX_TEMPLATES = 2000  # dimension values come from small sets (channels, queues, numbers, codes)
 
 
 def _template(name: str, dimensions: dict[str, str]) -> tuple[str, str]:
-    key = (name, tuple(sorted(dimensions.items())))
+    key = (_env(), name, tuple(sorted(dimensions.items())))
     template = _templates.get(key)
     if template is None:
         record = emf_record(name, 0, timestamp_ms=0, **dimensions)  # validates name and dimensions
