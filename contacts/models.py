@@ -124,6 +124,10 @@ class Contact(models.Model):
     # contacts.attributes, which checks each value against its definition.
     attributes = models.JSONField(default=dict, blank=True)
     tags = models.ManyToManyField(Tag, through="ContactTag", related_name="contacts", blank=True)
+    # The ids of `tags`, sorted: a copy kept by contacts.attributes (the one writer of ContactTag) so a
+    # segment tests tags on the contact row itself (GIN-indexed jsonb containment on PostgreSQL)
+    # instead of joining a million contacts to their tag rows.
+    tag_ids = models.JSONField(default=list, blank=True, editable=False)
     # Lower-case, accent-free name + email + phone digits: one trigram-indexed column for search.
     search_text = models.TextField(blank=True, default="", editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
