@@ -6,9 +6,11 @@ audiences.selectors count. The preview changes nothing, so every role that may s
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -108,6 +110,13 @@ def segment_delete_page(request: HttpRequest, segment_id) -> HttpResponse:
     return redirect("audience_pages:list")
 
 
+def _uuid_or_404(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Http404("No such segment.") from None
+
+
 @page_view("audiences.view_segment")
 @require_POST
 def segment_preview_fragment(request: HttpRequest) -> HttpResponse:
@@ -119,8 +128,12 @@ def segment_preview_fragment(request: HttpRequest) -> HttpResponse:
         message_type = MessageType.TEXT if request.POST.get("whatsapp_kind") == "text" else MessageType.TEMPLATE
     else:
         message_type = MessageType.EMAIL if channel == Channel.EMAIL else MessageType.TEXT
+    saved = request.POST.get("saved_segment")
     try:
-        spec = spec_clean(spec_from_form(request.POST))
+        if saved:
+            spec = spec_clean(get_object_or_404(Segment, pk=_uuid_or_404(saved)).spec)
+        else:
+            spec = spec_clean(spec_from_form(request.POST))
     except ValidationError as exc:
         return render_fragment(request, "audiences/_preview.html", {"errors": exc.message_dict})
     preview = segment_preview(spec, channel=channel, message_type=message_type)

@@ -72,3 +72,12 @@ def test_a_viewer_reads_and_previews_but_cannot_change_a_segment(viewer_client, 
 def test_a_user_without_a_role_sees_no_segments(page_user, client, operator, contacts):
     client.force_login(page_user(None))
     assert client.get("/audiences/").status_code == 403
+
+
+def test_a_read_only_preview_counts_the_saved_segment(viewer_client, operator, contacts):
+    segment = segment_create(name="SMS", spec={"consent": {"sms": True}}, actor=operator)
+
+    response = viewer_client.post("/audiences/preview/", {"channel": "sms", "saved_segment": str(segment.pk)})
+
+    assert 'data-testid="preview-count">2<' in response.content.decode()
+    assert viewer_client.post("/audiences/preview/", {"saved_segment": "nope"}).status_code == 404
