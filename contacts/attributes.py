@@ -76,7 +76,9 @@ def contacts_tag(
 
     Deleted contacts are left alone. Returns {"contacts": n, "added": rows, "removed": rows}.
     """
-    add_names, remove_names = tag_names_clean(list(add)), tag_names_clean(list(remove))
+    # A string is one comma-separated list of names (a form field), never a sequence of characters.
+    add_names = tag_names_clean(add if isinstance(add, str) else list(add))
+    remove_names = tag_names_clean(remove if isinstance(remove, str) else list(remove))
     if set(add_names) & set(remove_names):
         raise ValidationError({"tags": "A tag cannot be added and removed at once."})
     # Locked in one order, so concurrent taggings of the same contacts queue instead of losing tag_ids.
