@@ -81,3 +81,17 @@ def test_a_read_only_preview_counts_the_saved_segment(viewer_client, operator, c
 
     assert 'data-testid="preview-count">2<' in response.content.decode()
     assert viewer_client.post("/audiences/preview/", {"saved_segment": "nope"}).status_code == 404
+
+
+def test_the_admin_lists_and_saves_segments_through_the_services(admin_client_role, contacts):
+    added = admin_client_role.post(
+        "/admin/audiences/segment/add/", {"name": "Admin made", "description": "", "spec": '{"consent": {"sms": true}}'}
+    )
+    assert added.status_code == 302, added.content
+    segment = Segment.objects.get()
+    assert AuditLog.objects.filter(action="segment.create", resource_id=str(segment.pk)).exists()
+    refused = admin_client_role.post(
+        "/admin/audiences/segment/add/", {"name": "Bad", "spec": '{"consent": {"fax": 1}}'}
+    )
+    assert refused.status_code == 200 and Segment.objects.count() == 1
+    assert "opted in to sms" in admin_client_role.get("/admin/audiences/segment/").content.decode()
