@@ -223,6 +223,7 @@ INSTALLED_APPS = [
     "messaging",
     "bulk",
     "automation",
+    "audiences",
 ]
 
 MIDDLEWARE = [
