@@ -525,7 +525,7 @@ class _Importer:
         if creates:
             _bulk_insert(Contact, [values for _, values in creates])
         if updates:
-            _bulk_update([c for _, c, _ in updates])
+            _bulk_update([c for _, c, _ in updates], attributes=any(row.attributes for row, _, _ in updates))
         now = timezone.now()
         links = [ContactTag(contact_id=values["id"], tag_id=tag_ids[n], created_at=now) for row, values in creates
                  for n in row.tags]  # fmt: skip
@@ -588,7 +588,12 @@ def _converter(field) -> Callable[[Any], Any]:
 def _bulk_insert(model, rows: list[dict[str, Any]]) -> None:
     """Insert rows (dicts of attname → value, every concrete field given): COPY on PostgreSQL,
     one prepared INSERT run for every row elsewhere (SQLite)."""
-    fields = model._meta.concrete_fields
+    # A JSON column empty in every row is left to its database default: no per-row JSON to dump.
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not (isinstance(f, JSONField) and f.has_db_default() and not any(row[f.attname] for row in rows))
+    ]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     columns = ", ".join(quote(f.column) for f in fields)
@@ -611,10 +616,10 @@ def _bulk_insert(model, rows: list[dict[str, Any]]) -> None:
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)  # noqa: S608
 
 
-_UPDATE_FIELDS = ("name", "phone", "email", *CHANNEL_OF_FIELD, "attributes", "search_text", "updated_at")
+_UPDATE_FIELDS = ("name", "phone", "email", *CHANNEL_OF_FIELD, "search_text", "updated_at")
 
 
-def _bulk_update(contacts: list[Contact]) -> None:
+def _bulk_update(contacts: list[Contact], *, attributes: bool = False) -> None:
     """Write the changed fields of many contacts in one go.
 
     PostgreSQL: COPY the new values into a temporary table, then one UPDATE … FROM it (set-based:
@@ -622,12 +627,14 @@ def _bulk_update(contacts: list[Contact]) -> None:
     every row. Django's bulk_update builds a CASE per field and row, which costs more Python time
     than the database spends on the rows.
     """
-    fields = [Contact._meta.get_field(name) for name in _UPDATE_FIELDS]
+    # attributes only when a row of the batch changed some: most imports have no attr.* columns.
+    names = (*_UPDATE_FIELDS, "attributes") if attributes else _UPDATE_FIELDS
+    fields = [Contact._meta.get_field(name) for name in names]
     pk = Contact._meta.pk
     quote = connection.ops.quote_name
     table = quote(Contact._meta.db_table)
     if connection.vendor == "postgresql":
-        temp = quote("contact_import_update")
+        temp = quote("contact_import_update_attributes" if attributes else "contact_import_update")
         definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in [pk, *fields])
         assignments = ", ".join(f"{quote(f.column)} = u.{quote(f.column)}" for f in fields)
         with connection.cursor() as cursor, connection.wrap_database_errors:

@@ -30,7 +30,9 @@ def test_an_operator_builds_previews_and_saves_a_segment(browser_page, login_as,
     page = browser_page
     login_as(page, "Operator")
     page.goto("/")
-    page.click("#nav a[data-nav=audiences]")
+    page.click("#nav a[data-nav=contacts]")
+    page.wait_for_url("**/contacts/")
+    page.click("[data-testid=audiences-link]")
     page.wait_for_url("**/audiences/")
     page.click("text=New segment")
     page.wait_for_url("**/audiences/new/")
