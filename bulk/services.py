@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import audit_record
-from bulk import execution
+from bulk import execution, sending
 from bulk.errors import BulkConfirmationError, BulkInputError, BulkStateError, BulkTierError
 from bulk.models import (
     CHUNK_DEAD_LETTERED,
@@ -32,6 +32,10 @@ from bulk.preflight import preflight_run, tier_message, tier_summary
 from bulk.recipients import Resolution, resolve_contact_ids, resolve_csv, resolve_filter
 from bulk.tasks import bulk_job_enqueue_chunks
 from contacts.models import Channel
+from messaging.channels import whatsapp as whatsapp_channel
+from messaging.outbound.media import media_upload
+from messaging.outbound.request import OutgoingMedia
+from messaging.personalise import placeholder_problem
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +54,55 @@ class BulkMessage:
     subject: str = ""
     html: str = ""
     origination_phone_number_id: str = ""
+    template_header: str = ""
+    template_buttons: dict | None = None
+    # WhatsApp: an image, video or document (a media message with ``content`` as its caption, or a
+    # template's media header). Its bytes are stored once in the media bucket when the job is created.
+    media: OutgoingMedia | None = None
+
+
+def bulk_media(upload) -> OutgoingMedia | None:
+    """An uploaded file (API or wizard) as the job's media; stored in the bucket only if the job will send."""
+    if upload is None:
+        return None
+    return OutgoingMedia(
+        content_type=upload.content_type or "", size=upload.size, filename=upload.name or "", data=upload
+    )
 
 
 def _validate_message(channel: str, message: BulkMessage) -> None:
     if channel not in Channel.values:
         raise BulkInputError(f"channel must be one of {', '.join(Channel.values)}.", code="INVALID_CHANNEL")
+    if message.media is not None and channel != Channel.WHATSAPP:
+        raise BulkInputError("Only WhatsApp bulk messages carry a media file.", code="CONTENT_INVALID")
+    if channel != Channel.WHATSAPP and (message.template_header or message.template_buttons):
+        raise BulkInputError("Template header and button parameters are for WhatsApp.", code="CONTENT_INVALID")
+    problem = placeholder_problem(
+        message.content,
+        message.subject,
+        message.html,
+        message.template_parameters,
+        message.template_header,
+        message.template_buttons,
+    )
+    if problem:
+        raise BulkInputError(f"The message has a placeholder we cannot fill: {problem}.", code="CONTENT_INVALID")
     if channel == Channel.WHATSAPP:
         if message.template_name:
             message.message_type = "template"
+        elif message.media is not None:
+            media_type = whatsapp_channel.media_type_for(message.media.content_type)
+            if media_type not in whatsapp_channel.CAPTIONED_MEDIA:
+                raise BulkInputError(
+                    "A WhatsApp bulk media message is an image (JPEG, PNG), a video (MP4, 3GPP) or a document "
+                    f"(PDF, Office, text); {message.media.content_type or 'this file'} is none of them.",
+                    code="CONTENT_INVALID",
+                )
+            message.message_type = media_type
         elif message.content:
             message.message_type = "text"
         else:
-            raise BulkInputError("A WhatsApp bulk message needs text or a template.", code="CONTENT_INVALID")
+            raise BulkInputError("A WhatsApp bulk message needs text, media or a template.", code="CONTENT_INVALID")
         if message.origination_phone_number_id and (
             message.origination_phone_number_id not in settings.WHATSAPP_PHONE_NUMBER_IDS
         ):
@@ -132,6 +173,12 @@ def bulk_job_create(
         template_parameters=message.template_parameters if message.template_parameters is not None else [],
         subject=message.subject,
         html=message.html,
+        template_header=message.template_header,
+        template_buttons=message.template_buttons or {},
+        media_content_type=message.media.content_type if message.media else "",
+        media_size=message.media.size if message.media else None,
+        media_filename=message.media.filename[:255] if message.media else "",
+        media_s3_key=message.media.s3_key if message.media else "",
         origination_phone_number_id=message.origination_phone_number_id if channel == Channel.WHATSAPP else "",
         recipient_source=source,
         source_details=resolution.source_details,
@@ -148,6 +195,14 @@ def bulk_job_create(
         job.status = JobStatus.REJECTED
         job.status_reason = tier_message(preflight.summary["tier"])
         rejection = BulkTierError(job.status_reason)
+    if rejection is None and message.media is not None and not job.media_s3_key:
+        # Stored once for the whole job (every recipient's message points at this object); only for a
+        # job that will send, so a rejected one leaves nothing in the bucket.
+        stored = media_upload(
+            data=message.media.data, content_type=message.media.content_type,
+            filename=message.media.filename, size=message.media.size,
+        )  # fmt: skip
+        job.media_s3_key = stored.s3_key
 
     with transaction.atomic():
         job.save()
@@ -331,6 +386,9 @@ def bulk_job_retry_failed(*, job_id, user, include_unknown: bool = False) -> Bul
         subject=source.subject,
         html=source.html,
         origination_phone_number_id=source.origination_phone_number_id,
+        template_header=source.template_header,
+        template_buttons=source.template_buttons or None,
+        media=sending.job_media(source),
     )
     return bulk_job_create(user=user, channel=source.channel, message=message, contact_ids=contact_ids, retry_of=source)
 
