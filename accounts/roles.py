@@ -16,6 +16,9 @@ VIEWER_PERMISSIONS = [
     "bulk.view_bulkjob",
     "bulk.view_bulkrecipient",
     "automation.view_aisuggestion",
+    "contacts.view_tag",
+    "contacts.view_attributedefinition",
+    "audiences.view_segment",
 ]
 OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "contacts.add_contact",
@@ -26,6 +29,10 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "bulk.add_bulkjob",
     "bulk.change_bulkjob",
     "automation.change_aisuggestion",
+    "contacts.add_tag",
+    "audiences.add_segment",
+    "audiences.change_segment",
+    "audiences.delete_segment",
 ]
 # Admin: every permission there is, including users and system configuration.
 ROLE_PERMISSIONS = {VIEWER: VIEWER_PERMISSIONS, OPERATOR: OPERATOR_PERMISSIONS, ADMIN: None}

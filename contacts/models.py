@@ -3,6 +3,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -23,6 +25,75 @@ class ConsentSource(models.TextChoices):
     UI = "ui", "Operator pages"
     INBOUND_KEYWORD = "inbound_keyword", "Inbound keyword"
     INBOUND = "inbound", "Inbound message"
+
+
+class AttributeType(models.TextChoices):
+    TEXT = "text", "Text"
+    NUMBER = "number", "Number"
+    DATE = "date", "Date"
+    BOOLEAN = "boolean", "Yes / no"
+    CHOICE = "choice", "Choice"
+
+
+class Tag(models.Model):
+    """A label on contacts ("vip", "pune-store"); a contact has any number of them.
+
+    Names are kept lower-case and unique (contacts.attributes.tag_name_clean), so "VIP" and "vip"
+    are one tag.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AttributeDefinition(models.Model):
+    """A declared custom attribute: Contact.attributes holds values only for declared names, each
+    checked against its type on write (contacts.attributes.contact_attributes_clean).
+
+    Stored in JSON as: text and choice → string, number → number, date → "YYYY-MM-DD" (ISO text sorts
+    as dates do, so before/after compare the text), boolean → true/false.
+    """
+
+    name = models.CharField(
+        max_length=40,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z][a-z0-9_]{0,39}$",
+                "Use lower-case letters, digits and underscores, starting with a letter (e.g. city, plan_2024).",
+            )
+        ],
+        help_text="The key in contact attributes, import/export columns (attr.<name>) and placeholders.",
+    )
+    label = models.CharField(max_length=100, blank=True)
+    type = models.CharField(max_length=16, choices=AttributeType.choices, default=AttributeType.TEXT)
+    choices = models.JSONField(default=list, blank=True, help_text="The allowed values of a choice attribute.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+    def clean(self) -> None:
+        if self.type == AttributeType.CHOICE:
+            if (
+                not isinstance(self.choices, list)
+                or not self.choices
+                or not all(isinstance(c, str) and c.strip() for c in self.choices)
+            ):
+                raise ValidationError({"choices": "A choice attribute needs a list of non-empty text values."})
+            if len(set(self.choices)) != len(self.choices):
+                raise ValidationError({"choices": "The choices repeat a value."})
+        elif self.choices:
+            raise ValidationError({"choices": "Only a choice attribute has choices."})
 
 
 class ContactQuerySet(models.QuerySet):
@@ -49,6 +120,10 @@ class Contact(models.Model):
     opt_in_sms = models.BooleanField(default=False, verbose_name="SMS opt-in")
     opt_in_email = models.BooleanField(default=False, verbose_name="Email opt-in")
     last_inbound_message_at = models.DateTimeField(null=True, blank=True)
+    # Values of declared attributes (AttributeDefinition), keyed by name; written only through
+    # contacts.attributes, which checks each value against its definition.
+    attributes = models.JSONField(default=dict, blank=True)
+    tags = models.ManyToManyField(Tag, through="ContactTag", related_name="contacts", blank=True)
     # Lower-case, accent-free name + email + phone digits: one trigram-indexed column for search.
     search_text = models.TextField(blank=True, default="", editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -124,6 +199,22 @@ class Contact(models.Model):
 
     def opt_in(self, channel: str) -> bool:
         return bool(getattr(self, f"opt_in_{channel}"))
+
+
+class ContactTag(models.Model):
+    """One tag on one contact (the explicit through table, so bulk tagging inserts rows directly)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact", "tag"], name="contact_tag_once")]
+        # "Contacts with tag X" (segments, audiences) reads this index, the constraint the other way.
+        indexes = [models.Index(fields=["tag", "contact"], name="contact_tag_by_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} #{self.tag_id}"
 
 
 class ConsentEvent(models.Model):

@@ -212,6 +212,7 @@ INSTALLED_APPS = [
     "messaging",
     "bulk",
     "automation",
+    "audiences",
 ]
 
 MIDDLEWARE = [
