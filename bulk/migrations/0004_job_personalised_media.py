@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bulk', '0002_role_groups'),
+        ('bulk', '0003_segment_and_tag_sources'),
     ]
 
     operations = [
