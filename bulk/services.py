@@ -38,11 +38,12 @@ from bulk.recipients import (
     resolve_tag,
 )
 from bulk.tasks import bulk_job_enqueue_chunks
+from contacts.attributes import attribute_definitions
 from contacts.models import Channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.outbound.media import media_upload
 from messaging.outbound.request import OutgoingMedia
-from messaging.personalise import placeholder_problem
+from messaging.personalise import placeholder_attributes, placeholder_problem
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,20 @@ def _validate_message(channel: str, message: BulkMessage) -> None:
     )
     if problem:
         raise BulkInputError(f"The message has a placeholder we cannot fill: {problem}.", code="CONTENT_INVALID")
+    undeclared = sorted(
+        set(
+            placeholder_attributes(
+                message.content, message.subject, message.html, message.template_parameters,
+                message.template_header, message.template_buttons,
+            )
+        )
+        - set(attribute_definitions())
+    )  # fmt: skip
+    if undeclared:
+        raise BulkInputError(
+            f"The message uses attributes no contact can have (not declared): {', '.join(undeclared)}.",
+            code="CONTENT_INVALID",
+        )
     if channel == Channel.WHATSAPP:
         if message.template_name:
             message.message_type = "template"

@@ -95,6 +95,18 @@ def placeholder_problem(*values: Any) -> str | None:
     return None
 
 
+def placeholder_attributes(*values: Any) -> list[str]:
+    """The attribute names (``attr.<name>``) these message parts use; the parts must parse."""
+    names: list[str] = []
+    for value in values:
+        for text in _texts(value):
+            for placeholder in placeholders(text):
+                name = placeholder.key.removeprefix("attr.")
+                if placeholder.key.startswith("attr.") and name not in names:
+                    names.append(name)
+    return names
+
+
 def has_placeholders(*values: Any) -> bool:
     return any(PLACEHOLDER.search(text) for value in values for text in _texts(value))
 
