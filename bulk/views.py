@@ -25,8 +25,11 @@ from bulk.services import (
     bulk_job_create,
     bulk_job_pause,
     bulk_job_resume,
+    bulk_media,
 )
+from contacts.attributes import attribute_definitions
 from contacts.models import Channel, Tag
+from messaging.channels import whatsapp as whatsapp_channel
 from messaging.page_selectors import approved_templates
 from messaging.safety import RefusalCode
 from messaging.views import REFUSAL_LEADS
@@ -45,16 +48,26 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, "bulk/list.html", {"page": page})
 
 
-def _message_from(data) -> BulkMessage:
-    channel = data.get("channel", "")
-    if channel == Channel.WHATSAPP and data.get("kind") == "template":
+BUTTON_FIELDS = 3  # the wizard's button parameter fields (the API takes any index)
+
+
+def _message_from(data, files) -> BulkMessage:
+    """The message of the chosen channel and kind only: fields of other kinds are ignored."""
+    channel, kind = data.get("channel", ""), data.get("kind", "text")
+    if channel == Channel.WHATSAPP and kind == "template":
         template = approved_templates().filter(pk=data.get("template") or None).first()
         parameters = [line.strip() for line in data.get("parameters", "").splitlines() if line.strip()]
+        buttons = {str(i): data.get(f"button_{i}", "").strip() for i in range(BUTTON_FIELDS)}
         return BulkMessage(
             template_name=template.name if template else "",
             template_language=template.language if template else "",
             template_parameters=parameters,
+            template_header=data.get("header", "").strip(),
+            template_buttons={index: value for index, value in buttons.items() if value},
+            media=bulk_media(files.get("media")),
         )
+    if channel == Channel.WHATSAPP and kind == "media":
+        return BulkMessage(content=data.get("text", ""), media=bulk_media(files.get("media")))
     if channel == Channel.EMAIL:
         return BulkMessage(subject=data.get("subject", ""), content=data.get("text", ""), html=data.get("html", ""))
     return BulkMessage(content=data.get("text", ""))
@@ -89,11 +102,18 @@ def job_new(request: HttpRequest) -> HttpResponse:
             opt_in = None if data.get("include_not_opted_in") else True
             recipients = {"contact_filter": {"search": data.get("search", ""), "optIn": opt_in}}
         if not error:
-            if data.get("kind") == "template" and channel == Channel.WHATSAPP and not data.get("template"):
+            kind = data.get("kind") if channel == Channel.WHATSAPP else ""
+            media = request.FILES.get("media")
+            if kind == "template" and not data.get("template"):
                 error = "Choose the template to send."
+            elif kind == "media" and media is None:
+                error = "Choose the image, video or document to send."
+            elif media is not None and media.size > whatsapp_channel.MEDIA_MAX_BYTES:
+                error = f"The file is {media.size} bytes; the largest WhatsApp file is 100 MB."
             else:
                 try:
-                    job = bulk_job_create(user=request.user, channel=channel, message=_message_from(data), **recipients)
+                    message = _message_from(data, request.FILES)
+                    job = bulk_job_create(user=request.user, channel=channel, message=message, **recipients)
                 except BulkError as exc:
                     job = getattr(exc, "job", None)
                     if job is not None:  # stored as REJECTED: its pre-flight says who and why
@@ -111,6 +131,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             "channel": data.get("channel") or Channel.WHATSAPP.value,
             "channels": Channel.choices,
             "templates": approved_templates(),
+            "attributes": list(attribute_definitions()),
+            "button_fields": range(BUTTON_FIELDS),
             "segments": Segment.objects.only("id", "name"),
             "tags": Tag.objects.all(),
             "threshold": settings.BULK_CONFIRMATION_THRESHOLD,

@@ -39,6 +39,7 @@ REFUSAL_LEADS = {
     RefusalCode.CONTENT_INVALID: "The message cannot be sent as written.",
     RefusalCode.TEMPLATE_INVALID: "This template cannot be sent.",
     RefusalCode.TIER_LIMIT: "Today's limit of new WhatsApp conversations is used up.",
+    RefusalCode.PLACEHOLDER_MISSING: "The message asks for a detail this contact does not have, with no fallback.",
 }
 
 
