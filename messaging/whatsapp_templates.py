@@ -5,6 +5,12 @@ named ``{{first_name}}`` (lower case, digits, underscore). Parameters are given 
 of texts for positional templates, an object name → text for named ones; number and names must
 match exactly. The gate (messaging.safety) refuses any mismatch with TEMPLATE_INVALID.
 
+Header and buttons (`template_needs` reads them from the components): a TEXT header with a placeholder
+takes one text parameter (``template_header``); an IMAGE, VIDEO or DOCUMENT header takes the message's
+media file (uploaded to Meta like a media message's); a URL button whose URL has a placeholder takes its
+suffix and a QUICK_REPLY button may take a payload (``template_buttons``, by button index). Location
+headers and copy-code, flow, catalog and OTP buttons cannot be filled here: refused.
+
 `whatsapp_template_sync` keeps WhatsAppTemplate rows in step with AWS: every linked WABA
 (ListLinkedWhatsAppBusinessAccounts), its templates (ListWhatsAppMessageTemplates) and each one's
 definition (GetWhatsAppMessageTemplate) for the body and components. Templates that disappeared
@@ -181,11 +187,6 @@ def template_needs(template: WhatsAppTemplate) -> TemplateNeeds:
                 elif button_type in UNSUPPORTED_BUTTONS:
                     problem = f"template {template.name} has a {button_type} button, which cannot be sent from here"
     return TemplateNeeds(header_format, header_placeholder, tuple(buttons), problem)
-
-
-def template_unsupported_problem(template: WhatsAppTemplate) -> str | None:
-    """A header or button this platform cannot fill (location header, copy-code or flow button)."""
-    return template_needs(template).problem or None
 
 
 def template_extras_problem(template: WhatsAppTemplate, *, header: str, buttons, media_type: str | None) -> str | None:
