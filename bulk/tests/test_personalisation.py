@@ -4,7 +4,10 @@ before confirmation; templates with header and button parameters and media messa
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.conf import settings
 
 from bulk import execution
 from bulk.errors import BulkInputError
@@ -312,3 +315,48 @@ def test_a_live_bulk_template_sends_header_and_button_components_per_recipient(
             "parameters": [{"type": "payload", "payload": "STOP"}],
         },
     ]
+
+
+def test_the_api_takes_a_media_file_header_and_buttons_and_shows_the_samples(
+    operator, api_client, make_contacts, city, promo_template, reset_aws
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from wecare import aws
+
+    contacts = make_contacts(2, in_window=True)
+    upload = SimpleUploadedFile("menu.jpg", b"\xff\xd8\xffmenu", content_type="image/jpeg")
+
+    media_job = api_client(operator).post(
+        "/api/bulk/jobs/",
+        {"channel": "whatsapp", "text": "Menu for {{first_name}}", "media": upload,
+         "contactIds": json.dumps([str(c.pk) for c in contacts])},
+        format="multipart",
+    )  # fmt: skip
+    template_job = api_client(operator).post(
+        "/api/bulk/jobs/",
+        {
+            "channel": "whatsapp",
+            "templateName": promo_template.name,
+            "templateLanguage": "en_US",
+            "templateParameters": ["{{first_name}}", "{{attr.city|town}}"],
+            "templateHeader": "{{first_name}}",
+            "templateButtons": {"0": "x/{{first_name}}"},
+            "contactIds": [str(contacts[0].pk)],
+        },
+        format="json",
+    )
+
+    assert media_job.status_code == 201, media_job.json()
+    body = media_job.json()
+    assert body["messageType"] == "image"
+    assert body["media"] == {"filename": "menu.jpg", "contentType": "image/jpeg", "size": 7}
+    key = BulkJob.objects.get(pk=body["jobId"]).media_s3_key
+    stored = aws.client("s3").get_object(Bucket=settings.MEDIA_BUCKET, Key=key)["Body"].read()
+    assert stored == b"\xff\xd8\xffmenu"
+    assert {s["text"] for s in body["preflight"]["samples"]} == {f"Menu for {c.name.split()[0]}" for c in contacts}
+    assert template_job.status_code == 201, template_job.content
+    first = contacts[0].name.split()[0]
+    sample = template_job.json()["preflight"]["samples"][0]
+    assert (sample["templateHeader"], sample["templateButtons"]) == (first, {"0": f"x/{first}"})
+    assert sample["text"] == f"Hi {first}, the town sale is on."
