@@ -213,11 +213,25 @@ class ChunkRun:
         if refused:
             self._write_refused(refused)
         if self.media_file is not None:
-            # Uploaded once per number for the whole job (chunks after the first reuse the id).
-            for phone in sorted({e.clearance.phone_number_id for e in self.queue} - set(self.media_ids)):
-                self.media_ids[phone] = sending.job_media_id(self.job, phone)
+            self._upload_media(now)
         self.fresh_at = time.monotonic()
         return len(claimed)
+
+    def _upload_media(self, now: datetime) -> None:
+        """The job's file uploaded to Meta once per number for the whole job (later chunks reuse the id).
+        Meta refusing the file fails that number's recipients; a transient error retries the chunk."""
+        for phone in sorted({e.clearance.phone_number_id for e in self.queue} - set(self.media_ids)):
+            try:
+                self.media_ids[phone] = sending.job_media_id(self.job, phone)
+            except ChannelError as error:
+                if not error.permanent:
+                    raise
+                logger.warning("bulk job %s: media upload for %s refused: %s", self.job.pk, phone, error)
+                details = {**error.as_details(), "attempts": 0, "stage": "media upload"}
+                failed = [e for e in self.queue if e.clearance.phone_number_id == phone]
+                for entry in failed:
+                    entry.done = True
+                self._write_failed([(entry, error.code, details) for entry in failed], now)
 
     # --- sending --------------------------------------------------------------------------------
 

@@ -360,3 +360,24 @@ def test_the_api_takes_a_media_file_header_and_buttons_and_shows_the_samples(
     sample = template_job.json()["preflight"]["samples"][0]
     assert (sample["templateHeader"], sample["templateButtons"]) == (first, {"0": f"x/{first}"})
     assert sample["text"] == f"Hi {first}, the town sale is on."
+
+
+def test_meta_refusing_the_bulk_file_fails_its_recipients_without_sending(operator, make_contacts, fake, reset_aws):
+    contacts = make_contacts(3, in_window=True)
+    fake.fail_next("InvalidParametersException", 400, operation="PostWhatsAppMessageMedia")
+
+    job = bulk_job_create(
+        user=operator,
+        channel="whatsapp",
+        message=BulkMessage(
+            origination_phone_number_id=PHONE_A,
+            media=OutgoingMedia(content_type="video/mp4", size=4, filename="clip.mp4", data=b"mp4!"),
+        ),
+        contact_ids=[str(c.pk) for c in contacts],
+    )
+    _run(job)
+
+    job.refresh_from_db()
+    assert fake.calls("SendWhatsAppMessage") == []
+    assert job.failed_count == 3 and job.status == "COMPLETED"
+    assert set(job.recipients.values_list("error_code", flat=True)) == {"InvalidParametersException"}
