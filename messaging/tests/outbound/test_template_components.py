@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from messaging.models import MediaFile
 from messaging.safety import SafetyRefusal
 from messaging.services import OutgoingMedia, media_upload, message_deliver, message_send, send_request_build
-from messaging.tests.outbound.conftest import decoded
+from messaging.tests.outbound.conftest import decoded, drain_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +251,34 @@ def test_the_api_sends_a_template_with_header_and_buttons(make_contact, make_tem
 
     stored = Message.objects.get(pk=response.json()["messageId"])
     assert stored.whatsapp_payload == {"template": {"header": "Asha", "buttons": {"0": "summer"}}}
+
+
+@pytest.fixture
+def outbound_dlq_drained():
+    drain_queue(django_settings.QUEUE_OUTBOUND_DLQ)
+    yield
+    drain_queue(django_settings.QUEUE_OUTBOUND_DLQ)
+
+
+def test_a_dlq_replay_keeps_the_header_and_button_parameters(
+    make_contact, make_template, live, whatsapp_stub, outbound_dlq_drained
+):
+    from messaging.outbound.replay import handle_outbound_dlq_payload
+
+    contact = make_contact(whatsapp=True)
+    make_template("sale", BODY, components=_components({"type": "HEADER", "format": "TEXT", "text": "Hi {{1}}"}))
+    message = _send(
+        contact_id=contact.pk,
+        template_name="sale",
+        template_language="en_US",
+        template_parameters=["Asha"],
+        template_header="Asha",
+        template_buttons={"0": "summer"},
+    )
+    whatsapp_stub.error("send_whatsapp_message", "ValidationException", 400)
+    failed = message_deliver(message.pk)
+
+    replay = handle_outbound_dlq_payload({"messageId": str(failed.pk)})
+
+    assert failed.status == "failed" and replay.status == "queued"
+    assert replay.whatsapp_payload == {"template": {"header": "Asha", "buttons": {"0": "summer"}}}
