@@ -283,9 +283,10 @@ def provider_delivery(message: Message, clearance: Clearance, request: SendReque
     return Delivery(message=message, clearance=clearance, now=now, request=request)
 
 
-def preview_samples(job: BulkJob, rows: list[BulkRecipient], *, limit: int = 3) -> list[dict]:
-    """The message as the first ``limit`` sendable recipients would read it, rendered by the gate itself."""
-    picked = [row for row in rows if row.sequence is not None and row.contact is not None][:limit]
+def preview_samples(job: BulkJob, rows: list[BulkRecipient], *, limit: int = 3, examine: int = 0) -> list[dict]:
+    """The message as the first ``limit`` recipients the gate clears would read it, rendered by the gate
+    itself (pre-flight rows are sendable already; the wizard's preview passes candidates to judge)."""
+    picked = [row for row in rows if row.sequence is not None and row.contact is not None][: examine or limit]
     requests = [
         send_request(job, contact_id=r.contact_id, phone_number_id=r.origination_phone_number_id) for r in picked
     ]
@@ -293,8 +294,10 @@ def preview_samples(job: BulkJob, rows: list[BulkRecipient], *, limit: int = 3) 
     results = safety_evaluate_many(requests, contacts=contacts, tier_allows=lambda *_: True) if picked else []
     samples = []
     for row, result in zip(picked, results, strict=True):
+        if len(samples) == limit:
+            break
         if not isinstance(result, Clearance):
-            continue  # refused since the pre-flight looked (it changed in between): not a sample
+            continue  # the gate would not send it this (or, since the pre-flight, no longer)
         rendered = result.request
         samples.append(
             {

@@ -164,6 +164,60 @@ def _resolve(
     return RecipientSource.CSV, resolve_csv(csv_data, channel=channel, filename=csv_name)
 
 
+def _unsaved_job(
+    user, channel: str, message: BulkMessage, *, source: str, resolution: Resolution, retry_of=None
+) -> BulkJob:
+    """The job as the pre-flight judges it (not stored yet)."""
+    return BulkJob(
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        channel=channel,
+        message_type=message.message_type,
+        content=message.content,
+        template_name=message.template_name,
+        template_language=message.template_language,
+        template_parameters=message.template_parameters if message.template_parameters is not None else [],
+        subject=message.subject,
+        html=message.html,
+        template_header=message.template_header,
+        template_buttons=message.template_buttons or {},
+        media_content_type=message.media.content_type if message.media else "",
+        media_size=message.media.size if message.media else None,
+        media_filename=message.media.filename[:255] if message.media else "",
+        media_s3_key=message.media.s3_key if message.media else "",
+        origination_phone_number_id=message.origination_phone_number_id if channel == Channel.WHATSAPP else "",
+        recipient_source=source,
+        source_details=resolution.source_details,
+        retry_of=retry_of,
+    )
+
+
+PREVIEW_EXAMINED = 50  # recipients the wizard's preview looks at to find its samples
+
+
+def bulk_message_preview(*, user, channel: str, message: BulkMessage, **recipients) -> dict:
+    """The message rendered for up to three of these recipients, before any job exists: the same
+    validation, recipient resolution and gate as bulk_job_create, on the first PREVIEW_EXAMINED
+    recipients only. Stores nothing (a media file is not uploaded). Raises BulkInputError."""
+    _validate_message(channel, message)
+    given = {"contact_ids": None, "contact_filter": None, "csv_data": None, "csv_name": "", **recipients}
+    source, resolution = _resolve(channel, **given)
+    job = _unsaved_job(user, channel, message, source=source, resolution=resolution)
+    rows = [
+        BulkRecipient(
+            job=job,
+            contact=candidate.contact,
+            address=candidate.address[:320],
+            sequence=index,
+            origination_phone_number_id=sending.phone_number_for(job, candidate.contact),
+        )  # fmt: skip
+        for index, candidate in enumerate(
+            [c for c in resolution.candidates if c.contact is not None and not c.error_code][:PREVIEW_EXAMINED]
+        )
+    ]
+    samples = sending.preview_samples(job, rows, examine=PREVIEW_EXAMINED)
+    return {"recipients": len(resolution.candidates), "samples": samples}
+
+
 def bulk_job_create(
     *,
     user,
@@ -200,27 +254,7 @@ def bulk_job_create(
             tag=tag,
         )
 
-    job = BulkJob(
-        created_by=user if getattr(user, "is_authenticated", False) else None,
-        channel=channel,
-        message_type=message.message_type,
-        content=message.content,
-        template_name=message.template_name,
-        template_language=message.template_language,
-        template_parameters=message.template_parameters if message.template_parameters is not None else [],
-        subject=message.subject,
-        html=message.html,
-        template_header=message.template_header,
-        template_buttons=message.template_buttons or {},
-        media_content_type=message.media.content_type if message.media else "",
-        media_size=message.media.size if message.media else None,
-        media_filename=message.media.filename[:255] if message.media else "",
-        media_s3_key=message.media.s3_key if message.media else "",
-        origination_phone_number_id=message.origination_phone_number_id if channel == Channel.WHATSAPP else "",
-        recipient_source=source,
-        source_details=resolution.source_details,
-        retry_of=retry_of,
-    )
+    job = _unsaved_job(user, channel, message, source=source, resolution=resolution, retry_of=retry_of)
     preflight = preflight_run(job=job, candidates=resolution.candidates, duplicates=resolution.duplicates)
     job.preflight = preflight.summary
     rejection: Exception | None = None

@@ -26,6 +26,7 @@ from bulk.services import (
     bulk_job_pause,
     bulk_job_resume,
     bulk_media,
+    bulk_message_preview,
 )
 from contacts.attributes import attribute_definitions
 from contacts.models import Channel, Tag
@@ -33,7 +34,7 @@ from messaging.channels import whatsapp as whatsapp_channel
 from messaging.page_selectors import approved_templates
 from messaging.safety import RefusalCode
 from messaging.views import REFUSAL_LEADS
-from wecare.pages import page_view, render_page
+from wecare.pages import page_view, render_fragment, render_page
 
 PAGE_SIZE = 50
 CSV_MAX_BYTES = 20 * 1024 * 1024
@@ -73,6 +74,59 @@ def _message_from(data, files) -> BulkMessage:
     return BulkMessage(content=data.get("text", ""))
 
 
+def _wizard_input(request: HttpRequest, data) -> tuple[dict, str]:
+    """The recipients of the wizard's form (as bulk_job_create takes them) and the first input error."""
+    channel, source, error = data.get("channel", ""), data.get("source", "filter"), ""
+    recipients: dict = {}
+    if source == "csv":
+        upload = request.FILES.get("csv")
+        if upload is None:
+            error = "Choose a CSV file of phone numbers or email addresses."
+        elif upload.size > CSV_MAX_BYTES:
+            error = f"The file is {upload.size} bytes; the limit is {CSV_MAX_BYTES} (20 MB)."
+        else:
+            recipients = {"csv_data": upload.read(), "csv_name": upload.name}
+    elif source == "segment":
+        recipients = {"segment_id": data.get("segment")}
+        error = "" if data.get("segment") else "Choose the segment to send to."
+    elif source == "tag":
+        recipients = {"tag": data.get("tag")}
+        error = "" if data.get("tag") else "Choose the tag whose contacts get the message."
+    else:
+        opt_in = None if data.get("include_not_opted_in") else True
+        recipients = {"contact_filter": {"search": data.get("search", ""), "optIn": opt_in}}
+    if not error:
+        kind = data.get("kind") if channel == Channel.WHATSAPP else ""
+        media = request.FILES.get("media")
+        if kind == "template" and not data.get("template"):
+            error = "Choose the template to send."
+        elif kind == "media" and media is None:
+            error = "Choose the image, video or document to send."
+        elif media is not None and media.size > whatsapp_channel.MEDIA_MAX_BYTES:
+            error = f"The file is {media.size} bytes; the largest WhatsApp file is 100 MB."
+    return recipients, error
+
+
+@page_view("bulk.add_bulkjob", "messaging.send_message")
+@require_POST
+def job_preview(request: HttpRequest) -> HttpResponse:
+    """The wizard's preview (htmx): the message rendered for three of the chosen recipients. No job
+    is created and nothing is stored or sent."""
+    recipients, error = _wizard_input(request, request.POST)
+    preview: dict = {}
+    if not error:
+        try:
+            preview = bulk_message_preview(
+                user=request.user,
+                channel=request.POST.get("channel", ""),
+                message=_message_from(request.POST, request.FILES),
+                **recipients,
+            )
+        except BulkError as exc:
+            error = str(exc)
+    return render_fragment(request, "bulk/_preview.html", {"error": error, "preview": preview})
+
+
 @page_view("bulk.add_bulkjob", "messaging.send_message")
 @require_http_methods(["GET", "POST"])
 def job_new(request: HttpRequest) -> HttpResponse:
@@ -82,46 +136,19 @@ def job_new(request: HttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
     if request.method == "POST":
         channel = data.get("channel", "")
-        source = data.get("source", "filter")
-        recipients: dict = {}
-        if source == "csv":
-            upload = request.FILES.get("csv")
-            if upload is None:
-                error = "Choose a CSV file of phone numbers or email addresses."
-            elif upload.size > CSV_MAX_BYTES:
-                error = f"The file is {upload.size} bytes; the limit is {CSV_MAX_BYTES} (20 MB)."
-            else:
-                recipients = {"csv_data": upload.read(), "csv_name": upload.name}
-        elif source == "segment":
-            recipients = {"segment_id": data.get("segment")}
-            error = "" if data.get("segment") else "Choose the segment to send to."
-        elif source == "tag":
-            recipients = {"tag": data.get("tag")}
-            error = "" if data.get("tag") else "Choose the tag whose contacts get the message."
-        else:
-            opt_in = None if data.get("include_not_opted_in") else True
-            recipients = {"contact_filter": {"search": data.get("search", ""), "optIn": opt_in}}
+        recipients, error = _wizard_input(request, data)
         if not error:
-            kind = data.get("kind") if channel == Channel.WHATSAPP else ""
-            media = request.FILES.get("media")
-            if kind == "template" and not data.get("template"):
-                error = "Choose the template to send."
-            elif kind == "media" and media is None:
-                error = "Choose the image, video or document to send."
-            elif media is not None and media.size > whatsapp_channel.MEDIA_MAX_BYTES:
-                error = f"The file is {media.size} bytes; the largest WhatsApp file is 100 MB."
-            else:
-                try:
-                    message = _message_from(data, request.FILES)
-                    job = bulk_job_create(user=request.user, channel=channel, message=message, **recipients)
-                except BulkError as exc:
-                    job = getattr(exc, "job", None)
-                    if job is not None:  # stored as REJECTED: its pre-flight says who and why
-                        messages.error(request, str(exc))
-                        return redirect("bulk_pages:detail", job_id=job.pk)
-                    error = str(exc)
-                else:
+            try:
+                message = _message_from(data, request.FILES)
+                job = bulk_job_create(user=request.user, channel=channel, message=message, **recipients)
+            except BulkError as exc:
+                job = getattr(exc, "job", None)
+                if job is not None:  # stored as REJECTED: its pre-flight says who and why
+                    messages.error(request, str(exc))
                     return redirect("bulk_pages:detail", job_id=job.pk)
+                error = str(exc)
+            else:
+                return redirect("bulk_pages:detail", job_id=job.pk)
     return render_page(
         request,
         "bulk/new.html",

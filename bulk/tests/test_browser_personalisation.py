@@ -61,6 +61,14 @@ def test_the_wizard_adapts_to_channel_and_kind_and_the_preflight_shows_rendered_
 
     page.fill("#bulk-search", "")
     page.fill("#bulk-text", "Hi {{first_name}}, our {{attr.city|nearest}} clinic opens Monday.")
+    with page.expect_response("**/bulk/new/preview/") as answer:
+        page.click("[data-testid=preview-button]")
+    assert answer.value.status == 200, answer.value.text()[:2000]
+    assert answer.value.text().count('data-testid="wizard-sample"') == 3, answer.value.text()[:3000]
+    expect(page.locator("[data-testid=wizard-sample]")).to_have_count(3)
+    expect(page.locator("[data-testid=wizard-preview]")).to_contain_text("Nothing was stored or sent")
+    expect(page.locator("[data-testid=wizard-sample]").first).to_contain_text("clinic opens Monday.")
+    assert not BulkJob.objects.exists()  # the preview creates no job
     page.click("button:has-text('Check recipients')")
 
     expect(page.locator("[data-testid=job-status]")).to_have_text("Awaiting confirmation")

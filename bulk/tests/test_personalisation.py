@@ -381,3 +381,30 @@ def test_meta_refusing_the_bulk_file_fails_its_recipients_without_sending(operat
     assert fake.calls("SendWhatsAppMessage") == []
     assert job.failed_count == 3 and job.status == "COMPLETED"
     assert set(job.recipients.values_list("error_code", flat=True)) == {"InvalidParametersException"}
+
+
+def test_the_wizard_preview_renders_three_recipients_and_stores_nothing(
+    operator, make_contact, city, client, reset_aws
+):
+    for name, town in [("Asha", "Pune"), ("Ravi", "Goa"), ("Meera", "Agra"), ("Kabir", "Kochi")]:
+        _with_attributes(make_contact(name=name, opt_ins={"sms": True}), city=town)
+    make_contact(name="Nowhere", opt_ins={"sms": True})
+    client.force_login(operator)
+
+    response = client.post(
+        "/bulk/new/preview/",
+        {"channel": "sms", "source": "filter", "search": "", "text": "Hi {{name}} of {{attr.city}}"},
+    )
+    bad = client.post("/bulk/new/preview/", {"channel": "sms", "source": "filter", "text": "Hi {{1}}"})
+
+    html = response.content.decode()
+    assert response.status_code == 200 and html.count('data-testid="wizard-sample"') == 3
+    assert "Nothing was stored or sent" in html and "<html" not in html
+    assert "unknown placeholder" in bad.content.decode()
+    assert not BulkJob.objects.exists() and not Message.objects.exists()
+
+
+def test_a_viewer_cannot_use_the_wizard_preview(viewer, client, reset_aws):
+    client.force_login(viewer)
+
+    assert client.post("/bulk/new/preview/", {"channel": "sms", "text": "x"}).status_code == 403
