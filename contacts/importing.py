@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,13 +34,30 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models import DateTimeField, ForeignKey, UUIDField
+from django.db.models import DateTimeField, ForeignKey, JSONField, UUIDField
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from accounts.services import audit_record
-from contacts.models import Channel, ConsentEvent, ConsentSource, Contact
+from contacts.attributes import (
+    attribute_definitions,
+    attributes_merge,
+    contact_attributes_clean,
+    contacts_tag_ids_sync,
+    tag_names_clean,
+    tags_get_or_create,
+)
+from contacts.models import Channel, ConsentEvent, ConsentSource, Contact, ContactTag, Tag
 from contacts.phones import parse_phone, phone_search_forms
-from contacts.resources import EXPORT_ONLY_COLUMNS, IMPORT_COLUMNS, OPT_IN_COLUMNS, ImportFileError, check_headers
+from contacts.resources import (
+    ATTRIBUTE_PREFIX,
+    EXPORT_ONLY_COLUMNS,
+    IMPORT_COLUMNS,
+    OPT_IN_COLUMNS,
+    TAGS_COLUMN,
+    ImportFileError,
+    check_headers,
+)
 from contacts.search import normalize_text
 from contacts.services import EMAIL_TAKEN, PHONE_OR_EMAIL, PHONE_TAKEN
 from wecare.spreadsheet import FORMULA_TRIGGERS
@@ -187,6 +205,8 @@ class _Row:
     contact_id: uuid.UUID | None
     data: dict[str, Any]  # model field → value, only what the row gives
     search_phone: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # added to the contact's tags
+    attributes: dict[str, Any] = field(default_factory=dict)  # cleaned; None removes one
 
 
 def _strict_bool(text: str) -> bool | None:
@@ -219,7 +239,9 @@ def _unescape(text: str) -> str:
     return text
 
 
-def _parse_row(number: int, line: int, cells: list[str], index: dict[str, int], region: str):
+def _parse_row(
+    number: int, line: int, cells: list[str], index: dict[str, int], region: str, definitions: dict | None = None
+):
     """A _Row, or a BadRow listing every problem of the row's own cells."""
     errors: list[tuple[str, str]] = []
     data: dict[str, Any] = {}
@@ -265,11 +287,26 @@ def _parse_row(number: int, line: int, cells: list[str], index: dict[str, int], 
             continue
         if value is not None:
             data[model_field] = value
+    tags: list[str] = []
+    if raw_tags := _unescape(cell(TAGS_COLUMN)):
+        try:
+            tags = tag_names_clean(raw_tags)
+        except ValidationError as exc:
+            errors.append((TAGS_COLUMN, " ".join(exc.messages)))
+    attributes: dict[str, Any] = {}
+    raw = {column[len(ATTRIBUTE_PREFIX) :]: _unescape(cell(column)) for column in index
+           if column.startswith(ATTRIBUTE_PREFIX)}  # fmt: skip
+    given = {name: value for name, value in raw.items() if value}  # an empty cell: not given
+    if given:
+        try:
+            attributes = contact_attributes_clean(given, definitions=definitions)
+        except ValidationError as exc:
+            errors.extend((f"{ATTRIBUTE_PREFIX}{m.split(':', 1)[0]}", m) for m in exc.message_dict["attributes"])
     if errors:
         return BadRow(number, line, errors)
     if contact_id is None and not data.get("phone") and not data.get("email"):
         return BadRow(number, line, [(ROW, PHONE_OR_EMAIL)])
-    return _Row(number, line, contact_id, data, search_phone)
+    return _Row(number, line, contact_id, data, search_phone, tags, attributes)
 
 
 # --- The import ---------------------------------------------------------------------------------
@@ -305,6 +342,7 @@ class _Importer:
         self.progress = progress
         # Normalised phone/email → the row of this file that has it (for duplicate reports).
         self.seen: dict[tuple[str, str], int] = {}
+        self.tag_ids: dict[str, int] = {}  # the batch's tag names that exist already → id
 
     def _reject(self, row: _Row, errors: list[tuple[str, str]]) -> None:
         self.progress.bad_rows.append(BadRow(row.number, row.line, errors))
@@ -313,6 +351,8 @@ class _Importer:
         if not rows:
             return
         targets = Contact.objects.active().in_bulk([r.contact_id for r in rows if r.contact_id])
+        names = {name for r in rows for name in r.tags}
+        self.tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk")) if names else {}
         phones = {r.data["phone"] for r in rows if "phone" in r.data}
         emails = {r.data["email"] for r in rows if "email" in r.data}
         holders: dict[tuple[str, str], uuid.UUID] = {}
@@ -409,6 +449,8 @@ class _Importer:
             "whatsapp_user_id": None,
             **{f: data.get(f, False) for f in CHANNEL_OF_FIELD},
             "last_inbound_message_at": None,
+            "attributes": {k: v for k, v in row.attributes.items() if v is not None},
+            "tag_ids": [],  # set when the batch's tags are known (_write)
             "search_text": _search_text(name, email, row.search_phone),
             "created_at": now,
             "updated_at": now,
@@ -430,6 +472,13 @@ class _Importer:
                 opt_in_changes[model_field] = getattr(contact, model_field)
                 setattr(contact, model_field, row.data[model_field])
                 changed = True
+        if row.attributes:
+            merged = attributes_merge(contact.attributes, row.attributes)
+            if merged != (contact.attributes or {}):
+                contact.attributes = merged
+                changed = True
+        if row.tags and not {self.tag_ids.get(name) for name in row.tags} <= set(contact.tag_ids or []):
+            changed = True  # a tag it does not have yet (the rows are written in _write)
         if not changed:
             return None
         if "phone" in row.data and row.search_phone:
@@ -469,10 +518,26 @@ class _Importer:
         return events
 
     def _write(self, creates, updates) -> None:
+        names = {name for row, *_ in [*creates, *updates] for name in row.tags}
+        tag_ids = {tag.name: tag.pk for tag in tags_get_or_create(sorted(names))} if names else {}
+        for row, values in creates:
+            values["tag_ids"] = sorted({tag_ids[name] for name in row.tags})
         if creates:
             _bulk_insert(Contact, [values for _, values in creates])
         if updates:
             _bulk_update([c for _, c, _ in updates])
+        now = timezone.now()
+        links = [ContactTag(contact_id=values["id"], tag_id=tag_ids[n], created_at=now) for row, values in creates
+                 for n in row.tags]  # fmt: skip
+        retagged = [contact.pk for row, contact, _ in updates if row.tags]
+        links += [ContactTag(contact_id=contact.pk, tag_id=tag_ids[n], created_at=now) for row, contact, _ in updates
+                  for n in row.tags]  # fmt: skip
+        if links:
+            ContactTag.objects.bulk_create(links, ignore_conflicts=True, batch_size=2000)
+        if retagged:
+            # Re-read from the tag rows under row locks, so a tagging running meanwhile is not lost.
+            locked = Contact.objects.filter(pk__in=retagged).select_for_update().order_by("pk")
+            contacts_tag_ids_sync(list(locked.values_list("pk", flat=True)))
         events = self._events(creates, updates)
         if events:
             _bulk_insert(ConsentEvent, events)
@@ -504,6 +569,8 @@ class _Importer:
 
 
 def _converter(field) -> Callable[[Any], Any]:
+    if isinstance(field, JSONField):
+        return lambda value: json.dumps(value)
     """Python value → what the database driver takes, for one field (SQLite path).
 
     get_db_prep_save per value was a quarter of the import's time on SQLite; the types here are
@@ -533,8 +600,9 @@ def _bulk_insert(model, rows: list[dict[str, Any]]) -> None:
             connection.wrap_database_errors,
             cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
         ):
+            json_fields = {f.attname for f in fields if isinstance(f, JSONField)}
             for row in rows:
-                copy.write_row([row[f.attname] for f in fields])
+                copy.write_row([Jsonb(row[f.attname]) if f.attname in json_fields else row[f.attname] for f in fields])
         return
     placeholders = ", ".join(["%s"] * len(fields))
     convert = [_converter(f) for f in fields]
@@ -543,7 +611,7 @@ def _bulk_insert(model, rows: list[dict[str, Any]]) -> None:
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)  # noqa: S608
 
 
-_UPDATE_FIELDS = ("name", "phone", "email", *CHANNEL_OF_FIELD, "search_text", "updated_at")
+_UPDATE_FIELDS = ("name", "phone", "email", *CHANNEL_OF_FIELD, "attributes", "search_text", "updated_at")
 
 
 def _bulk_update(contacts: list[Contact]) -> None:
@@ -567,7 +635,9 @@ def _bulk_update(contacts: list[Contact]) -> None:
             columns = ", ".join(quote(f.column) for f in [pk, *fields])
             with cursor.cursor.copy(f"COPY {temp} ({columns}) FROM STDIN") as copy:
                 for contact in contacts:
-                    copy.write_row([contact.pk, *(getattr(contact, f.attname) for f in fields)])
+                    values = [Jsonb(v) if isinstance(f, JSONField) else v
+                              for f, v in ((f, getattr(contact, f.attname)) for f in fields)]  # fmt: skip
+                    copy.write_row([contact.pk, *values])
             cursor.execute(
                 f"UPDATE {table} AS c SET {assignments} FROM {temp} AS u "  # noqa: S608
                 f"WHERE c.{quote(pk.column)} = u.{quote(pk.column)}"
@@ -602,7 +672,12 @@ def contacts_import(
     """
     region = settings.DEFAULT_PHONE_REGION
     batch_size = batch_size or settings.CONTACTS_IMPORT_BATCH_SIZE
-    index = {h: i for i, h in enumerate(rows.headers) if h in IMPORT_COLUMNS}
+    index = {
+        h: i
+        for i, h in enumerate(rows.headers)
+        if h in IMPORT_COLUMNS or h == TAGS_COLUMN or h.startswith(ATTRIBUTE_PREFIX)
+    }
+    definitions = attribute_definitions()
     progress = ImportProgress(total=rows.count())
     if on_progress:
         on_progress(progress)
@@ -613,7 +688,7 @@ def contacts_import(
         if problem:
             progress.bad_rows.append(BadRow(number, line, [(ROW, problem)]))
             continue
-        parsed = _parse_row(number, line, cells, index, region)
+        parsed = _parse_row(number, line, cells, index, region, definitions)
         if isinstance(parsed, BadRow):
             progress.bad_rows.append(parsed)
             continue

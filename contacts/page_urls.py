@@ -9,6 +9,7 @@ app_name = "contact_pages"
 urlpatterns = [
     path("", views.contact_list, name="list"),
     path("new/", views.contact_create_page, name="create"),
+    path("tags/", views.contact_tags_page, name="tags"),
     path("import/", views.contact_import_page, name="import"),
     path("import/<uuid:job_id>/", views.contact_import_job_page, name="import_job"),
     path("export/", views.contact_export_page, name="export"),

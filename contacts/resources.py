@@ -30,6 +30,10 @@ from contacts.phones import normalize_phone
 from contacts.services import contact_create, contact_update
 
 IMPORT_COLUMNS = ("contactId", "name", "phone", "email", "optInWhatsApp", "optInSms", "optInEmail")
+# Besides those: "tags" (names separated by ";" or ",": added to the contact's tags) and one
+# "attr.<name>" column per declared attribute (contacts.AttributeDefinition), in both directions.
+TAGS_COLUMN = "tags"
+ATTRIBUTE_PREFIX = "attr."
 EXPORT_ONLY_COLUMNS = ("lastInboundMessageAt", "createdAt", "updatedAt", "deletedAt")
 OPT_IN_COLUMNS = {"optInWhatsApp": "opt_in_whatsapp", "optInSms": "opt_in_sms", "optInEmail": "opt_in_email"}
 # Model field (as services report errors) → CSV column.
@@ -70,13 +74,18 @@ class IsoDateTimeWidget(widgets.Widget):
 
 def check_headers(headers: list[str] | None) -> None:
     """Refuse a file whose columns we do not know, or that has neither phone nor email."""
+    from contacts.models import AttributeDefinition
+
     headers = [h for h in (headers or []) if h is not None]
-    known = set(IMPORT_COLUMNS) | set(EXPORT_ONLY_COLUMNS)
+    known = set(IMPORT_COLUMNS) | set(EXPORT_ONLY_COLUMNS) | {TAGS_COLUMN}
+    if any(h.startswith(ATTRIBUTE_PREFIX) for h in headers):
+        known |= {f"{ATTRIBUTE_PREFIX}{name}" for name in AttributeDefinition.objects.values_list("name", flat=True)}
     unknown = [h for h in headers if h not in known]
     if unknown:
         raise ImportFileError(
             f"Unknown column(s) {', '.join(repr(h) for h in unknown)}: the columns are "
-            f"{', '.join(IMPORT_COLUMNS)} (and, ignored on import, {', '.join(EXPORT_ONLY_COLUMNS)})."
+            f"{', '.join(IMPORT_COLUMNS)}, {TAGS_COLUMN} and attr.<name> of a declared attribute "
+            f"(and, ignored on import, {', '.join(EXPORT_ONLY_COLUMNS)})."
         )
     duplicated = sorted({h for h in headers if headers.count(h) > 1})
     if duplicated:

@@ -6,6 +6,8 @@ Thin: forms read the request, contacts.selectors read, contacts.services change 
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.paginator import Paginator
@@ -16,11 +18,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.services import audit_record
+from contacts.attributes import attribute_display, contacts_tag
 from contacts.exporting import contacts_export_csv
 from contacts.filters import ContactFilter
 from contacts.import_jobs import REPORT_ROWS_SHOWN, contact_import_job_create
 from contacts.importing import ImportFileError
-from contacts.models import ConsentSource, Contact, ContactImportJob
+from contacts.models import AttributeDefinition, ConsentSource, Contact, ContactImportJob, Tag
 from contacts.page_forms import OPT_IN_FIELDS, ContactEditForm, ContactForm, ImportForm
 from contacts.selectors import contact_consent_history
 from contacts.services import contact_create, contact_restore, contact_soft_delete, contact_update
@@ -49,7 +52,7 @@ def _dm_url(contact) -> str | None:
 def contact_list(request: HttpRequest) -> HttpResponse:
     show_deleted = request.GET.get("deleted") == "1" and request.user.has_perm("contacts.restore_contact")
     base = Contact.objects.filter(deleted_at__isnull=False) if show_deleted else Contact.objects.active()
-    filters = ContactFilter(data=request.GET, queryset=base.order_by("-created_at", "id"))
+    filters = ContactFilter(data=request.GET, queryset=base.order_by("-created_at", "id").prefetch_related("tags"))
     contacts = filters.qs if filters.is_valid() else base.none()
     page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -68,8 +71,25 @@ def contact_list(request: HttpRequest) -> HttpResponse:
             ],
             "show_deleted": show_deleted,
             "query": query.urlencode(),
+            "tag_names": Tag.objects.values_list("name", flat=True)[:500],
+            "tag": request.GET.get("tag", ""),
+            "attribute": request.GET.get("attribute", ""),
+            "may_tag": request.user.has_perm("contacts.change_contact") and not show_deleted,
         },
     )
+
+
+def _attribute_rows(contact: Contact) -> list[dict]:
+    definitions = {d.name: d for d in AttributeDefinition.objects.all()}
+    values = contact.attributes or {}
+    return [
+        {
+            "name": name,
+            "label": str(definitions.get(name) or name),
+            "value": attribute_display(definitions.get(name), v),
+        }
+        for name, v in sorted(values.items())
+    ]
 
 
 @page_view("contacts.view_contact", "contacts.view_consentevent")
@@ -82,11 +102,54 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
         "contacts/detail.html",
         {
             "contact": contact,
+            "tags": contact.tags.all(),
+            "attributes": _attribute_rows(contact),
             "history": contact_consent_history(contact=contact)[:200],
             "window": whatsapp_window(contact),
             "dm_url": _dm_url(contact),
         },
     )
+
+
+@page_view("contacts.change_contact")
+@require_POST
+def contact_tags_page(request: HttpRequest) -> HttpResponse:
+    """Add or remove tags on the contacts ticked in the list, then back to the same list."""
+    ids = request.POST.getlist("contact")[:PAGE_SIZE]
+    back = request.POST.get("next", "")
+    if not back.startswith("/contacts/"):
+        back = reverse("contact_pages:list")
+    if not ids:
+        messages.error(request, "Tick the contacts to tag first.")
+        return redirect(back)
+    op = request.POST.get("op")
+    names = request.POST.get("tags", "")
+    try:
+        if not names.strip():
+            raise ValidationError("Type the tag names to add or remove.")
+        result = contacts_tag(
+            contact_ids=[pk for pk in ids if _is_uuid(pk)],
+            add=names if op == "add" else "",
+            remove=names if op == "remove" else "",
+            actor=request.user,
+            source=ConsentSource.UI,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(back)
+    if op == "add":
+        messages.success(request, f"Tagged {result['contacts']} contact(s): {result['added']} tag(s) added.")
+    else:
+        messages.success(request, f"{result['removed']} tag(s) removed from {result['contacts']} contact(s).")
+    return redirect(back)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @page_view("contacts.add_contact")

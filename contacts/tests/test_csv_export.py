@@ -33,6 +33,7 @@ def test_export_writes_every_active_contact_in_the_import_format(tmp_path, make_
         "createdAt",
         "updatedAt",
         "deletedAt",
+        "tags",
     ]
     assert [(r["name"], r["phone"], r["optInWhatsApp"], r["optInSms"]) for r in rows] == [
         ("José", "+919876543210", "false", "true")
