@@ -53,6 +53,9 @@ the contact (messaging.personalise) and the rules after judge the rendered messa
 
 P. PLACEHOLDER_MISSING a placeholder without fallback ({{attr.city}}) has no value for this contact.
                       A placeholder that is not ours is the message's fault: CONTENT_INVALID.
+   PLACEHOLDER_INVALID rules 7 or 8 refuse the rendered message but not the message as written: this
+                      contact's values make it unsendable (too long, a parameter Meta refuses), so
+                      this recipient is refused, not the whole message.
 
 Missing data is a refusal. The gate never falls back to another channel or phone number.
 """
@@ -131,6 +134,7 @@ class RefusalCode(StrEnum):
     TEMPLATE_INVALID = "TEMPLATE_INVALID"
     TIER_LIMIT = "TIER_LIMIT"
     PLACEHOLDER_MISSING = "PLACEHOLDER_MISSING"
+    PLACEHOLDER_INVALID = "PLACEHOLDER_INVALID"
 
 
 # Refusals that point at a configuration or policy problem rather than a routine "no".
@@ -416,6 +420,7 @@ def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | 
                 f"free-form WhatsApp messages need the 24-hour window ({since}): send an approved template",
             )
 
+    written: SendRequest | None = None  # the message as written, when the rendered one is judged
     if request.personalise:
         try:
             rendered = personalise.request_render(request, personalise.contact_values(contact))
@@ -423,13 +428,18 @@ def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | 
             return Refusal(RefusalCode.CONTENT_INVALID, str(exc))
         if rendered.missing:
             return Refusal(RefusalCode.PLACEHOLDER_MISSING, personalise.missing_reason(rendered.missing))
-        request = clearance.request = rendered.request
+        written, request = request, rendered.request
+        clearance.request = request
 
     if problem := _content_problem(request, clearance):
+        if written is not None and _content_problem(written, Clearance(contact=contact)) is None:
+            return Refusal(RefusalCode.PLACEHOLDER_INVALID, f"with this contact's values, {problem}")
         return Refusal(RefusalCode.CONTENT_INVALID, problem)
 
     if request.message_type == MessageType.TEMPLATE:
         if problem := _template_problem(request, clearance, lookups):
+            if written is not None and _template_problem(written, Clearance(contact=contact), lookups) is None:
+                return Refusal(RefusalCode.PLACEHOLDER_INVALID, f"with this contact's values, {problem}")
             return Refusal(RefusalCode.TEMPLATE_INVALID, problem)
         clearance.business_initiated = not in_window
         if clearance.business_initiated:

@@ -46,6 +46,7 @@ REFUSAL_LEADS = {
     RefusalCode.TEMPLATE_INVALID: "This template cannot be sent.",
     RefusalCode.TIER_LIMIT: "Today's limit of new WhatsApp conversations is used up.",
     RefusalCode.PLACEHOLDER_MISSING: "The message asks for a detail this contact does not have, with no fallback.",
+    RefusalCode.PLACEHOLDER_INVALID: "Filled in with this contact's details, the message cannot be sent.",
 }
 
 

@@ -408,3 +408,22 @@ def test_a_viewer_cannot_use_the_wizard_preview(viewer, client, reset_aws):
     client.force_login(viewer)
 
     assert client.post("/bulk/new/preview/", {"channel": "sms", "text": "x"}).status_code == 403
+
+
+def test_a_recipient_whose_values_make_the_message_too_long_is_skipped_not_the_whole_job(
+    operator, make_contact, city, reset_aws
+):
+    fine = _with_attributes(make_contact(name="Asha", opt_ins={"sms": True}), city="Pune")
+    huge = _with_attributes(make_contact(name="Ravi", opt_ins={"sms": True}), city="P" * 1600)
+
+    job = bulk_job_create(
+        user=operator,
+        channel="sms",
+        message=BulkMessage(content="Hi {{first_name}} of {{attr.city}}"),
+        contact_ids=[str(fine.pk), str(huge.pk)],
+    )
+
+    rows = {row.contact_id: row for row in job.recipients.all()}
+    assert rows[fine.pk].status == RecipientStatus.PENDING
+    assert (rows[huge.pk].status, rows[huge.pk].error_code) == (RecipientStatus.SKIPPED, "PLACEHOLDER_INVALID")
+    assert job.preflight["byReason"] == {"PLACEHOLDER_INVALID": 1}

@@ -78,7 +78,33 @@ def test_a_rendered_value_is_still_judged_by_the_content_rules(make_contact):
 
     refusal = safety_evaluate(request)
 
-    assert refusal.code == RefusalCode.CONTENT_INVALID and "5000 characters" in refusal.reason
+    assert refusal.code == RefusalCode.PLACEHOLDER_INVALID and "5000 characters" in refusal.reason
+
+
+def test_a_message_wrong_as_written_is_still_the_messages_fault(make_contact):
+    contact = _with(make_contact(whatsapp=True, window=True), city="Pune")
+    request = send_request_build(
+        contact_id=contact.pk, channel="whatsapp", text="x" * 4097 + "{{attr.city}}", personalise=True
+    )
+
+    assert safety_evaluate(request).code == RefusalCode.CONTENT_INVALID
+
+
+def test_a_template_parameter_this_contact_makes_too_long_refuses_only_this_contact(make_contact, make_template):
+    make_template("hello", "Hi {{1}}, welcome to {{2}}.")
+    contact = _with(make_contact(whatsapp=True, name="Asha"), city="P" * 1100)
+    request = send_request_build(
+        contact_id=contact.pk,
+        channel="whatsapp",
+        template_name="hello",
+        template_language="en_US",
+        template_parameters=["{{first_name}}", "{{attr.city}}"],
+        personalise=True,
+    )
+
+    refusal = safety_evaluate(request)
+
+    assert refusal.code == RefusalCode.PLACEHOLDER_INVALID and "longer than 1024" in refusal.reason
 
 
 def test_a_request_not_asking_for_personalisation_is_left_as_written(make_contact):
