@@ -6,6 +6,8 @@ confirmation); the admin watches and steers them. Every action calls bulk.servic
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.forms.models import BaseInlineFormSet
@@ -115,7 +117,10 @@ class BulkJobAdmin(admin.ModelAdmin):
         "recipient_source",
         "source_details",
         "retry_of",
-        "preflight",
+        "preflight_counts",
+        "template_header",
+        "template_buttons",
+        "media_filename",
         "created_by",
         "confirmed_by",
         "created_at",
@@ -139,13 +144,16 @@ class BulkJobAdmin(admin.ModelAdmin):
                     "template_name",
                     "template_language",
                     "template_parameters",
+                    "template_header",
+                    "template_buttons",
+                    "media_filename",
                     "subject",
                     "html",
                     "origination_phone_number_id",
                 ]
             },
         ),
-        ("Recipients", {"fields": ["recipient_source", "source_details", "retry_of", "preflight"]}),
+        ("Recipients", {"fields": ["recipient_source", "source_details", "retry_of", "preflight_counts"]}),
         (
             "History",
             {
@@ -169,6 +177,12 @@ class BulkJobAdmin(admin.ModelAdmin):
         return format_html(
             '<strong style="color:{}">{}</strong>', STATUS_COLOURS.get(job.status, "#000"), job.get_status_display()
         )
+
+    @admin.display(description="pre-flight")
+    def preflight_counts(self, job: BulkJob) -> str:
+        """The pre-flight's figures; its rendered samples (personal data) are on the job page only."""
+        figures = {key: value for key, value in (job.preflight or {}).items() if key != "samples"}
+        return format_html("<pre>{}</pre>", json.dumps(figures, indent=2, sort_keys=True, default=str))
 
     @admin.display(description="progress")
     def progress(self, job: BulkJob) -> str:

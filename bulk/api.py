@@ -87,6 +87,9 @@ class BulkJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             subject=data["subject"],
             html=data["html"],
             origination_phone_number_id=data["originationPhoneNumberId"],
+            template_header=data["templateHeader"],
+            template_buttons=data.get("templateButtons"),
+            media=services.bulk_media(data.get("media")),
         )
         try:
             job = services.bulk_job_create(

@@ -55,7 +55,9 @@ from bulk.models import (
 from contacts.models import Channel, Contact
 from messaging import ratelimit
 from messaging.channels import ChannelError
-from messaging.models import Direction, Message, MessageStatus, ProviderAttempt
+from messaging.channels.whatsapp import DRY_RUN_MEDIA_ID
+from messaging.models import Direction, MediaFile, Message, MessageStatus, ProviderAttempt
+from messaging.outbound.send import whatsapp_payload
 from messaging.safety import Clearance, Refusal, contacts_for_gate, safety_evaluate_many
 from messaging.tier import TierReservation, tier_reserve_many
 from wecare import metrics
@@ -161,6 +163,8 @@ class ChunkRun:
         self.usage_dry_run = False
         self.usage: list[Clearance] = []  # sends not yet added to MessageUsage (written every FRESH_SECONDS)
         self.usage_written = 0.0
+        self.media_file = sending.job_media_file(job)  # the job's stored file (media messages, media headers)
+        self.media_ids: dict[str, str] = {}  # its Meta media id per origination number
 
     # --- claim and gate -------------------------------------------------------------------------
 
@@ -208,8 +212,26 @@ class ChunkRun:
                 self.queue.append(entry)
         if refused:
             self._write_refused(refused)
+        if self.media_file is not None:
+            self._upload_media(now)
         self.fresh_at = time.monotonic()
         return len(claimed)
+
+    def _upload_media(self, now: datetime) -> None:
+        """The job's file uploaded to Meta once per number for the whole job (later chunks reuse the id).
+        Meta refusing the file fails that number's recipients; a transient error retries the chunk."""
+        for phone in sorted({e.clearance.phone_number_id for e in self.queue} - set(self.media_ids)):
+            try:
+                self.media_ids[phone] = sending.job_media_id(self.job, phone)
+            except ChannelError as error:
+                if not error.permanent:
+                    raise
+                logger.warning("bulk job %s: media upload for %s refused: %s", self.job.pk, phone, error)
+                details = {**error.as_details(), "attempts": 0, "stage": "media upload"}
+                failed = [e for e in self.queue if e.clearance.phone_number_id == phone]
+                for entry in failed:
+                    entry.done = True
+                self._write_failed([(entry, error.code, details) for entry in failed], now)
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -225,6 +247,20 @@ class ChunkRun:
         with transaction.atomic():
             if new:
                 Message.objects.bulk_create([e.message for e in new])
+                if self.media_file is not None:  # every message points at the job's one stored file
+                    MediaFile.objects.bulk_create(
+                        [
+                            MediaFile(
+                                message_id=e.message_id,
+                                s3_key=self.media_file.s3_key,
+                                content_type=self.media_file.content_type,
+                                size=self.media_file.size,
+                                filename=self.media_file.filename,
+                                **self._media_id_fields(e, now),
+                            )
+                            for e in new
+                        ]
+                    )
                 BulkRecipient.objects.filter(pk__in=[e.recipient_id for e in new]).update(
                     message=Case(*[When(pk=e.recipient_id, then=Value(e.message_id)) for e in new]),
                     updated_at=now,
@@ -238,8 +274,16 @@ class ChunkRun:
                 for entry in reused:
                     entry.message = rows.get(entry.message_id)
 
+    def _media_id_fields(self, entry: Entry, now: datetime) -> dict:
+        """The Meta media id the entry is sent with, kept on its file as a single send keeps it."""
+        media_id = self.media_ids.get(entry.clearance.phone_number_id, "")
+        if not media_id or media_id == DRY_RUN_MEDIA_ID:
+            return {}
+        return {"whatsapp_media_id": media_id, "whatsapp_media_uploaded_at": now}
+
     def _message(self, entry: Entry, now: datetime, held: datetime) -> Message:
         job, clearance = self.job, entry.clearance
+        rendered = clearance.request or entry.request  # personalised for this contact by the gate
         return Message(
             id=entry.message_id,
             contact_id=entry.contact_id,
@@ -249,9 +293,10 @@ class ChunkRun:
             content=clearance.content,
             template_name=job.template_name,
             template_language=job.template_language,
-            template_parameters=job.template_parameters or [],
-            subject=job.subject,
+            template_parameters=rendered.template_parameters or [],
+            subject=rendered.subject,
             html=clearance.html,
+            whatsapp_payload=whatsapp_payload(rendered),
             status=MessageStatus.QUEUED,
             origination_phone_number_id=clearance.phone_number_id,
             sender_name=sending.email_sender() if job.channel == Channel.EMAIL else "",
@@ -310,6 +355,9 @@ class ChunkRun:
                 self.results.unknown.append((entry, "the message kept from an earlier run is no longer queued"))
             return
         delivery = sending.provider_delivery(entry.message, entry.clearance, entry.request, timezone.now())
+        if self.media_file is not None:
+            delivery.media_file = self.media_file
+            delivery.media_id = self.media_ids.get(entry.clearance.phone_number_id, "")
         buckets = sending.rate_limit_buckets(delivery)
         attempt = 0
         while True:

@@ -92,6 +92,19 @@ class BulkJob(models.Model):
     template_parameters = models.JSONField(default=list, blank=True)
     subject = models.CharField(max_length=998, blank=True)
     html = models.TextField(blank=True)
+    # WhatsApp templates: a text header's parameter and the button parameters by index (placeholders
+    # allowed, as in the text and template parameters: messaging.personalise).
+    template_header = models.CharField(max_length=1024, blank=True)
+    template_buttons = models.JSONField(default=dict, blank=True)
+    # WhatsApp media (an image, video or document message, or a template's media header): stored once in
+    # the media bucket at creation; every recipient's message points at this object.
+    media_s3_key = models.CharField(max_length=1024, blank=True)
+    media_content_type = models.CharField(max_length=128, blank=True)
+    media_size = models.BigIntegerField(null=True, blank=True)
+    media_filename = models.CharField(max_length=255, blank=True)
+    # The Meta media id per origination number (PostWhatsAppMessageMedia once per number for the job):
+    # {"<phone number id>": {"id": "...", "uploadedAt": "<iso time>"}}.
+    whatsapp_media_ids = models.JSONField(default=dict, blank=True)
     # WhatsApp: the allowlisted number to send from; blank = per recipient, as a single send chooses
     # (the number the contact last wrote to, whose service window it is, else the first allowed).
     origination_phone_number_id = models.CharField(max_length=128, blank=True)

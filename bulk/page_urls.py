@@ -9,6 +9,7 @@ app_name = "bulk_pages"
 urlpatterns = [
     path("", views.job_list, name="list"),
     path("new/", views.job_new, name="new"),
+    path("new/preview/", views.job_preview, name="preview"),
     path("<uuid:job_id>/", views.job_detail, name="detail"),
     path("<uuid:job_id>/confirm/", views.job_confirm, name="confirm"),
     path("<uuid:job_id>/pause/", views.job_pause, name="pause"),

@@ -90,6 +90,8 @@ def preflight_run(*, job: BulkJob, candidates: list[Candidate], duplicates: int 
         # More than the threshold named (not only sendable): the operator confirms what they asked for.
         "confirmationRequired": len(rows) > confirmation_threshold(),
     }
+    # What three recipients would read, placeholders filled: shown before anyone confirms.
+    summary["samples"] = sending.preview_samples(job, rows)
     if job.channel == Channel.WHATSAPP:
         used = {row.origination_phone_number_id for row in rows if row.sequence is not None}
         summary["tier"] = tier_summary(sorted(used | set(opens)), opens)

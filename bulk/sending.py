@@ -18,14 +18,17 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from bulk.models import OUTCOME_UNKNOWN, PROVIDER_ERROR, BulkJob, BulkRecipient, RecipientStatus
 from contacts.models import Channel, Contact
 from messaging import ratelimit
 from messaging.channels import ChannelError, Delivery, ProviderResult, dry_run_now, provider_for
 from messaging.channels import email as email_channel
-from messaging.models import Message, MessageStatus, MessageType, MessageUsage, ProviderAttempt
+from messaging.channels import whatsapp as whatsapp_channel
+from messaging.models import MediaFile, Message, MessageStatus, MessageType, MessageUsage, ProviderAttempt
 from messaging.outbound.deliver import _dead_letter as services_dead_letter
+from messaging.outbound.request import OutgoingMedia
 from messaging.safety import (
     Clearance,
     Refusal,
@@ -33,6 +36,7 @@ from messaging.safety import (
     SafetyRefusal,
     SendRequest,
     safety_evaluate,
+    safety_evaluate_many,
     safety_refusal_record,
     within_window,
 )
@@ -70,7 +74,17 @@ class Outcome:
     details: str = ""
 
 
+def job_media(job: BulkJob) -> OutgoingMedia | None:
+    """The job's media file (stored once in the media bucket at creation), or None."""
+    if not job.media_content_type:
+        return None
+    return OutgoingMedia(
+        content_type=job.media_content_type, size=job.media_size, filename=job.media_filename, s3_key=job.media_s3_key
+    )
+
+
 def send_request(job: BulkJob, *, contact_id, phone_number_id: str) -> SendRequest:
+    """A recipient's request: the job's message, personalised by the gate for the contact."""
     return SendRequest(
         contact_id=contact_id,
         channel=job.channel,
@@ -79,9 +93,13 @@ def send_request(job: BulkJob, *, contact_id, phone_number_id: str) -> SendReque
         template_name=job.template_name,
         template_language=job.template_language,
         template_parameters=job.template_parameters,
+        template_header=job.template_header,
+        template_buttons=job.template_buttons or None,
         subject=job.subject,
         html=job.html,
+        media=job_media(job),
         origination_phone_number_id=phone_number_id if job.channel == Channel.WHATSAPP else "",
+        personalise=True,
     )
 
 
@@ -158,9 +176,13 @@ def message_create(*, job: BulkJob, recipient: BulkRecipient) -> Message:
             template_name=job.template_name,
             template_language=job.template_language,
             template_parameters=job.template_parameters or None,
+            template_header=job.template_header,
+            template_buttons=job.template_buttons or None,
             subject=job.subject,
             html=job.html,
+            media=job_media(job),
             origination_phone_number_id=recipient.origination_phone_number_id,
+            personalise=True,
         )
         return message_send(
             request,
@@ -261,14 +283,86 @@ def provider_delivery(message: Message, clearance: Clearance, request: SendReque
     return Delivery(message=message, clearance=clearance, now=now, request=request)
 
 
+def preview_samples(job: BulkJob, rows: list[BulkRecipient], *, limit: int = 3, examine: int = 0) -> list[dict]:
+    """The message as the first ``limit`` recipients the gate clears would read it, rendered by the gate
+    itself (pre-flight rows are sendable already; the wizard's preview passes candidates to judge)."""
+    picked = [row for row in rows if row.sequence is not None and row.contact is not None][: examine or limit]
+    requests = [
+        send_request(job, contact_id=r.contact_id, phone_number_id=r.origination_phone_number_id) for r in picked
+    ]
+    contacts = {str(row.contact.pk): row.contact for row in picked}
+    results = safety_evaluate_many(requests, contacts=contacts, tier_allows=lambda *_: True) if picked else []
+    samples = []
+    for row, result in zip(picked, results, strict=True):
+        if len(samples) == limit:
+            break
+        if not isinstance(result, Clearance):
+            continue  # the gate would not send it this (or, since the pre-flight, no longer)
+        rendered = result.request
+        samples.append(
+            {
+                "contactId": str(row.contact_id),
+                "name": row.contact.name,
+                "address": row.address,
+                "subject": rendered.subject,
+                "text": result.content,
+                "html": result.html,
+                "templateHeader": rendered.template_header,
+                "templateButtons": rendered.template_buttons or {},
+                "mediaFilename": job.media_filename,
+            }
+        )
+    return samples
+
+
+def job_media_file(job: BulkJob) -> MediaFile | None:
+    """The job's file as a (not stored) MediaFile: what the provider reads to build a media payload."""
+    if not job.media_s3_key:
+        return None
+    return MediaFile(
+        s3_key=job.media_s3_key, content_type=job.media_content_type, size=job.media_size, filename=job.media_filename
+    )
+
+
+def job_media_id(job: BulkJob, phone_number_id: str) -> str:
+    """The Meta media id of the job's file for this number: uploaded (PostWhatsAppMessageMedia) once per
+    number for the whole job, then reused by every recipient. Raises ChannelError.
+
+    The job row is locked while uploading, so two chunks starting together upload it once."""
+    provider = provider_for(Channel.WHATSAPP)
+    with transaction.atomic():
+        row = BulkJob.objects.select_for_update().only("whatsapp_media_ids", "media_s3_key").get(pk=job.pk)
+        known = (row.whatsapp_media_ids or {}).get(phone_number_id) or {}
+        uploaded_at = parse_datetime(known.get("uploadedAt", "") or "")
+        if known.get("id") and uploaded_at and timezone.now() - uploaded_at < whatsapp_channel.MEDIA_ID_REUSE:
+            return known["id"]
+        ratelimit.rate_limit_acquire(ratelimit.whatsapp_media_buckets(), max_wait=30.0)
+        request = whatsapp_channel.media_upload_request(
+            phone_number_id=phone_number_id, bucket=settings.MEDIA_BUCKET, key=row.media_s3_key
+        )
+        result = provider.call(request)
+        if result.dry_run:
+            return whatsapp_channel.DRY_RUN_MEDIA_ID  # nothing uploaded: nothing to remember
+        media_id = result.response.get("mediaId")
+        if not media_id:
+            raise ChannelError(
+                "PostWhatsAppMessageMedia returned no mediaId", permanent=False, service=provider.service
+            )
+        ids = dict(row.whatsapp_media_ids or {})
+        ids[phone_number_id] = {"id": media_id, "uploadedAt": timezone.now().isoformat()}
+        BulkJob.objects.filter(pk=job.pk).update(whatsapp_media_ids=ids)
+        logger.info("bulk job %s: media uploaded once for number %s", job.pk, phone_number_id)
+        return media_id
+
+
 def rate_limit_buckets(delivery: Delivery) -> list[ratelimit.Bucket]:
     return provider_for(delivery.message.channel).buckets(delivery)
 
 
 def provider_call(delivery: Delivery, *, describe: dict) -> tuple[ProviderResult, str]:
     """One send through the channel's provider (the boundary decides DRY_RUN): (result, provider message id).
-    Bulk messages carry no media, so there is nothing to prepare. ``describe`` gets the service and
-    operation called (for its attempt row). Raises ChannelError."""
+    A media file was uploaded once for the job (``delivery.media_id``), so there is nothing to prepare.
+    ``describe`` gets the service and operation called (for its attempt row). Raises ChannelError."""
     provider = provider_for(delivery.message.channel)
     request = provider.send_request(delivery)
     describe.update(service=request.service, operation=request.operation)

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from bulk.execution import job_counts
 from bulk.models import BulkJob, BulkRecipient, JobStatus
 from contacts.models import Channel
+from messaging.channels import whatsapp as whatsapp_channel
 from wecare import jsonsafe
 
 MAX_CSV_BYTES = 10 * 1024 * 1024
@@ -63,6 +64,14 @@ class TemplateParametersField(JSONStringOrValueField):
         super().__init__(expected=(list, dict), **kwargs)
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+class TemplateButtonsField(JSONStringOrValueField):
+    """Button parameters by button index: {"0": "<URL suffix>", "1": "<quick-reply payload>"}."""
+
+    def __init__(self, **kwargs):
+        super().__init__(expected=(dict,), **kwargs)
+
+
 class BulkJobCreateSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     contactIds = ContactIdsField(required=False)
@@ -78,18 +87,26 @@ class BulkJobCreateSerializer(serializers.Serializer):
     subject = serializers.CharField(required=False, allow_blank=True, default="")
     html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     originationPhoneNumberId = serializers.CharField(required=False, allow_blank=True, default="")
-    media = serializers.FileField(required=False)
+    templateHeader = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=1024, help_text="A text header's parameter"
+    )
+    templateButtons = TemplateButtonsField(required=False)
+    media = serializers.FileField(
+        required=False, help_text="WhatsApp: an image, video or document (caption: text), or a template's media header"
+    )
 
     def validate_csv(self, value):
         if value.size > MAX_CSV_BYTES:
             raise serializers.ValidationError(f"The CSV file may be at most {MAX_CSV_BYTES // (1024 * 1024)} MB.")
         return value
 
+    def validate_media(self, value):
+        # Django counted the size while streaming the upload: refuse before anything reads it.
+        if value is not None and value.size > whatsapp_channel.MEDIA_MAX_BYTES:
+            raise serializers.ValidationError(f"The file is {value.size} bytes; the largest WhatsApp file is 100 MB.")
+        return value
+
     def validate(self, attrs):
-        if attrs.get("media") is not None:
-            raise serializers.ValidationError(
-                {"media": ["Bulk jobs send text, templates or email; media is not supported."]}
-            )
         given = [name for name in ("contactIds", "filter", "csv", "segmentId", "tag") if attrs.get(name) is not None]
         if len(given) != 1:
             raise serializers.ValidationError(
@@ -136,6 +153,9 @@ class BulkJobSerializer(serializers.ModelSerializer):
     templateName = serializers.CharField(source="template_name")
     templateLanguage = serializers.CharField(source="template_language")
     templateParameters = serializers.JSONField(source="template_parameters")
+    templateHeader = serializers.CharField(source="template_header")
+    templateButtons = serializers.JSONField(source="template_buttons")
+    media = serializers.SerializerMethodField()
     originationPhoneNumberId = serializers.JSONField(source="origination_phone_number_id")
     statusReason = serializers.CharField(source="status_reason")
     recipientSource = serializers.CharField(source="recipient_source")
@@ -165,6 +185,9 @@ class BulkJobSerializer(serializers.ModelSerializer):
             "templateName",
             "templateLanguage",
             "templateParameters",
+            "templateHeader",
+            "templateButtons",
+            "media",
             "subject",
             "html",
             "originationPhoneNumberId",
@@ -186,6 +209,11 @@ class BulkJobSerializer(serializers.ModelSerializer):
             "reportS3Key",
         ]
         read_only_fields = fields
+
+    def get_media(self, job: BulkJob) -> dict | None:
+        if not job.media_content_type:
+            return None
+        return {"filename": job.media_filename, "contentType": job.media_content_type, "size": job.media_size}
 
     def get_createdBy(self, job: BulkJob) -> str | None:
         return job.created_by.email if job.created_by_id and job.created_by else None

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import audit_record
-from bulk import execution
+from bulk import execution, sending
 from bulk.errors import BulkConfirmationError, BulkInputError, BulkStateError, BulkTierError
 from bulk.models import (
     CHUNK_DEAD_LETTERED,
@@ -38,7 +38,12 @@ from bulk.recipients import (
     resolve_tag,
 )
 from bulk.tasks import bulk_job_enqueue_chunks
+from contacts.attributes import attribute_definitions
 from contacts.models import Channel
+from messaging.channels import whatsapp as whatsapp_channel
+from messaging.outbound.media import media_upload
+from messaging.outbound.request import OutgoingMedia
+from messaging.personalise import placeholder_attributes, placeholder_problem
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +62,69 @@ class BulkMessage:
     subject: str = ""
     html: str = ""
     origination_phone_number_id: str = ""
+    template_header: str = ""
+    template_buttons: dict | None = None
+    # WhatsApp: an image, video or document (a media message with ``content`` as its caption, or a
+    # template's media header). Its bytes are stored once in the media bucket when the job is created.
+    media: OutgoingMedia | None = None
+
+
+def bulk_media(upload) -> OutgoingMedia | None:
+    """An uploaded file (API or wizard) as the job's media; stored in the bucket only if the job will send."""
+    if upload is None:
+        return None
+    return OutgoingMedia(
+        content_type=upload.content_type or "", size=upload.size, filename=upload.name or "", data=upload
+    )
 
 
 def _validate_message(channel: str, message: BulkMessage) -> None:
     if channel not in Channel.values:
         raise BulkInputError(f"channel must be one of {', '.join(Channel.values)}.", code="INVALID_CHANNEL")
+    if message.media is not None and channel != Channel.WHATSAPP:
+        raise BulkInputError("Only WhatsApp bulk messages carry a media file.", code="CONTENT_INVALID")
+    if channel != Channel.WHATSAPP and (message.template_header or message.template_buttons):
+        raise BulkInputError("Template header and button parameters are for WhatsApp.", code="CONTENT_INVALID")
+    problem = placeholder_problem(
+        message.content,
+        message.subject,
+        message.html,
+        message.template_parameters,
+        message.template_header,
+        message.template_buttons,
+    )
+    if problem:
+        raise BulkInputError(f"The message has a placeholder we cannot fill: {problem}.", code="CONTENT_INVALID")
+    undeclared = sorted(
+        set(
+            placeholder_attributes(
+                message.content, message.subject, message.html, message.template_parameters,
+                message.template_header, message.template_buttons,
+            )
+        )
+        - set(attribute_definitions())
+    )  # fmt: skip
+    if undeclared:
+        raise BulkInputError(
+            f"The message uses attributes no contact can have (not declared): {', '.join(undeclared)}.",
+            code="CONTENT_INVALID",
+        )
     if channel == Channel.WHATSAPP:
         if message.template_name:
             message.message_type = "template"
+        elif message.media is not None:
+            media_type = whatsapp_channel.media_type_for(message.media.content_type)
+            if media_type not in whatsapp_channel.CAPTIONED_MEDIA:
+                raise BulkInputError(
+                    "A WhatsApp bulk media message is an image (JPEG, PNG), a video (MP4, 3GPP) or a document "
+                    f"(PDF, Office, text); {message.media.content_type or 'this file'} is none of them.",
+                    code="CONTENT_INVALID",
+                )
+            message.message_type = media_type
         elif message.content:
             message.message_type = "text"
         else:
-            raise BulkInputError("A WhatsApp bulk message needs text or a template.", code="CONTENT_INVALID")
+            raise BulkInputError("A WhatsApp bulk message needs text, media or a template.", code="CONTENT_INVALID")
         if message.origination_phone_number_id and (
             message.origination_phone_number_id not in settings.WHATSAPP_PHONE_NUMBER_IDS
         ):
@@ -108,6 +164,60 @@ def _resolve(
     return RecipientSource.CSV, resolve_csv(csv_data, channel=channel, filename=csv_name)
 
 
+def _unsaved_job(
+    user, channel: str, message: BulkMessage, *, source: str, resolution: Resolution, retry_of=None
+) -> BulkJob:
+    """The job as the pre-flight judges it (not stored yet)."""
+    return BulkJob(
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        channel=channel,
+        message_type=message.message_type,
+        content=message.content,
+        template_name=message.template_name,
+        template_language=message.template_language,
+        template_parameters=message.template_parameters if message.template_parameters is not None else [],
+        subject=message.subject,
+        html=message.html,
+        template_header=message.template_header,
+        template_buttons=message.template_buttons or {},
+        media_content_type=message.media.content_type if message.media else "",
+        media_size=message.media.size if message.media else None,
+        media_filename=message.media.filename[:255] if message.media else "",
+        media_s3_key=message.media.s3_key if message.media else "",
+        origination_phone_number_id=message.origination_phone_number_id if channel == Channel.WHATSAPP else "",
+        recipient_source=source,
+        source_details=resolution.source_details,
+        retry_of=retry_of,
+    )
+
+
+PREVIEW_EXAMINED = 50  # recipients the wizard's preview looks at to find its samples
+
+
+def bulk_message_preview(*, user, channel: str, message: BulkMessage, **recipients) -> dict:
+    """The message rendered for up to three of these recipients, before any job exists: the same
+    validation, recipient resolution and gate as bulk_job_create, on the first PREVIEW_EXAMINED
+    recipients only. Stores nothing (a media file is not uploaded). Raises BulkInputError."""
+    _validate_message(channel, message)
+    given = {"contact_ids": None, "contact_filter": None, "csv_data": None, "csv_name": "", **recipients}
+    source, resolution = _resolve(channel, **given)
+    job = _unsaved_job(user, channel, message, source=source, resolution=resolution)
+    rows = [
+        BulkRecipient(
+            job=job,
+            contact=candidate.contact,
+            address=candidate.address[:320],
+            sequence=index,
+            origination_phone_number_id=sending.phone_number_for(job, candidate.contact),
+        )  # fmt: skip
+        for index, candidate in enumerate(
+            [c for c in resolution.candidates if c.contact is not None and not c.error_code][:PREVIEW_EXAMINED]
+        )
+    ]
+    samples = sending.preview_samples(job, rows, examine=PREVIEW_EXAMINED)
+    return {"recipients": len(resolution.candidates), "samples": samples}
+
+
 def bulk_job_create(
     *,
     user,
@@ -144,21 +254,7 @@ def bulk_job_create(
             tag=tag,
         )
 
-    job = BulkJob(
-        created_by=user if getattr(user, "is_authenticated", False) else None,
-        channel=channel,
-        message_type=message.message_type,
-        content=message.content,
-        template_name=message.template_name,
-        template_language=message.template_language,
-        template_parameters=message.template_parameters if message.template_parameters is not None else [],
-        subject=message.subject,
-        html=message.html,
-        origination_phone_number_id=message.origination_phone_number_id if channel == Channel.WHATSAPP else "",
-        recipient_source=source,
-        source_details=resolution.source_details,
-        retry_of=retry_of,
-    )
+    job = _unsaved_job(user, channel, message, source=source, resolution=resolution, retry_of=retry_of)
     preflight = preflight_run(job=job, candidates=resolution.candidates, duplicates=resolution.duplicates)
     job.preflight = preflight.summary
     rejection: Exception | None = None
@@ -170,6 +266,14 @@ def bulk_job_create(
         job.status = JobStatus.REJECTED
         job.status_reason = tier_message(preflight.summary["tier"])
         rejection = BulkTierError(job.status_reason)
+    if rejection is None and message.media is not None and not job.media_s3_key:
+        # Stored once for the whole job (every recipient's message points at this object); only for a
+        # job that will send, so a rejected one leaves nothing in the bucket.
+        stored = media_upload(
+            data=message.media.data, content_type=message.media.content_type,
+            filename=message.media.filename, size=message.media.size,
+        )  # fmt: skip
+        job.media_s3_key = stored.s3_key
 
     with transaction.atomic():
         job.save()
@@ -353,6 +457,9 @@ def bulk_job_retry_failed(*, job_id, user, include_unknown: bool = False) -> Bul
         subject=source.subject,
         html=source.html,
         origination_phone_number_id=source.origination_phone_number_id,
+        template_header=source.template_header,
+        template_buttons=source.template_buttons or None,
+        media=sending.job_media(source),
     )
     return bulk_job_create(user=user, channel=source.channel, message=message, contact_ids=contact_ids, retry_of=source)
 

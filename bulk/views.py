@@ -25,12 +25,16 @@ from bulk.services import (
     bulk_job_create,
     bulk_job_pause,
     bulk_job_resume,
+    bulk_media,
+    bulk_message_preview,
 )
+from contacts.attributes import attribute_definitions
 from contacts.models import Channel, Tag
+from messaging.channels import whatsapp as whatsapp_channel
 from messaging.page_selectors import approved_templates
 from messaging.safety import RefusalCode
 from messaging.views import REFUSAL_LEADS
-from wecare.pages import page_view, render_page
+from wecare.pages import page_view, render_fragment, render_page
 
 PAGE_SIZE = 50
 CSV_MAX_BYTES = 20 * 1024 * 1024
@@ -45,19 +49,82 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, "bulk/list.html", {"page": page})
 
 
-def _message_from(data) -> BulkMessage:
-    channel = data.get("channel", "")
-    if channel == Channel.WHATSAPP and data.get("kind") == "template":
+BUTTON_FIELDS = 3  # the wizard's button parameter fields (the API takes any index)
+
+
+def _message_from(data, files) -> BulkMessage:
+    """The message of the chosen channel and kind only: fields of other kinds are ignored."""
+    channel, kind = data.get("channel", ""), data.get("kind", "text")
+    if channel == Channel.WHATSAPP and kind == "template":
         template = approved_templates().filter(pk=data.get("template") or None).first()
         parameters = [line.strip() for line in data.get("parameters", "").splitlines() if line.strip()]
+        buttons = {str(i): data.get(f"button_{i}", "").strip() for i in range(BUTTON_FIELDS)}
         return BulkMessage(
             template_name=template.name if template else "",
             template_language=template.language if template else "",
             template_parameters=parameters,
+            template_header=data.get("header", "").strip(),
+            template_buttons={index: value for index, value in buttons.items() if value},
+            media=bulk_media(files.get("media")),
         )
+    if channel == Channel.WHATSAPP and kind == "media":
+        return BulkMessage(content=data.get("text", ""), media=bulk_media(files.get("media")))
     if channel == Channel.EMAIL:
         return BulkMessage(subject=data.get("subject", ""), content=data.get("text", ""), html=data.get("html", ""))
     return BulkMessage(content=data.get("text", ""))
+
+
+def _wizard_input(request: HttpRequest, data) -> tuple[dict, str]:
+    """The recipients of the wizard's form (as bulk_job_create takes them) and the first input error."""
+    channel, source, error = data.get("channel", ""), data.get("source", "filter"), ""
+    recipients: dict = {}
+    if source == "csv":
+        upload = request.FILES.get("csv")
+        if upload is None:
+            error = "Choose a CSV file of phone numbers or email addresses."
+        elif upload.size > CSV_MAX_BYTES:
+            error = f"The file is {upload.size} bytes; the limit is {CSV_MAX_BYTES} (20 MB)."
+        else:
+            recipients = {"csv_data": upload.read(), "csv_name": upload.name}
+    elif source == "segment":
+        recipients = {"segment_id": data.get("segment")}
+        error = "" if data.get("segment") else "Choose the segment to send to."
+    elif source == "tag":
+        recipients = {"tag": data.get("tag")}
+        error = "" if data.get("tag") else "Choose the tag whose contacts get the message."
+    else:
+        opt_in = None if data.get("include_not_opted_in") else True
+        recipients = {"contact_filter": {"search": data.get("search", ""), "optIn": opt_in}}
+    if not error:
+        kind = data.get("kind") if channel == Channel.WHATSAPP else ""
+        media = request.FILES.get("media")
+        if kind == "template" and not data.get("template"):
+            error = "Choose the template to send."
+        elif kind == "media" and media is None:
+            error = "Choose the image, video or document to send."
+        elif media is not None and media.size > whatsapp_channel.MEDIA_MAX_BYTES:
+            error = f"The file is {media.size} bytes; the largest WhatsApp file is 100 MB."
+    return recipients, error
+
+
+@page_view("bulk.add_bulkjob", "messaging.send_message")
+@require_POST
+def job_preview(request: HttpRequest) -> HttpResponse:
+    """The wizard's preview (htmx): the message rendered for three of the chosen recipients. No job
+    is created and nothing is stored or sent."""
+    recipients, error = _wizard_input(request, request.POST)
+    preview: dict = {}
+    if not error:
+        try:
+            preview = bulk_message_preview(
+                user=request.user,
+                channel=request.POST.get("channel", ""),
+                message=_message_from(request.POST, request.FILES),
+                **recipients,
+            )
+        except BulkError as exc:
+            error = str(exc)
+    return render_fragment(request, "bulk/_preview.html", {"error": error, "preview": preview})
 
 
 @page_view("bulk.add_bulkjob", "messaging.send_message")
@@ -69,39 +136,19 @@ def job_new(request: HttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
     if request.method == "POST":
         channel = data.get("channel", "")
-        source = data.get("source", "filter")
-        recipients: dict = {}
-        if source == "csv":
-            upload = request.FILES.get("csv")
-            if upload is None:
-                error = "Choose a CSV file of phone numbers or email addresses."
-            elif upload.size > CSV_MAX_BYTES:
-                error = f"The file is {upload.size} bytes; the limit is {CSV_MAX_BYTES} (20 MB)."
-            else:
-                recipients = {"csv_data": upload.read(), "csv_name": upload.name}
-        elif source == "segment":
-            recipients = {"segment_id": data.get("segment")}
-            error = "" if data.get("segment") else "Choose the segment to send to."
-        elif source == "tag":
-            recipients = {"tag": data.get("tag")}
-            error = "" if data.get("tag") else "Choose the tag whose contacts get the message."
-        else:
-            opt_in = None if data.get("include_not_opted_in") else True
-            recipients = {"contact_filter": {"search": data.get("search", ""), "optIn": opt_in}}
+        recipients, error = _wizard_input(request, data)
         if not error:
-            if data.get("kind") == "template" and channel == Channel.WHATSAPP and not data.get("template"):
-                error = "Choose the template to send."
-            else:
-                try:
-                    job = bulk_job_create(user=request.user, channel=channel, message=_message_from(data), **recipients)
-                except BulkError as exc:
-                    job = getattr(exc, "job", None)
-                    if job is not None:  # stored as REJECTED: its pre-flight says who and why
-                        messages.error(request, str(exc))
-                        return redirect("bulk_pages:detail", job_id=job.pk)
-                    error = str(exc)
-                else:
+            try:
+                message = _message_from(data, request.FILES)
+                job = bulk_job_create(user=request.user, channel=channel, message=message, **recipients)
+            except BulkError as exc:
+                job = getattr(exc, "job", None)
+                if job is not None:  # stored as REJECTED: its pre-flight says who and why
+                    messages.error(request, str(exc))
                     return redirect("bulk_pages:detail", job_id=job.pk)
+                error = str(exc)
+            else:
+                return redirect("bulk_pages:detail", job_id=job.pk)
     return render_page(
         request,
         "bulk/new.html",
@@ -111,6 +158,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             "channel": data.get("channel") or Channel.WHATSAPP.value,
             "channels": Channel.choices,
             "templates": approved_templates(),
+            "attributes": list(attribute_definitions()),
+            "button_fields": range(BUTTON_FIELDS),
             "segments": Segment.objects.only("id", "name"),
             "tags": Tag.objects.all(),
             "threshold": settings.BULK_CONFIRMATION_THRESHOLD,

@@ -94,6 +94,8 @@ class MessageListCreateView(generics.ListCreateAPIView):
             template_name=data["templateName"],
             template_language=data["templateLanguage"],
             template_parameters=data["templateParameters"],
+            template_header=data["templateHeader"],
+            template_buttons=data["templateButtons"],
             subject=data["subject"],
             html=data["html"],
             origination_phone_number_id=data["originationPhoneNumberId"],

@@ -39,17 +39,30 @@ rely on them):
                       email without subject (or with a line break in it) or without body (text, or
                       HTML that still shows something after nh3 sanitising); a message type the
                       channel does not carry (e.g. a template by SMS).
-8. TEMPLATE_INVALID   template unknown (name + language), not APPROVED, needing header/button
-                      parameters, or parameters not matching its placeholders in number and format
-                      (positional list for {{1}}, object for {{name}}), or unusable values.
+8. TEMPLATE_INVALID   template unknown (name + language), not APPROVED, with a header or button we
+                      cannot fill (location header, copy-code/flow button), or parameters not
+                      matching its placeholders in number and format (positional list for {{1}},
+                      object for {{name}}), or unusable values; a header text parameter, media file
+                      (image/video/document header, of that type) or button parameter (URL suffix,
+                      quick-reply payload) missing where the template has one, or given where not.
 9. TIER_LIMIT         WhatsApp template outside the window (business-initiated) that would open a
                       new conversation while the phone number's tier is used up.
+
+Between 5/6 and 7, a personalised request (``SendRequest.personalise``, bulk jobs) is rendered for
+the contact (messaging.personalise) and the rules after judge the rendered message:
+
+P. PLACEHOLDER_MISSING a placeholder without fallback ({{attr.city}}) has no value for this contact.
+                      A placeholder that is not ours is the message's fault: CONTENT_INVALID.
+   PLACEHOLDER_INVALID rules 7 or 8 refuse the rendered message but not the message as written: this
+                      contact's values make it unsendable (too long, a parameter Meta refuses), so
+                      this recipient is refused, not the whole message.
 
 Missing data is a refusal. The gate never falls back to another channel or phone number.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +78,7 @@ from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from contacts.models import Channel, Contact
+from messaging import personalise
 from messaging.channels import email as email_channel
 from messaging.channels import sms as sms_channel
 from messaging.channels import whatsapp as whatsapp_channel
@@ -78,9 +92,9 @@ from messaging.tier import (
     tier_status,
 )
 from messaging.whatsapp_templates import (
+    template_extras_problem,
     template_parameter_problem,
     template_render,
-    template_unsupported_problem,
 )
 from wecare import metrics
 from wecare.errors import PlatformError
@@ -119,6 +133,8 @@ class RefusalCode(StrEnum):
     CONTENT_INVALID = "CONTENT_INVALID"
     TEMPLATE_INVALID = "TEMPLATE_INVALID"
     TIER_LIMIT = "TIER_LIMIT"
+    PLACEHOLDER_MISSING = "PLACEHOLDER_MISSING"
+    PLACEHOLDER_INVALID = "PLACEHOLDER_INVALID"
 
 
 # Refusals that point at a configuration or policy problem rather than a routine "no".
@@ -156,6 +172,8 @@ class Clearance:
     html: str = ""  # sanitised
     segments: int | None = None  # SMS parts
     details: dict = field(default_factory=dict)
+    # The request as judged: rendered for the contact when it asked to be personalised (store this).
+    request: SendRequest | None = None
 
 
 _UNSET: Any = object()
@@ -224,8 +242,13 @@ def _content_problem(request: SendRequest, clearance: Clearance) -> str | None:
             clearance.content = request.text
             return None
         if kind == MessageType.TEMPLATE:
+            # A media header's file: Meta's rules for its type (whether the template has one: rule 8).
             if request.has_media:
-                return "template messages with media headers are not supported"
+                media_type = whatsapp_channel.media_type_for(request.media_content_type)
+                if media_type not in whatsapp_channel.CAPTIONED_MEDIA:
+                    return f"a template header takes an image, video or document, not {request.media_content_type!r}"
+                header = dataclasses.replace(request, message_type=media_type, text="")
+                return _media_problem(header)
             return None
         return f"WhatsApp messages of type {kind!r} cannot be sent from here"
     if channel == Channel.SMS:
@@ -265,9 +288,11 @@ def _template_problem(request: SendRequest, clearance: Clearance, lookups: GateL
         return f"no template {request.template_name!r} in language {request.template_language!r}"
     if template.status != TemplateStatus.APPROVED:
         return f"template {template.name} ({template.language}) is {template.status}, not APPROVED"
-    if problem := template_unsupported_problem(template) or template_parameter_problem(
-        template, request.template_parameters
-    ):
+    media_type = whatsapp_channel.media_type_for(request.media_content_type) if request.has_media else None
+    extras = template_extras_problem(
+        template, header=request.template_header, buttons=request.template_buttons, media_type=media_type
+    )
+    if problem := extras or template_parameter_problem(template, request.template_parameters):
         return problem
     clearance.template = template
     clearance.content = template_render(template, request.template_parameters)
@@ -376,7 +401,7 @@ def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | 
         what = "email address" if request.channel == Channel.EMAIL else "phone number"
         return Refusal(RefusalCode.ADDRESS_MISSING, f"the contact has no {what} for {channel_label}")
 
-    clearance = Clearance(contact=contact)
+    clearance = Clearance(contact=contact, request=request)
     in_window = False
     if request.channel == Channel.WHATSAPP:
         phone = request.origination_phone_number_id
@@ -395,11 +420,26 @@ def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | 
                 f"free-form WhatsApp messages need the 24-hour window ({since}): send an approved template",
             )
 
+    written: SendRequest | None = None  # the message as written, when the rendered one is judged
+    if request.personalise:
+        try:
+            rendered = personalise.request_render(request, personalise.contact_values(contact))
+        except personalise.PlaceholderError as exc:
+            return Refusal(RefusalCode.CONTENT_INVALID, str(exc))
+        if rendered.missing:
+            return Refusal(RefusalCode.PLACEHOLDER_MISSING, personalise.missing_reason(rendered.missing))
+        written, request = request, rendered.request
+        clearance.request = request
+
     if problem := _content_problem(request, clearance):
+        if written is not None and _content_problem(written, Clearance(contact=contact)) is None:
+            return Refusal(RefusalCode.PLACEHOLDER_INVALID, f"with this contact's values, {problem}")
         return Refusal(RefusalCode.CONTENT_INVALID, problem)
 
     if request.message_type == MessageType.TEMPLATE:
         if problem := _template_problem(request, clearance, lookups):
+            if written is not None and _template_problem(written, Clearance(contact=contact), lookups) is None:
+                return Refusal(RefusalCode.PLACEHOLDER_INVALID, f"with this contact's values, {problem}")
             return Refusal(RefusalCode.TEMPLATE_INVALID, problem)
         clearance.business_initiated = not in_window
         if clearance.business_initiated:

@@ -128,9 +128,23 @@ class MessageSendSerializer(serializers.Serializer):
     templateName = serializers.CharField(required=False, allow_blank=True, default="")
     templateLanguage = serializers.CharField(required=False, allow_blank=True, default="")
     templateParameters = LenientJSONField(required=False, allow_null=True, default=None)
+    templateHeader = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=1024, help_text="A text header's parameter"
+    )
+    templateButtons = LenientJSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='Button parameters by index: URL suffix or quick-reply payload, e.g. {"0": "summer-sale"}',
+    )
     subject = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     originationPhoneNumberId = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_templateButtons(self, value):  # noqa: N802 - JSON name
+        if value is not None and not isinstance(value, dict):
+            raise serializers.ValidationError('Give an object by button index, e.g. {"0": "summer-sale"}.')
+        return value
 
     def validate_templateParameters(self, value):  # noqa: N802 - JSON name
         if value is not None and not isinstance(value, list | dict):
@@ -145,7 +159,8 @@ class MessageSendSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         template = attrs.get("templateName")
-        if template and (attrs.get("text") or attrs.get("media")):
+        if template and attrs.get("text"):
+            # A template's media header takes the media file; text belongs to free-form messages.
             raise serializers.ValidationError("Give text or media, or a template: not both.")
         if attrs.get("mediaType") and not attrs.get("media"):
             raise serializers.ValidationError({"mediaType": ["mediaType needs a media file."]})

@@ -21,7 +21,13 @@ from messaging.page_selectors import approved_templates, conversation_channels, 
 from messaging.safety import RefusalCode, SafetyRefusal
 from messaging.selectors import media_presigned_url
 from messaging.services import OutgoingMedia, message_send, send_request_build
-from messaging.whatsapp_templates import NAMED_FORMAT, POSITIONAL, TemplateDefinitionError, template_placeholders
+from messaging.whatsapp_templates import (
+    NAMED_FORMAT,
+    POSITIONAL,
+    TemplateDefinitionError,
+    template_needs,
+    template_placeholders,
+)
 from wecare.pages import page_view, render_fragment, render_page, whatsapp_window
 
 PAGE_SIZE = 50
@@ -39,6 +45,8 @@ REFUSAL_LEADS = {
     RefusalCode.CONTENT_INVALID: "The message cannot be sent as written.",
     RefusalCode.TEMPLATE_INVALID: "This template cannot be sent.",
     RefusalCode.TIER_LIMIT: "Today's limit of new WhatsApp conversations is used up.",
+    RefusalCode.PLACEHOLDER_MISSING: "The message asks for a detail this contact does not have, with no fallback.",
+    RefusalCode.PLACEHOLDER_INVALID: "Filled in with this contact's details, the message cannot be sent.",
 }
 
 
@@ -110,9 +118,11 @@ def _conversation_context(request, contact: Contact, *, channel: str, form: dict
     if template_id:
         selected_template = next((t for t in templates if str(t.pk) == str(template_id)), None)
     params = []
+    needs = None
     if selected_template is not None:
         for index, name in enumerate(_placeholders(selected_template)[1]):
             params.append({"index": index, "name": name, "value": (form or {}).get(f"param_{index}", "")})
+        needs = template_needs(selected_template)
     return {
         "contact": contact,
         "thread": conversation_messages(contact=contact),
@@ -123,6 +133,7 @@ def _conversation_context(request, contact: Contact, *, channel: str, form: dict
         "templates": templates,
         "selected_template": selected_template,
         "params": params,
+        "template_needs": needs,
         "form": form or {},
         "sms_segments": sms_channel.segment_count((form or {}).get("text", "")),
         "can_send": request.user.has_perm("messaging.send_message"),
@@ -173,11 +184,26 @@ def send(request: HttpRequest, contact_id) -> HttpResponse:
         template = WhatsAppTemplate.objects.filter(pk=data.get("template") or None).first()
         if template is None:
             return _composer_error(request, contact, channel, "Pick a template to send.")
+        needs = template_needs(template)
+        buttons = {str(b.index): data.get(f"button_{b.index}", "").strip() for b in needs.buttons}
         kwargs.update(
             template_name=template.name,
             template_language=template.language,
             template_parameters=_template_parameters(template, data),
+            template_header=data.get("header", "").strip(),
+            template_buttons={index: value for index, value in buttons.items() if value},
         )
+        upload = request.FILES.get("media")
+        if upload is not None:  # a media header's file; the gate checks it fits the template
+            if upload.size > whatsapp_channel.MEDIA_MAX_BYTES:
+                error = f"The file is {upload.size} bytes; the largest WhatsApp file is 100 MB."
+                return _composer_error(request, contact, channel, error)
+            kwargs["media"] = OutgoingMedia(
+                content_type=upload.content_type or "application/octet-stream",
+                size=upload.size,
+                filename=upload.name,
+                data=upload,
+            )
     else:
         kwargs["text"] = data.get("text", "")
         upload = request.FILES.get("media")

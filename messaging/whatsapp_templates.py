@@ -5,6 +5,12 @@ named ``{{first_name}}`` (lower case, digits, underscore). Parameters are given 
 of texts for positional templates, an object name → text for named ones; number and names must
 match exactly. The gate (messaging.safety) refuses any mismatch with TEMPLATE_INVALID.
 
+Header and buttons (`template_needs` reads them from the components): a TEXT header with a placeholder
+takes one text parameter (``template_header``); an IMAGE, VIDEO or DOCUMENT header takes the message's
+media file (uploaded to Meta like a media message's); a URL button whose URL has a placeholder takes its
+suffix and a QUICK_REPLY button may take a payload (``template_buttons``, by button index). Location
+headers and copy-code, flow, catalog and OTP buttons cannot be filled here: refused.
+
 `whatsapp_template_sync` keeps WhatsAppTemplate rows in step with AWS: every linked WABA
 (ListLinkedWhatsAppBusinessAccounts), its templates (ListWhatsAppMessageTemplates) and each one's
 definition (GetWhatsAppMessageTemplate) for the body and components. Templates that disappeared
@@ -31,6 +37,8 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 NAMED = re.compile(r"^[a-z_][a-z0-9_]*$")
 PARAMETER_MAX_CHARS = 1024  # Meta's template body limit; a parameter cannot be longer
+HEADER_PARAMETER_MAX_CHARS = 60  # Meta's header text limit
+BUTTON_PARAMETER_MAX_CHARS = 2000  # a URL (Meta's button URL limit); a payload is far shorter in practice
 POSITIONAL = "positional"
 NAMED_FORMAT = "named"
 
@@ -128,25 +136,99 @@ def template_parameter_problem(template: WhatsAppTemplate, parameters) -> str | 
     return None
 
 
-def template_unsupported_problem(template: WhatsAppTemplate) -> str | None:
-    """Templates whose header or buttons need parameters cannot be sent from here (yet): say so now."""
+MEDIA_HEADERS = ("IMAGE", "VIDEO", "DOCUMENT")
+# Buttons whose parameter we fill: a URL with a placeholder (the suffix) and a quick reply (its payload).
+UNSUPPORTED_BUTTONS = ("COPY_CODE", "FLOW", "CATALOG", "MPM", "OTP")
+
+
+@dataclass(frozen=True)
+class TemplateButton:
+    index: int
+    kind: str  # "url" (needs the URL suffix) or "quick_reply" (an optional payload)
+    required: bool
+
+
+@dataclass(frozen=True)
+class TemplateNeeds:
+    """What a template's header and buttons take besides its body parameters."""
+
+    header_format: str = ""  # "", TEXT, IMAGE, VIDEO, DOCUMENT
+    header_placeholder: str = ""  # the header text's placeholder ("1" or a name), if it has one
+    buttons: tuple[TemplateButton, ...] = ()
+    problem: str = ""  # a header or button we cannot fill (location header, copy-code button...)
+
+    @property
+    def media_type(self) -> str:
+        return self.header_format.lower() if self.header_format in MEDIA_HEADERS else ""
+
+
+def template_needs(template: WhatsAppTemplate) -> TemplateNeeds:
+    """Read the header and buttons from the template's components (as Meta defines them)."""
+    header_format, header_placeholder, buttons, problem = "", "", [], ""
     for component in template.components or []:
         kind = str(component.get("type", "")).upper()
         if kind == "HEADER":
-            fmt = str(component.get("format", "TEXT")).upper()
-            if fmt in ("IMAGE", "VIDEO", "DOCUMENT", "LOCATION"):
-                return f"template {template.name} has a {fmt.lower()} header, which needs a parameter"
-            if PLACEHOLDER.search(component.get("text", "") or ""):
-                return f"template {template.name} has a header placeholder, which needs a parameter"
+            header_format = str(component.get("format", "TEXT") or "TEXT").upper()
+            if header_format == "TEXT":
+                names = PLACEHOLDER.findall(component.get("text", "") or "")
+                if len(set(names)) > 1:
+                    problem = f"template {template.name} has more than one header placeholder"
+                header_placeholder = names[0] if names else ""
+            elif header_format not in MEDIA_HEADERS:
+                what = header_format.lower()
+                problem = f"template {template.name} has a {what} header, which cannot be sent from here"
         if kind == "BUTTONS":
-            for button in component.get("buttons", []) or []:
-                if PLACEHOLDER.search(button.get("url", "") or "") or button.get("type", "").upper() in (
-                    "COPY_CODE",
-                    "FLOW",
-                    "CATALOG",
-                    "MPM",
-                ):
-                    return f"template {template.name} has a {button.get('type', 'dynamic')} button needing a parameter"
+            for index, button in enumerate(component.get("buttons", []) or []):
+                button_type = str(button.get("type", "")).upper()
+                if button_type == "URL" and PLACEHOLDER.search(button.get("url", "") or ""):
+                    buttons.append(TemplateButton(index, "url", True))
+                elif button_type == "QUICK_REPLY":
+                    buttons.append(TemplateButton(index, "quick_reply", False))
+                elif button_type in UNSUPPORTED_BUTTONS:
+                    problem = f"template {template.name} has a {button_type} button, which cannot be sent from here"
+    return TemplateNeeds(header_format, header_placeholder, tuple(buttons), problem)
+
+
+def template_extras_problem(template: WhatsAppTemplate, *, header: str, buttons, media_type: str | None) -> str | None:
+    """Why the header parameter, the media and the button parameters do not fit the template, or None.
+
+    ``media_type`` is the WhatsApp media type of the request's file (image, video, document), None
+    without a file."""
+    needs = template_needs(template)
+    if needs.problem:
+        return needs.problem
+    if needs.media_type:
+        if header:
+            return f"template {template.name} has a {needs.media_type} header: give a file, not header text"
+        if media_type is None:
+            return f"template {template.name} has a {needs.media_type} header: give the {needs.media_type} file"
+        if media_type != needs.media_type:
+            return f"template {template.name} has a {needs.media_type} header, the file given is a {media_type}"
+    elif media_type is not None:
+        return f"template {template.name} has no media header: it takes no file"
+    if needs.header_placeholder:
+        if problem := _value_problem("the header parameter", header):
+            return f"template {template.name}: {problem}"
+        if len(header) > HEADER_PARAMETER_MAX_CHARS:
+            return f"template {template.name}: the header parameter is longer than {HEADER_PARAMETER_MAX_CHARS}"
+    elif header:
+        return f"template {template.name} has no header placeholder: it takes no header text"
+    buttons = buttons or {}
+    if not isinstance(buttons, dict):
+        return 'button parameters are an object by button index, e.g. {"0": "summer-sale"}'
+    known = {str(button.index): button for button in needs.buttons}
+    unknown = [key for key in buttons if str(key) not in known]
+    if unknown:
+        return f"template {template.name} has no button taking a parameter at index {', '.join(map(str, unknown))}"
+    for key, button in known.items():
+        value = buttons.get(key, buttons.get(button.index))
+        if value in (None, "") and not button.required:
+            continue
+        label = "URL suffix" if button.kind == "url" else "quick-reply payload"
+        if problem := _value_problem(f"the {label} of button {key}", value):
+            return f"template {template.name}: {problem}"
+        if len(value) > BUTTON_PARAMETER_MAX_CHARS:
+            return f"template {template.name}: the {label} of button {key} is longer than {BUTTON_PARAMETER_MAX_CHARS}"
     return None
 
 

@@ -135,15 +135,44 @@ def media_payload(
 
 
 def template_payload(
-    *, to: str, name: str, language: str, parameters: list | dict | None, callback_data: str
+    *,
+    to: str,
+    name: str,
+    language: str,
+    parameters: list | dict | None,
+    callback_data: str,
+    header_text: str = "",
+    header_placeholder: str = "",
+    header_media: dict[str, str] | None = None,
+    buttons: list[tuple[int, str, str]] = (),
 ) -> dict[str, Any]:
-    """A template message; positional parameters are a list, named ones a dict (name → text)."""
+    """A template message (Meta Cloud API template components): positional body parameters are a
+    list, named ones a dict (name → text); ``header_text`` fills a text header's placeholder (named
+    when ``header_placeholder`` is not a number); ``header_media`` is ``{"type": "image", "id": ...,
+    "filename": ...}`` for a media header; ``buttons`` are (index, "url" | "quick_reply", value)."""
     template: dict[str, Any] = {"name": name, "language": {"code": language}}
+    components: list[dict[str, Any]] = []
+    if header_media:
+        kind = header_media["type"]
+        media: dict[str, Any] = {"id": header_media["id"]}
+        if kind == "document" and header_media.get("filename"):
+            media["filename"] = header_media["filename"]
+        components.append({"type": "header", "parameters": [{"type": kind, kind: media}]})
+    elif header_text:
+        parameter: dict[str, Any] = {"type": "text", "text": header_text}
+        if header_placeholder and not header_placeholder.isdigit():
+            parameter = {"type": "text", "parameter_name": header_placeholder, "text": header_text}
+        components.append({"type": "header", "parameters": [parameter]})
     if isinstance(parameters, dict) and parameters:
         values = [{"type": "text", "parameter_name": key, "text": value} for key, value in parameters.items()]
-        template["components"] = [{"type": "body", "parameters": values}]
+        components.append({"type": "body", "parameters": values})
     elif parameters:
-        template["components"] = [{"type": "body", "parameters": [{"type": "text", "text": v} for v in parameters]}]
+        components.append({"type": "body", "parameters": [{"type": "text", "text": v} for v in parameters]})
+    for index, kind, value in buttons:
+        parameter = {"type": "text", "text": value} if kind == "url" else {"type": "payload", "payload": value}
+        components.append({"type": "button", "sub_type": kind, "index": str(index), "parameters": [parameter]})
+    if components:
+        template["components"] = components
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -207,6 +236,13 @@ def media_id_known(media_file: MediaFile, phone_number_id: str, now) -> str:
     return other.whatsapp_media_id if other else ""
 
 
+def _template_needs(template):
+    # Imported here: messaging.whatsapp_templates imports this module (for the template sync).
+    from messaging.whatsapp_templates import template_needs
+
+    return template_needs(template)
+
+
 @register
 class WhatsAppProvider(Provider):
     channel = "whatsapp"
@@ -215,14 +251,26 @@ class WhatsAppProvider(Provider):
     permanent_codes = META_PERMANENT
     transient_codes = META_TRANSIENT
 
+    @staticmethod
+    def _template_with_media(delivery: Delivery) -> bool:
+        template = delivery.clearance.template
+        return (
+            delivery.message.message_type == MessageType.TEMPLATE
+            and template is not None
+            and bool(_template_needs(template).media_type)
+        )
+
     def _needs_upload(self, delivery: Delivery) -> bool:
         return delivery.media_file is not None and not delivery.media_id
 
     def prepare(self, delivery: Delivery) -> ProviderRequest | None:
         """A media message whose file this number has not uploaded within 29 days: upload it first."""
-        if delivery.message.message_type not in MEDIA_TYPES:
+        message = delivery.message
+        if message.message_type not in MEDIA_TYPES and not self._template_with_media(delivery):
             return None
-        delivery.media_file = delivery.message.media.order_by("uploaded_at").first()
+        if delivery.media_id:  # given by the caller (bulk: uploaded once for the whole job)
+            return None
+        delivery.media_file = delivery.media_file or message.media.order_by("uploaded_at").first()
         if delivery.media_file is None:
             raise ChannelError("the media message has no file", permanent=True, code="MediaMissing", service=SERVICE)
         phone = delivery.clearance.phone_number_id
@@ -254,12 +302,29 @@ class WhatsAppProvider(Provider):
         to, callback = clearance.contact.phone, str(message.pk)
         if message.message_type == MessageType.TEMPLATE:
             template = clearance.template
+            needs = _template_needs(template)
+            extras = (message.whatsapp_payload or {}).get("template") or {}
+            given = {str(key): value for key, value in (extras.get("buttons") or {}).items()}
             payload = template_payload(
                 to=to,
                 name=template.name,
                 language=template.language,
                 parameters=message.template_parameters,
                 callback_data=callback,
+                header_text=extras.get("header", "") if needs.header_placeholder else "",
+                header_placeholder=needs.header_placeholder,
+                header_media={
+                    "type": needs.media_type,
+                    "id": delivery.media_id,
+                    "filename": delivery.media_file.filename if delivery.media_file else "",
+                }
+                if needs.media_type
+                else None,
+                buttons=[
+                    (button.index, button.kind, given[str(button.index)])
+                    for button in needs.buttons
+                    if given.get(str(button.index))
+                ],
             )
         elif message.message_type in MEDIA_TYPES:
             payload = media_payload(

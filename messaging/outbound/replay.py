@@ -45,6 +45,7 @@ def handle_outbound_dlq_payload(payload: dict) -> Message:
         if media_file
         else None
     )
+    template_extras = (original.whatsapp_payload or {}).get("template") or {}
     request = send_request_build(
         contact_id=original.contact_id,
         channel=original.channel,
@@ -58,6 +59,8 @@ def handle_outbound_dlq_payload(payload: dict) -> Message:
         html=original.html,
         origination_phone_number_id=original.origination_phone_number_id,
         reaction_to=(original.whatsapp_payload or {}).get("reaction_to", ""),
+        template_header=template_extras.get("header", ""),
+        template_buttons=template_extras.get("buttons") or None,
     )
     replay = message_send(request, requested_by=original.requested_by, audit=False, replay_of=root)
     logger.info("message %s replayed from the outbound DLQ as %s", original.pk, replay.pk)

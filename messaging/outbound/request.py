@@ -48,6 +48,13 @@ class SendRequest:
     origination_phone_number_id: str = ""
     # Reactions and read receipts: the wamid of the inbound message they are about.
     target_whatsapp_message_id: str = ""
+    # WhatsApp templates: the header's text parameter ("" when the header has none; a media header
+    # takes ``media``) and the button parameters by button index ("0" → URL suffix or quick-reply payload).
+    template_header: str = ""
+    template_buttons: dict | None = None
+    # The text, subject, HTML and template parameters carry placeholders ({{name}}, {{attr.city}}) the
+    # gate fills from the contact (messaging.personalise); a stored message is always rendered.
+    personalise: bool = False
     # The contact as loaded (active) when the request was built: the gate uses it instead of loading
     # it again. Not part of the request's identity.
     contact: Contact | None = field(default=None, compare=False, repr=False)
@@ -66,8 +73,10 @@ class SendRequest:
 
     @classmethod
     def from_message(cls, message: Message) -> SendRequest:
-        media = message.media.all()[:1] if message.message_type in whatsapp_channel.MEDIA_TYPES else []
+        with_media = message.message_type in (*whatsapp_channel.MEDIA_TYPES, MessageType.TEMPLATE)
+        media = message.media.all()[:1] if with_media else []
         media_file = media[0] if media else None
+        template_extras = (message.whatsapp_payload or {}).get("template") or {}
         return cls(
             contact_id=message.contact_id,
             channel=message.channel,
@@ -89,6 +98,8 @@ class SendRequest:
             else None,
             origination_phone_number_id=message.origination_phone_number_id,
             target_whatsapp_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
+            template_header=template_extras.get("header", ""),
+            template_buttons=template_extras.get("buttons") or None,
         )
 
 
@@ -146,6 +157,9 @@ def send_request_build(
     html: str = "",
     origination_phone_number_id: str = "",
     reaction_to: str = "",
+    template_header: str = "",
+    template_buttons: dict | None = None,
+    personalise: bool = False,
     contact: Contact | None = None,
 ) -> SendRequest:
     """The request to hand to message_send (and to the gate); picks the WhatsApp number when none is given.
@@ -171,5 +185,8 @@ def send_request_build(
         media=media,
         origination_phone_number_id=origination_phone_number_id or "",
         target_whatsapp_message_id=reaction_to or "",
+        template_header=template_header or "",
+        template_buttons=template_buttons or None,
+        personalise=personalise,
         contact=contact,
     )

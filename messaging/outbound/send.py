@@ -26,6 +26,20 @@ def _enqueue(message_id) -> None:
     deliver_message.apply_async(args=[str(message_id)])
 
 
+def whatsapp_payload(request: SendRequest) -> dict:
+    """What a stored WhatsApp message keeps besides its columns: the wamid a reaction is about, a
+    template's header text and button parameters (read back by SendRequest.from_message)."""
+    payload: dict = {}
+    if request.target_whatsapp_message_id:
+        payload["reaction_to"] = request.target_whatsapp_message_id
+    extras = {"header": request.template_header} if request.template_header else {}
+    if request.template_buttons:
+        extras["buttons"] = {str(key): value for key, value in request.template_buttons.items()}
+    if extras:
+        payload["template"] = extras
+    return payload
+
+
 def message_send(
     request: SendRequest,
     *,
@@ -41,6 +55,7 @@ def message_send(
     StorageUnavailable (503, the media bucket)."""
     now = now or timezone.now()
     clearance = safety_check(request, now=now)
+    request = clearance.request or request  # as judged: rendered for the contact if personalised
     media = request.media
     if media is not None and not media.s3_key:
         if media.data is None:
@@ -63,9 +78,7 @@ def message_send(
             origination_phone_number_id=clearance.phone_number_id,
             sender_name=email_channel.sender() if request.channel == Channel.EMAIL else "",
             segments=clearance.segments,
-            whatsapp_payload={"reaction_to": request.target_whatsapp_message_id}
-            if request.target_whatsapp_message_id
-            else {},
+            whatsapp_payload=whatsapp_payload(request),
             requested_by=requested_by if getattr(requested_by, "pk", None) else None,
             replay_of=replay_of,
             created_at=now,

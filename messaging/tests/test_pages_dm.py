@@ -166,3 +166,43 @@ def test_the_thread_fragment_polls_new_messages(viewer_client, contact):
 
     html = response.content.decode()
     assert "<html" not in html and 'id="thread"' in html and "just arrived" in html
+
+
+def test_a_template_with_an_image_header_and_buttons_gets_their_fields_and_is_sent_with_them(
+    operator_client, contact, reset_aws
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    rich = WhatsAppTemplate.objects.create(
+        name="menu_offer",
+        language="en_US",
+        status=TemplateStatus.APPROVED,
+        body="Hi {{1}}, today's menu.",
+        parameter_format="positional",
+        components=[
+            {"type": "HEADER", "format": "IMAGE"},
+            {"type": "BODY", "text": "Hi {{1}}, today's menu."},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Order", "url": "https://x.example/{{1}}"},
+                                            {"type": "QUICK_REPLY", "text": "Stop"}]},
+        ],
+    )  # fmt: skip
+
+    fields = operator_client.get(f"/dm/{contact.pk}/", {"channel": "whatsapp", "template": rich.pk}).content.decode()
+    response = operator_client.post(
+        f"/dm/{contact.pk}/send/",
+        {
+            "channel": "whatsapp",
+            "kind": "template",
+            "template": rich.pk,
+            "param_0": "Asha",
+            "button_0": "order-42",
+            "button_1": "",
+            "media": SimpleUploadedFile("menu.png", b"\x89PNGmenu", content_type="image/png"),
+        },
+    )
+
+    assert 'data-testid="template-media"' in fields and fields.count('data-testid="template-button"') == 2
+    assert response.status_code == 302
+    sent = Message.objects.get(direction=Direction.OUTBOUND)
+    assert sent.whatsapp_payload == {"template": {"buttons": {"0": "order-42"}}}
+    assert sent.media.get().filename == "menu.png"

@@ -103,8 +103,9 @@ def chromium():
 
 
 # Django template source that reached the browser: a tag, a comment (a multi-line {# #} is not one), or a
-# variable. "{{" followed by a WhatsApp placeholder ({{1}}, {{first_name}}) is a template body shown on purpose.
-LEAKED_TEMPLATE_SYNTAX = re.compile(r"\{%|%\}|\{#|#\}|\{\{(?![a-z0-9_]+\}\})")
+# variable. "{{" followed by a WhatsApp placeholder ({{1}}, {{first_name}}) or a personalisation one
+# ({{attr.city}}, {{attr.city|there}}: messaging.personalise) is a message body shown on purpose.
+LEAKED_TEMPLATE_SYNTAX = re.compile(r"\{%|%\}|\{#|#\}|\{\{(?!(?:attr\.)?[a-z0-9_]+(?:\|[^{}<>%#]*)?\}\})")
 
 
 def leaked_template_syntax(html: str) -> list[str]:
