@@ -169,6 +169,8 @@ class BulkRecipient(models.Model):
     error_details = models.TextField(blank=True)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The phone number's country (ISO code) at pre-flight: prices the send (bulk.pricing).
+    country = models.CharField(max_length=2, blank=True)
     # Quiet hours (bulk.quiet_hours): not claimed before this moment; set while the recipient waits.
     resume_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
