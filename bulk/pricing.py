@@ -57,9 +57,13 @@ def price(category: str, country: str) -> Decimal | None:
 def country_for_phone(phone: str) -> str:
     """The ISO country of a number in E.164 (blank if it has none)."""
     try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(phone or "", None)) or ""
+        number = phonenumbers.parse(phone or "", None)
     except phonenumbers.NumberParseException:
         return ""
+    region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
+        number.country_code
+    )
+    return region if region and len(region) == 2 and region.isalpha() and region != "ZZ" else ""
 
 
 def job_pricing_category(job: BulkJob) -> str:

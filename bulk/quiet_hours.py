@@ -114,8 +114,10 @@ def zones_for_phone(phone: str) -> tuple[ZoneInfo, ...]:
     if number is not None:
         names = tuple(n for n in phone_timezone.time_zones_for_number(number) if n != UNKNOWN_ZONE)
         if not names:
-            region = phonenumbers.region_code_for_number(number)
-            names = _zones_for_region(region) if region else ()
+            region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
+                number.country_code
+            )
+            names = _zones_for_region(region) if region and region.isalpha() and region != "ZZ" else ()
     zones = []
     for name in names or (settings.BUSINESS_TIME_ZONE,):
         try:
