@@ -93,10 +93,14 @@ def _inbound_replies(job: BulkJob) -> QuerySet:
     )
 
 
+# Sent, then reported failed by the provider (e.g. WhatsApp 131047): a failure, with the message's code.
+FAILED_LATER = Q(status=RecipientStatus.SENT, message__status=MessageStatus.FAILED)
+WAS_DELIVERED = Q(message__delivered_at__isnull=False) | Q(message__read_at__isnull=False)
+
+
 def recipients_annotated(job: BulkJob) -> QuerySet:
     """The job's recipients with ``replied`` (bool), ``state`` and ``reason`` computed in SQL."""
-    failed_later = Q(status=RecipientStatus.SENT, message__status=MessageStatus.FAILED)
-    delivered = Q(message__delivered_at__isnull=False) | Q(message__read_at__isnull=False)
+    failed_later, delivered = FAILED_LATER, WAS_DELIVERED
     return (
         BulkRecipient.objects.filter(job=job)
         .annotate(replied=Exists(_inbound_replies(job)))
@@ -126,14 +130,14 @@ def job_funnel(job: BulkJob, *, extra_rows: Iterable[RowProvider] = ()) -> Funne
     """Counts and rates of the job's funnel, failures and skips by reason (a few aggregate queries)."""
     rows = recipients_annotated(job)
     sent_q = Q(status=RecipientStatus.SENT)
-    agg = rows.aggregate(
+    # The conditions are repeated rather than naming the annotations: Django cannot filter an aggregate
+    # on an annotation of the same query.
+    agg = BulkRecipient.objects.filter(job=job).aggregate(
         sent=Count("pk", filter=sent_q),
-        delivered=Count(
-            "pk", filter=sent_q & (Q(message__delivered_at__isnull=False) | Q(message__read_at__isnull=False))
-        ),
+        delivered=Count("pk", filter=sent_q & WAS_DELIVERED),
         read=Count("pk", filter=sent_q & Q(message__read_at__isnull=False)),
-        replied=Count("pk", filter=sent_q & Q(replied=True)),
-        failed=Count("pk", filter=Q(state=FAILED)),
+        replied=Count("pk", filter=sent_q & Q(Exists(_inbound_replies(job)))),
+        failed=Count("pk", filter=Q(status=RecipientStatus.FAILED) | FAILED_LATER),
         failed_at_send=Count("pk", filter=Q(status=RecipientStatus.FAILED)),
     )
     attempted = agg["sent"] + agg["failed_at_send"]

@@ -20,7 +20,7 @@ from django.db.models import Count, Q
 
 from bulk.models import BulkJob, BulkRecipient, RecipientStatus
 from contacts.models import Channel
-from messaging.models import WhatsAppTemplate
+from messaging.models import MessageStatus, WhatsAppTemplate
 
 CATEGORIES = ("marketing", "utility", "authentication", "service")
 SERVICE = "service"
@@ -114,7 +114,10 @@ def job_running_cost(job: BulkJob) -> dict | None:
     if job.channel != Channel.WHATSAPP:
         return None
     expected = job_pricing_category(job)
-    sent = BulkRecipient.objects.filter(job=job, status=RecipientStatus.SENT, message__isnull=False)
+    # A message the provider later reports failed is not charged.
+    sent = BulkRecipient.objects.filter(job=job, status=RecipientStatus.SENT, message__isnull=False).exclude(
+        message__status=MessageStatus.FAILED
+    )
     groups = sent.values("country", "message__pricing_category").annotate(
         live=Count("pk", filter=Q(message__dry_run=False)), dry=Count("pk", filter=Q(message__dry_run=True))
     )
