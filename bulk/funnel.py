@@ -220,10 +220,10 @@ def funnel_chart(job: BulkJob, *, now: datetime | None = None, steps: int = CHAR
             while index < len(moments) and moments[index] <= until:
                 index += 1
             x = round(CHART_WIDTH * step / steps, 1)
-            y = round(CHART_HEIGHT - (CHART_HEIGHT - 10) * index / peak, 1)
+            y = round(CHART_HEIGHT - (CHART_HEIGHT - 22) * index / peak, 1)  # the legend sits above
             points.append(f"{x},{y}")
         series.append({"key": key, "label": STATE_LABELS[key], "colour": colour, "points": " ".join(points),
-                       "total": len(moments)})  # fmt: skip
+                       "total": len(moments), "legend_x": 4 + 110 * len(series)})  # fmt: skip
     return {"series": series, "start": start, "end": end, "width": CHART_WIDTH, "height": CHART_HEIGHT, "peak": peak}
 
 

@@ -5,26 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import uuid
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from bulk import execution, funnel, pricing
-from bulk.models import BulkJob, BulkJobChunk, BulkRecipient, JobStatus
+from bulk import funnel, pricing
+from bulk.models import BulkJob, BulkRecipient
 from bulk.services import BulkMessage, bulk_job_create
+from bulk.tests.funnel_fixtures import funnel_events
 from messaging import inbound
 from messaging.models import Message
-from messaging.tests.sns_signing import eum_envelope, fixture_body, inbound_value, sns_notification
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-DELIVERED_WAMID = "wamid.HBgLMTkxNzM5OTI3MzkVAgARGBJBMTM4NDdGRENEREI5Rexample"
-FAILED_WAMID = "wamid.HBgLMTQyNTU1NTAxNTAVAgARGBI3RjE2QUQ4NUY1QzA5RTJEMjQA"
 
 
 @pytest.fixture(autouse=True)
@@ -33,78 +27,9 @@ def fast_limits(settings):
     settings.RATE_LIMIT_EUM_SOCIAL_ACCOUNT = 10_000.0
 
 
-def _fixture(name: str) -> dict:
-    return json.loads(fixture_body(name))
-
-
-def _status_event(wamid: str, status: str, *, at, pricing_category: str = "") -> dict:
-    """The reference "delivered" notification with another message, status, time and pricing."""
-    body = _fixture("sns-notification-status-delivered.json")
-    envelope = json.loads(body["Message"])
-    entry = json.loads(envelope["whatsAppWebhookEntry"])
-    event = entry["changes"][0]["value"]["statuses"][0]
-    event.update(id=wamid, status=status, timestamp=str(int(at.timestamp())))
-    if pricing_category:
-        event["pricing"] = {"billable": True, "pricing_model": "PMP", "category": pricing_category}
-    else:
-        event.pop("pricing"), event.pop("conversation")
-    envelope["whatsAppWebhookEntry"] = json.dumps(entry)
-    envelope["messageId"] = str(uuid.uuid4())
-    return {**body, "MessageId": str(uuid.uuid4()), "Message": json.dumps(envelope)}
-
-
-def _reply(contact, *, at) -> None:
-    value = inbound_value(
-        {"id": f"wamid.reply{uuid.uuid4().hex}", "type": "text", "text": {"body": "Yes please"}},
-        wa_id=contact.phone.lstrip("+"),
-        name=contact.name,
-    )
-    value["messages"][0]["timestamp"] = str(int(at.timestamp()))
-    inbound.notification_process(sns_notification(eum_envelope(value)))
-
-
-@pytest.fixture
-def sent_job(operator, make_contacts, reset_aws):
-    """A WhatsApp job of 6 sent recipients (A…F) and 1 skipped (not opted in), sent in-process."""
-    sendable = make_contacts(6)
-    refused = make_contacts(1, whatsapp=False)
-    job = bulk_job_create(
-        user=operator,
-        channel="whatsapp",
-        message=BulkMessage(content="Your table is ready"),
-        contact_ids=[str(c.pk) for c in [*sendable, *refused]],
-    )
-    execution.chunk_process(BulkJobChunk.objects.get(job=job).pk)
-    job.refresh_from_db()
-    assert (job.status, job.sent_count, job.skipped_count) == (JobStatus.COMPLETED, 6, 1)
-    messages = {c.pk: Message.objects.get(contact=c) for c in sendable}
-    for index, contact in enumerate(sendable):  # the wamid each send's answer carried
-        wamid = (DELIVERED_WAMID, FAILED_WAMID)[index] if index < 2 else f"wamid.job{uuid.uuid4().hex}"
-        Message.objects.filter(pk=messages[contact.pk].pk).update(whatsapp_message_id=wamid)
-    return job, sendable, refused
-
-
-def _events(job, sendable) -> None:
-    a, b, c, d, e, f = sendable
-    wamid = {x.pk: Message.objects.get(contact=x).whatsapp_message_id for x in sendable}
-    now = timezone.now()
-    inbound.notification_process(_fixture("sns-notification-status-delivered.json"))  # A: delivered, utility
-    inbound.notification_process(_fixture("sns-notification-status-failed.json"))  # B: failed, 131047
-    for contact in (c, d):
-        inbound.notification_process(_status_event(wamid[contact.pk], "delivered", at=now + timedelta(seconds=5)))
-        inbound.notification_process(_status_event(wamid[contact.pk], "read", at=now + timedelta(seconds=9)))
-    inbound.notification_process(
-        _status_event(wamid[e.pk], "delivered", at=now + timedelta(seconds=6), pricing_category="marketing")
-    )
-    _reply(d, at=now + timedelta(minutes=1))  # D replied within 72 h
-    # E replied too, but 80 hours after its send: not counted.
-    BulkRecipient.objects.filter(job=job, contact=e).update(sent_at=now - timedelta(hours=81))
-    _reply(e, at=now - timedelta(hours=1))
-
-
 def test_the_funnel_counts_sent_delivered_read_replied_and_failed_by_reason_from_status_events(sent_job):
     job, sendable, refused = sent_job
-    _events(job, sendable)
+    funnel_events(job, sendable)
 
     result = funnel.job_funnel(job)
 
@@ -140,7 +65,7 @@ def test_extra_rows_join_the_funnel_without_changing_its_callers(sent_job):
 
 def test_each_whatsapp_send_records_its_pricing_category_and_the_running_cost_uses_it(sent_job, settings):
     job, sendable, _ = sent_job
-    _events(job, sendable)
+    funnel_events(job, sendable)
     a, b, c, d, e, f = sendable
     outbound = Message.objects.filter(contact__in=sendable, direction="outbound")
     category = dict(outbound.values_list("contact_id", "pricing_category"))
@@ -179,7 +104,7 @@ def test_the_preflight_estimates_the_cost_from_the_price_table_by_template_categ
 
 def test_the_funnel_csv_is_formula_safe_keeps_phone_numbers_and_is_audited(sent_job, viewer, operator, client):
     job, sendable, _ = sent_job
-    _events(job, sendable)
+    funnel_events(job, sendable)
     sendable[5].name = '=HYPERLINK("http://evil.example","x")'
     sendable[5].save(update_fields=["name"])
     client.force_login(operator)
@@ -202,7 +127,7 @@ def test_the_funnel_page_filters_recipients_and_a_user_without_recipient_access_
     sent_job, operator, make_user, client
 ):
     job, sendable, _ = sent_job
-    _events(job, sendable)
+    funnel_events(job, sendable)
     client.force_login(operator)
 
     page = client.get(f"/bulk/{job.pk}/funnel/?state=failed").content.decode()
