@@ -246,6 +246,7 @@ class BulkRecipientSerializer(serializers.ModelSerializer):
     messageId = serializers.UUIDField(source="message_id", allow_null=True)
     sentAt = serializers.DateTimeField(source="sent_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
+    resumeAt = serializers.DateTimeField(source="resume_at", help_text="Waiting for quiet hours to end until then")
 
     class Meta:
         model = BulkRecipient
@@ -260,6 +261,8 @@ class BulkRecipientSerializer(serializers.ModelSerializer):
             "errorCode",
             "errorDetails",
             "messageId",
+            "country",
+            "resumeAt",
             "sentAt",
             "updatedAt",
         ]

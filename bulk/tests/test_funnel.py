@@ -63,7 +63,9 @@ def test_extra_rows_join_the_funnel_without_changing_its_callers(sent_job):
     assert (result.rows[-1].key, result.rows[-1].rate) == ("clicked", 33.3)
 
 
-def test_each_whatsapp_send_records_its_pricing_category_and_the_running_cost_uses_it(sent_job, settings):
+def test_each_whatsapp_send_records_its_pricing_category_and_the_running_cost_uses_it(
+    sent_job, settings, operator, client
+):
     job, sendable, _ = sent_job
     funnel_events(job, sendable)
     a, b, c, d, e, f = sendable
@@ -79,13 +81,16 @@ def test_each_whatsapp_send_records_its_pricing_category_and_the_running_cost_us
     # A utility (IN 0.0014) + E marketing (IN 0.0107) + C, D, F service (free); B failed: not charged.
     assert Decimal(cost["amount"]) == Decimal("0.0121")
     assert (cost["messages"], cost["reported"], cost["currency"]) == (5, 2, "USD")
+    client.force_login(operator)
+    assert "Running cost: <strong>0.0121 USD</strong>" in client.get(f"/bulk/{job.pk}/").content.decode()
     settings.WHATSAPP_PRICE_TABLE = {"marketing": {"GB": 1}}
     assert pricing.job_running_cost(job)["unpriced"] == 5
 
 
 def test_the_preflight_estimates_the_cost_from_the_price_table_by_template_category_and_country(
-    operator, make_contact, approved_template, reset_aws
+    operator, make_contact, approved_template, reset_aws, settings, client
 ):
+    settings.BULK_CONFIRMATION_THRESHOLD = 2  # the estimate is read before confirming
     contacts = [make_contact(phone=f"+91970000{n:04d}", opt_ins={"whatsapp": True}) for n in range(3)]
     contacts.append(make_contact(phone="+14255550150", opt_ins={"whatsapp": True}))
 
@@ -100,6 +105,10 @@ def test_the_preflight_estimates_the_cost_from_the_price_table_by_template_categ
     assert (cost["category"], cost["currency"], cost["messages"]) == ("utility", "USD", 4)
     assert Decimal(cost["amount"]) == Decimal("0.0082")  # 3 × IN 0.0014 + US 0.004
     assert sorted(BulkRecipient.objects.filter(job=job).values_list("country", flat=True)) == ["IN", "IN", "IN", "US"]
+    assert job.status == "AWAITING_CONFIRMATION"
+    client.force_login(operator)
+    page = client.get(f"/bulk/{job.pk}/").content.decode()
+    assert "0.0082 USD (4 utility messages)" in page
 
 
 def test_the_funnel_csv_is_formula_safe_keeps_phone_numbers_and_is_audited(sent_job, viewer, operator, client):
