@@ -239,9 +239,6 @@ def bulk_job_confirm(
     schedule = scheduling.schedule_parse(scheduled_for, time_zone) if scheduled_for else None
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job_id)
-        if schedule is not None:
-            job.scheduled_for, job.time_zone = schedule
-            job.save(update_fields=["scheduled_for", "time_zone", "updated_at"])
         if job.status != JobStatus.AWAITING_CONFIRMATION:
             raise BulkStateError(f"Only a job awaiting confirmation can be confirmed; this one is {job.status}.")
         will_send = job.preflight.get("willSend")
@@ -251,6 +248,9 @@ def bulk_job_confirm(
                 f"(got {count!r}). Nothing was queued.",
                 details={"willSend": will_send},
             )
+        if schedule is not None:
+            job.scheduled_for, job.time_zone = schedule
+            job.save(update_fields=["scheduled_for", "time_zone", "updated_at"])
         tier = _tier_recheck(job)
         if tier is not None and tier["exceeded"]:
             job.preflight = {**job.preflight, "tier": tier}
