@@ -22,6 +22,7 @@ from django.utils import timezone
 from phonenumbers import timezone as phone_timezone
 
 from bulk.models import RUNNABLE_JOB_STATUSES, BulkJob, BulkJobChunk, BulkRecipient, ChunkStatus, RecipientStatus
+from bulk.pricing import job_pricing_category
 from contacts.models import Channel
 
 ANY = "*"
@@ -85,8 +86,6 @@ def job_category(job: BulkJob) -> str:
     if job.channel == Channel.SMS:
         return settings.SMS_MESSAGE_TYPE.lower()
     if job.channel == Channel.WHATSAPP:
-        from bulk.pricing import job_pricing_category  # pricing reads templates; quiet hours share it
-
         return job_pricing_category(job)
     return "promotional"
 
