@@ -193,3 +193,22 @@ def test_the_job_page_shows_the_schedule_and_an_operator_reschedules_it(operator
     assert answer.status_code == 302
     job.refresh_from_db()
     assert job.scheduled_for == target.replace(second=0, microsecond=0)
+
+
+def test_the_job_pages_confirmation_can_send_later_in_the_chosen_time_zone(operator, make_contacts, client, settings):
+    settings.BULK_CONFIRMATION_THRESHOLD = 2
+    job = _create(operator, make_contacts(3))
+    client.force_login(operator)
+    page = client.get(f"/bulk/{job.pk}/").content.decode()
+    assert 'name="scheduled_for"' in page and f'value="{settings.BUSINESS_TIME_ZONE}"' in page
+    later = timezone.now() + timedelta(days=3)
+
+    answer = client.post(
+        f"/bulk/{job.pk}/confirm/",
+        {"count": "3", "scheduled_for": later.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"), "time_zone": "UTC"},
+    )
+
+    assert answer.status_code == 302
+    job.refresh_from_db()
+    assert (job.status, job.time_zone) == (JobStatus.SCHEDULED, "UTC")
+    assert job.scheduled_for == later.astimezone(UTC).replace(second=0, microsecond=0)
