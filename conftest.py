@@ -133,7 +133,7 @@ def _database_url() -> str:
 class CeleryWorker:
     """A real `celery worker` subprocess on the emulated SQS broker, using the test database."""
 
-    def __init__(self, queues: list[str], concurrency: int = 2, extra_env: dict | None = None):
+    def __init__(self, queues: list[str], concurrency: int = 2, extra_env: dict | None = None, beat: bool = False):
         self.log_path = ROOT / ".run" / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         env = {**os.environ, "DATABASE_URL": _database_url(), "CELERY_TASK_ALWAYS_EAGER": "false"}
@@ -143,7 +143,7 @@ class CeleryWorker:
             [
                 sys.executable, "-m", "celery", "-A", "wecare", "worker",
                 "-Q", ",".join(queues), "-c", str(concurrency), "--loglevel=INFO",
-                "--without-heartbeat", "--without-mingle", "--without-gossip",
+                "--without-heartbeat", "--without-mingle", "--without-gossip", *(["--beat"] if beat else []),
             ],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -182,10 +182,12 @@ def celery_worker_factory(transactional_db):
     """Start real workers: ``celery_worker_factory(queues=[...])``. Stopped after the test."""
     workers: list[CeleryWorker] = []
 
-    def start(queues: list[str] | None = None, concurrency: int = 2, extra_env: dict | None = None):
+    def start(queues: list[str] | None = None, concurrency: int = 2, extra_env: dict | None = None, beat: bool = False):
         prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("queue_name_prefix", "")
         names = queues or [settings.QUEUE_DEFAULT, settings.QUEUE_OUTBOUND, settings.QUEUE_INBOUND, settings.QUEUE_BULK]
-        worker = CeleryWorker([prefix + q if not q.startswith(prefix) else q for q in names], concurrency, extra_env)
+        worker = CeleryWorker(
+            [prefix + q if not q.startswith(prefix) else q for q in names], concurrency, extra_env, beat
+        )
         workers.append(worker)
         return worker
 

@@ -23,6 +23,7 @@ from bulk.reports import report_urls
 
 STATUS_COLOURS = {
     JobStatus.AWAITING_CONFIRMATION: "#b58900",
+    JobStatus.SCHEDULED: "#b58900",
     JobStatus.PENDING: "#666",
     JobStatus.IN_PROGRESS: "#268bd2",
     JobStatus.PAUSED: "#cb4b16",
@@ -131,6 +132,8 @@ class BulkJobAdmin(admin.ModelAdmin):
         "cancelled_at",
         "completed_at",
         "report_link",
+        "scheduled_for",
+        "time_zone",
     ]
     fieldsets = [
         (None, {"fields": ["id", "colored_status", "status_reason", "progress", "unknown_count", "report_link"]}),
@@ -162,6 +165,8 @@ class BulkJobAdmin(admin.ModelAdmin):
                     "created_at",
                     "confirmed_by",
                     "confirmed_at",
+                    "scheduled_for",
+                    "time_zone",
                     "started_at",
                     "paused_at",
                     "resumed_at",

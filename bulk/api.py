@@ -13,7 +13,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import RolePermission, permission_required
-from bulk import services
+from bulk import scheduling, services
 from bulk.errors import BulkError
 from bulk.models import BulkJob, BulkRecipient, RecipientStatus
 from bulk.reports import report_urls
@@ -23,6 +23,7 @@ from bulk.serializers import (
     BulkJobSerializer,
     BulkRecipientSerializer,
     BulkRetrySerializer,
+    BulkScheduleSerializer,
 )
 from wecare.jsonsafe import JSONParser
 
@@ -102,6 +103,8 @@ class BulkJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 tag=data.get("tag"),
                 csv_data=upload.read() if upload is not None else None,
                 csv_name=upload.name if upload is not None else "",
+                scheduled_for=data["scheduledFor"] or None,
+                time_zone=data["timeZone"],
             )
         except BulkError as exc:
             return error_response(exc)
@@ -124,7 +127,29 @@ class BulkJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def confirm(self, request, jobId=None):
         serializer = BulkConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._act(request, jobId, services.bulk_job_confirm, count=serializer.validated_data["count"])
+        data = serializer.validated_data
+        return self._act(
+            request,
+            jobId,
+            services.bulk_job_confirm,
+            count=data["count"],
+            scheduled_for=data["scheduledFor"] or None,
+            time_zone=data["timeZone"],
+        )
+
+    @extend_schema(
+        summary="Reschedule a scheduled job (until it starts)",
+        request=BulkScheduleSerializer,
+        responses={200: BulkJobSerializer, 400: OpenApiResponse(description="Bad time"), 409: OpenApiResponse()},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permission_required(CHANGE, SEND)])
+    def schedule(self, request, jobId=None):
+        serializer = BulkScheduleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return self._act(
+            request, jobId, scheduling.bulk_job_reschedule, when=data["scheduledFor"], time_zone=data["timeZone"]
+        )
 
     @extend_schema(summary="Pause: no new sends start", request=None, responses=BulkJobSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permission_required(CHANGE)])

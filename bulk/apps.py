@@ -8,4 +8,4 @@ class BulkConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the start-up check of workers that consume bulk-queue.
-        from bulk import worker  # noqa: F401
+        from bulk import checks, worker  # noqa: F401  (checks registers the settings checks)

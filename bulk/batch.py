@@ -42,9 +42,10 @@ from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from bulk import sending
+from bulk import quiet_hours, sending
 from bulk.models import (
     OUTCOME_UNKNOWN,
+    QUIET_HOURS,
     RUNNABLE_JOB_STATUSES,
     BulkJob,
     BulkJobChunk,
@@ -118,7 +119,8 @@ def _db(field_name: str, model, value):
 def claim_chunk(
     job: BulkJob, chunk: BulkJobChunk, now: datetime
 ) -> list[tuple[uuid.UUID, uuid.UUID, str, uuid.UUID | None]]:
-    """PENDING → SENDING for the whole chunk in one statement, while the job is runnable.
+    """PENDING → SENDING for the whole chunk in one statement, while the job is runnable (recipients
+    waiting out their quiet hours stay PENDING until their ``resume_at``).
 
     Returns (recipient id, contact id, origination number, message id or None) per recipient claimed.
     """
@@ -128,13 +130,14 @@ def claim_chunk(
     sql = (
         f"UPDATE {recipients} SET status = %s, claimed_at = %s, updated_at = %s "  # noqa: S608
         f"WHERE job_id = %s AND sequence >= %s AND sequence < %s AND status = %s "
+        f"AND (resume_at IS NULL OR resume_at <= %s) "
         f"AND EXISTS (SELECT 1 FROM {jobs} WHERE id = %s AND status IN ({runnable})) "
         f"RETURNING id, contact_id, origination_phone_number_id, message_id"
     )
     when = _db("claimed_at", BulkRecipient, now)
     job_id = _db("id", BulkJob, job.pk)
     params = [RecipientStatus.SENDING, when, when, job_id, chunk.start_sequence, chunk.end_sequence]
-    params += [RecipientStatus.PENDING, job_id, *[str(s) for s in RUNNABLE_JOB_STATUSES]]
+    params += [RecipientStatus.PENDING, when, job_id, *[str(s) for s in RUNNABLE_JOB_STATUSES]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -203,6 +206,7 @@ class ChunkRun:
             for rid, cid, phone, mid in claimed
         ]
         contacts = contacts_for_gate(e.contact_id for e in entries)
+        entries = self._defer_quiet(entries, contacts, now)
         refused = []
         for entry, result in zip(entries, self._decide(entries, contacts, now), strict=True):
             if isinstance(result, Refusal):
@@ -232,6 +236,34 @@ class ChunkRun:
                 for entry in failed:
                     entry.done = True
                 self._write_failed([(entry, error.code, details) for entry in failed], now)
+
+    def _defer_quiet(self, entries: list[Entry], contacts: dict[str, Contact], now: datetime) -> list[Entry]:
+        """Recipients in their quiet hours go back to PENDING until the window opens (never failed);
+        the others go on to the gate."""
+        rule = quiet_hours.rule_for_job(self.job)
+        if rule is None:
+            return entries
+        keep: list[Entry] = []
+        deferred: dict[datetime, list[uuid.UUID]] = {}
+        for entry in entries:
+            contact = contacts.get(str(entry.contact_id))
+            at = quiet_hours.resume_at(rule, contact.phone or "", now) if contact is not None else None
+            if at is None:
+                keep.append(entry)
+            else:
+                deferred.setdefault(at, []).append(entry.recipient_id)
+        for at, ids in deferred.items():
+            BulkRecipient.objects.filter(pk__in=ids, status=RecipientStatus.SENDING).update(
+                status=RecipientStatus.PENDING,
+                resume_at=at,
+                error_code=QUIET_HOURS,
+                error_details=f"Quiet hours in the recipient's time zone; resumes at {at:%Y-%m-%d %H:%M} UTC.",
+                updated_at=now,
+            )
+        if deferred:
+            logger.info("bulk: %s recipient(s) of chunk %s wait for quiet hours to end", len(entries) - len(keep),
+                        self.chunk.pk)  # fmt: skip
+        return keep
 
     # --- sending --------------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ from messaging.models import Message
 # Recipients per chunk: the unit of work on bulk-queue (the last chunk of a job may be smaller).
 CHUNK_SIZE = 100
 
+# A recipient in its quiet hours (bulk.quiet_hours): PENDING with resume_at set, never failed for it.
+QUIET_HOURS = "QUIET_HOURS"
+
 # Error codes the bulk layer adds to the safety gate's own (OPT_IN_REQUIRED, TIER_LIMIT, ...).
 OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 ADDRESS_INVALID = "ADDRESS_INVALID"
@@ -30,6 +33,8 @@ PROVIDER_ERROR = "PROVIDER_ERROR"
 
 class JobStatus(models.TextChoices):
     AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION", "Awaiting confirmation"
+    # Confirmed, waiting for its time (bulk.scheduling starts it from the database, so restarts lose nothing).
+    SCHEDULED = "SCHEDULED", "Scheduled"
     PENDING = "PENDING", "Pending"
     IN_PROGRESS = "IN_PROGRESS", "In progress"
     PAUSED = "PAUSED", "Paused"
@@ -131,6 +136,9 @@ class BulkJob(models.Model):
     confirmed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Send later (bulk.scheduling): the moment (UTC) and the time zone the operator gave it in.
+    scheduled_for = models.DateTimeField(null=True, blank=True, db_index=True)
+    time_zone = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -176,6 +184,10 @@ class BulkRecipient(models.Model):
     error_details = models.TextField(blank=True)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The phone number's country (ISO code) at pre-flight: prices the send (bulk.pricing).
+    country = models.CharField(max_length=2, blank=True)
+    # Quiet hours (bulk.quiet_hours): not claimed before this moment; set while the recipient waits.
+    resume_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 

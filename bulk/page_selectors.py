@@ -1,12 +1,13 @@
-"""Reads for the bulk pages: the sends-over-time chart of a job."""
+"""Reads for the bulk pages: the sends-over-time chart of a job, recipients waiting out quiet hours."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Count, Min
 from django.utils import timezone
 
-from bulk.models import BulkJob, BulkRecipient
+from bulk.models import QUIET_HOURS, BulkJob, BulkRecipient, RecipientStatus
 
 CHART_BARS = 24
 CHART_WIDTH = 480
@@ -52,3 +53,11 @@ def sends_over_time(job: BulkJob, *, bars: int = CHART_BARS) -> dict | None:
         "per_second": round(len(times) / span, 1),
         "total": len(times),
     }
+
+
+def quiet_waiting(job: BulkJob) -> dict | None:
+    """How many recipients wait for their quiet hours to end, and the first resume time (None: none)."""
+    waiting = BulkRecipient.objects.filter(job=job, status=RecipientStatus.PENDING, error_code=QUIET_HOURS).aggregate(
+        count=Count("pk"), first=Min("resume_at")
+    )
+    return waiting if waiting["count"] else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from bulk import sending
+from bulk import pricing, sending
 from bulk.models import BulkJob, BulkRecipient, RecipientStatus
 from bulk.recipients import Candidate
 from contacts.models import Channel
@@ -54,6 +54,9 @@ def preflight_run(*, job: BulkJob, candidates: list[Candidate], duplicates: int 
     sequence = 0
     for candidate in candidates:
         row = BulkRecipient(job=job, contact=candidate.contact, address=candidate.address[:320])
+        if job.channel != Channel.EMAIL:
+            phone = candidate.contact.phone if candidate.contact is not None else candidate.address
+            row.country = pricing.country_for_phone(phone or "")
         if candidate.error_code:
             decision = sending.Decision(False, candidate.error_code, candidate.error_details)
         else:
@@ -95,6 +98,7 @@ def preflight_run(*, job: BulkJob, candidates: list[Candidate], duplicates: int 
     if job.channel == Channel.WHATSAPP:
         used = {row.origination_phone_number_id for row in rows if row.sequence is not None}
         summary["tier"] = tier_summary(sorted(used | set(opens)), opens)
+        summary["cost"] = pricing.preflight_estimate(job, rows)
     return Preflight(rows, summary)
 
 

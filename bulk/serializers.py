@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from bulk.execution import job_counts
 from bulk.models import BulkJob, BulkRecipient, JobStatus
+from bulk.scheduling import local_time
 from contacts.models import Channel
 from messaging.channels import whatsapp as whatsapp_channel
 from wecare import jsonsafe
@@ -94,6 +95,12 @@ class BulkJobCreateSerializer(serializers.Serializer):
     media = serializers.FileField(
         required=False, help_text="WhatsApp: an image, video or document (caption: text), or a template's media header"
     )
+    scheduledFor = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Send later: e.g. 2026-12-24T09:30 (in timeZone)"
+    )
+    timeZone = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="IANA name; default the business's"
+    )
 
     def validate_csv(self, value):
         if value.size > MAX_CSV_BYTES:
@@ -121,6 +128,15 @@ class BulkJobCreateSerializer(serializers.Serializer):
 
 class BulkConfirmSerializer(serializers.Serializer):
     count = serializers.IntegerField(min_value=0, help_text="The pre-flight's willSend count")
+    scheduledFor = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Send later: e.g. 2026-12-24T09:30 (in timeZone)"
+    )
+    timeZone = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class BulkScheduleSerializer(serializers.Serializer):
+    scheduledFor = serializers.CharField(help_text="The new time, e.g. 2026-12-24T09:30 (in timeZone)")
+    timeZone = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class BulkRetrySerializer(serializers.Serializer):
@@ -172,6 +188,9 @@ class BulkJobSerializer(serializers.ModelSerializer):
     completedAt = serializers.DateTimeField(source="completed_at")
     reportS3Key = serializers.CharField(source="report_s3_key")
     confirmation = serializers.SerializerMethodField()
+    scheduledFor = serializers.DateTimeField(source="scheduled_for")
+    timeZone = serializers.CharField(source="time_zone")
+    scheduledForLocal = serializers.SerializerMethodField()
 
     class Meta:
         model = BulkJob
@@ -197,6 +216,9 @@ class BulkJobSerializer(serializers.ModelSerializer):
             "progress",
             "preflight",
             "confirmation",
+            "scheduledFor",
+            "timeZone",
+            "scheduledForLocal",
             "createdBy",
             "createdAt",
             "updatedAt",
@@ -217,6 +239,10 @@ class BulkJobSerializer(serializers.ModelSerializer):
 
     def get_createdBy(self, job: BulkJob) -> str | None:
         return job.created_by.email if job.created_by_id and job.created_by else None
+
+    def get_scheduledForLocal(self, job: BulkJob) -> str | None:
+        local = local_time(job)
+        return local.isoformat() if local else None
 
     def get_progress(self, job: BulkJob) -> dict:
         if self.context.get("live_counts"):
@@ -254,6 +280,7 @@ class BulkRecipientSerializer(serializers.ModelSerializer):
     messageId = serializers.UUIDField(source="message_id", allow_null=True)
     sentAt = serializers.DateTimeField(source="sent_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
+    resumeAt = serializers.DateTimeField(source="resume_at", help_text="Waiting for quiet hours to end until then")
 
     class Meta:
         model = BulkRecipient
@@ -268,6 +295,8 @@ class BulkRecipientSerializer(serializers.ModelSerializer):
             "errorCode",
             "errorDetails",
             "messageId",
+            "country",
+            "resumeAt",
             "sentAt",
             "updatedAt",
         ]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import audit_record
-from bulk import execution, sending
+from bulk import execution, scheduling, sending
 from bulk.errors import BulkConfirmationError, BulkInputError, BulkStateError, BulkTierError
 from bulk.models import (
     CHUNK_DEAD_LETTERED,
@@ -230,6 +231,8 @@ def bulk_job_create(
     segment_id=None,
     tag: str | None = None,
     retry_of: BulkJob | None = None,
+    scheduled_for: str | datetime | None = None,
+    time_zone: str = "",
 ) -> BulkJob:
     """Resolve the recipients, run the pre-flight and store the job with every recipient.
 
@@ -238,8 +241,11 @@ def bulk_job_create(
       pre-flight (so the per-recipient reasons can be read), then BulkInputError / BulkTierError.
     - Up to BULK_CONFIRMATION_THRESHOLD recipients: confirmed and queued at once.
     - More: AWAITING_CONFIRMATION until bulk_job_confirm gets the exact will-send count.
+    - ``scheduled_for`` (in ``time_zone``, default the business's): once confirmed the job waits
+      SCHEDULED until then (bulk.scheduling).
     """
     _validate_message(channel, message)
+    schedule = scheduling.schedule_parse(scheduled_for, time_zone) if scheduled_for else None
     if retry_of is not None:
         source, resolution = RecipientSource.RETRY, resolve_contact_ids(contact_ids, channel=channel)
         resolution.source_details = {"retryOf": str(retry_of.pk), "failedRecipients": len(contact_ids)}
@@ -255,6 +261,8 @@ def bulk_job_create(
         )
 
     job = _unsaved_job(user, channel, message, source=source, resolution=resolution, retry_of=retry_of)
+    if schedule:
+        job.scheduled_for, job.time_zone = schedule
     preflight = preflight_run(job=job, candidates=resolution.candidates, duplicates=resolution.duplicates)
     job.preflight = preflight.summary
     rejection: Exception | None = None
@@ -290,6 +298,7 @@ def bulk_job_create(
                 "channel": channel,
                 "source": source,
                 **{k: preflight.summary[k] for k in ("totalRecipients", "willSend")},
+                **({"scheduledFor": schedule[0].isoformat(), "timeZone": schedule[1]} if schedule else {}),
             },
         )
         if rejection is None and not preflight.summary["confirmationRequired"]:
@@ -304,7 +313,8 @@ def bulk_job_create(
 
 
 def _start(job: BulkJob, *, user) -> None:
-    """Confirmed: create the chunks (100 sendable recipients each) and queue them after commit."""
+    """Confirmed: create the chunks (100 sendable recipients each) and queue them after commit, or,
+    for a job with a time still ahead, leave it SCHEDULED for the beat task (bulk.scheduling)."""
     will_send = BulkRecipient.objects.filter(job=job, sequence__isnull=False).count()
     chunks = [
         BulkJobChunk(
@@ -317,12 +327,15 @@ def _start(job: BulkJob, *, user) -> None:
     ]
     BulkJobChunk.objects.bulk_create(chunks, batch_size=INSERT_BATCH)
     now = timezone.now()
+    later = job.scheduled_for is not None and job.scheduled_for > now
     BulkJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.PENDING,
+        status=JobStatus.SCHEDULED if later else JobStatus.PENDING,
         confirmed_at=now,
         confirmed_by=user if getattr(user, "is_authenticated", False) else None,
         updated_at=now,
     )
+    if later:
+        return
     job_id = str(job.pk)
     # One message now; a worker queues the chunks (bulk.tasks.bulk_job_enqueue_chunks).
     transaction.on_commit(lambda: bulk_job_enqueue_chunks.delay(job_id))
@@ -342,8 +355,14 @@ def _tier_recheck(job: BulkJob) -> dict | None:
     return tier_summary(sorted(opens), opens)
 
 
-def bulk_job_confirm(*, job_id, user, count) -> BulkJob:
-    """Confirm a job with the exact number of recipients its pre-flight says will be sent to."""
+def bulk_job_confirm(
+    *, job_id, user, count, scheduled_for: str | datetime | None = None, time_zone: str = ""
+) -> BulkJob:
+    """Confirm a job with the exact number of recipients its pre-flight says will be sent to.
+
+    With ``scheduled_for`` (in ``time_zone``, default the business's) the confirmed job waits SCHEDULED.
+    """
+    schedule = scheduling.schedule_parse(scheduled_for, time_zone) if scheduled_for else None
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job_id)
         if job.status != JobStatus.AWAITING_CONFIRMATION:
@@ -355,6 +374,9 @@ def bulk_job_confirm(*, job_id, user, count) -> BulkJob:
                 f"(got {count!r}). Nothing was queued.",
                 details={"willSend": will_send},
             )
+        if schedule is not None:
+            job.scheduled_for, job.time_zone = schedule
+            job.save(update_fields=["scheduled_for", "time_zone", "updated_at"])
         tier = _tier_recheck(job)
         if tier is not None and tier["exceeded"]:
             job.preflight = {**job.preflight, "tier": tier}
@@ -367,8 +389,11 @@ def bulk_job_confirm(*, job_id, user, count) -> BulkJob:
         else:
             rejection = None
             _start(job, user=user)
+            details = {"count": count}
+            if job.scheduled_for is not None:
+                details.update(scheduledFor=job.scheduled_for.isoformat(), timeZone=job.time_zone)
             audit_record(user=user, action="bulk_job.confirm", resource_type="bulk_job", resource_id=job.pk,
-                         details={"count": count})  # fmt: skip
+                         details=details)  # fmt: skip
     if rejection is not None:
         raise rejection
     job.refresh_from_db()
@@ -412,7 +437,13 @@ def bulk_job_resume(*, job_id, user) -> BulkJob:
 def bulk_job_cancel(*, job_id, user) -> BulkJob:
     """Remaining recipients become CANCELLED; sends in flight finish; a partial report is written."""
     now = timezone.now()
-    cancellable = [JobStatus.AWAITING_CONFIRMATION, JobStatus.PENDING, JobStatus.IN_PROGRESS, JobStatus.PAUSED]
+    cancellable = [
+        JobStatus.AWAITING_CONFIRMATION,
+        JobStatus.SCHEDULED,
+        JobStatus.PENDING,
+        JobStatus.IN_PROGRESS,
+        JobStatus.PAUSED,
+    ]
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job_id)
         if job.status not in cancellable:

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from bulk import execution
+from bulk import execution, quiet_hours, scheduling
 from messaging.dlq import dlq_send
 from wecare.retry import backoff_seconds
 
@@ -57,3 +57,14 @@ def bulk_job_enqueue_chunks(job_id: str, statuses: list[str] | None = None) -> i
     if statuses:
         return execution.chunks_enqueue(job_id, statuses=tuple(statuses))
     return execution.chunks_enqueue(job_id)
+
+
+@shared_task(acks_late=True)
+def bulk_scheduler_tick() -> dict[str, int]:
+    """Start scheduled jobs whose time has come and queue again the chunks whose recipients' quiet hours
+    ended (beat, every BULK_SCHEDULER_SECONDS). Both read the database, so a restart loses nothing."""
+    started = scheduling.scheduled_jobs_start_due()
+    resumed = quiet_hours.chunks_resume_due()
+    if started or resumed:
+        logger.info("bulk scheduler: %s job(s) started, %s chunk(s) resumed after quiet hours", len(started), resumed)
+    return {"started": len(started), "resumed": resumed}

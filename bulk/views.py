@@ -9,15 +9,19 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.services import audit_record
 from audiences.models import Segment
+from bulk import funnel
 from bulk.errors import BulkError
 from bulk.models import BulkJob, JobStatus
-from bulk.page_selectors import sends_over_time
+from bulk.page_selectors import quiet_waiting, sends_over_time
+from bulk.pricing import job_running_cost
 from bulk.reports import report_urls
+from bulk.scheduling import bulk_job_reschedule, business_time_zone, local_time
 from bulk.services import (
     BulkMessage,
     bulk_job_cancel,
@@ -185,8 +189,22 @@ def _job_context(request, job: BulkJob) -> dict:
         "can_pause": may_change and job.status in (JobStatus.PENDING, JobStatus.IN_PROGRESS),
         "can_resume": may_change and job.status == JobStatus.PAUSED,
         "can_cancel": may_change
-        and job.status in (JobStatus.AWAITING_CONFIRMATION, JobStatus.PENDING, JobStatus.IN_PROGRESS, JobStatus.PAUSED),
-        "live": not job.is_finished and job.status != JobStatus.AWAITING_CONFIRMATION,
+        and job.status
+        in (
+            JobStatus.AWAITING_CONFIRMATION,
+            JobStatus.SCHEDULED,
+            JobStatus.PENDING,
+            JobStatus.IN_PROGRESS,
+            JobStatus.PAUSED,
+        ),
+        "can_reschedule": may_change
+        and request.user.has_perm("messaging.send_message")
+        and job.status == JobStatus.SCHEDULED,
+        "scheduled_local": local_time(job),
+        "business_time_zone": business_time_zone(),
+        "quiet": quiet_waiting(job),
+        "cost": job_running_cost(job),
+        "live": not job.is_finished and job.status not in (JobStatus.AWAITING_CONFIRMATION, JobStatus.SCHEDULED),
         "tier_refusal": RefusalCode.TIER_LIMIT.value,
     }
 
@@ -214,7 +232,30 @@ def _act(request: HttpRequest, job_id, action, done: str, **kwargs) -> HttpRespo
 def job_confirm(request: HttpRequest, job_id) -> HttpResponse:
     raw = request.POST.get("count", "").strip()
     count = int(raw) if raw.isdigit() else raw  # anything but the exact number is refused by the service
-    return _act(request, job_id, bulk_job_confirm, "Confirmed: the job is queued.", count=count)
+    later = request.POST.get("scheduled_for", "").strip()
+    done = "Confirmed and scheduled." if later else "Confirmed: the job is queued."
+    return _act(
+        request,
+        job_id,
+        bulk_job_confirm,
+        done,
+        count=count,
+        scheduled_for=later or None,
+        time_zone=request.POST.get("time_zone", ""),
+    )
+
+
+@page_view("bulk.change_bulkjob", "messaging.send_message")
+@require_POST
+def job_schedule(request: HttpRequest, job_id) -> HttpResponse:
+    return _act(
+        request,
+        job_id,
+        bulk_job_reschedule,
+        "Rescheduled.",
+        when=request.POST.get("scheduled_for", ""),
+        time_zone=request.POST.get("time_zone", ""),
+    )
 
 
 @page_view("bulk.change_bulkjob")
@@ -244,3 +285,51 @@ def job_report(request: HttpRequest, job_id) -> HttpResponse:
         return redirect("bulk_pages:detail", job_id=job.pk)
     urls = report_urls(job)
     return redirect(urls["csv"] if request.GET.get("format") == "csv" else urls["json"])
+
+
+@page_view("bulk.view_bulkjob", "bulk.view_bulkrecipient")
+@require_GET
+def job_funnel_page(request: HttpRequest, job_id) -> HttpResponse:
+    """The delivery funnel: counts and rates, a chart over time, failures by reason, the recipients."""
+    job = get_object_or_404(BulkJob, pk=job_id)
+    state, reason = request.GET.get("state", ""), request.GET.get("reason", "")[:64]
+    try:
+        rows = funnel.recipients_filtered(job, state=state, reason=reason)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        state, rows = "", funnel.recipients_filtered(job, reason=reason)
+    page = Paginator(funnel.with_replied_at(rows, job), PAGE_SIZE).get_page(request.GET.get("page"))
+    figures = funnel.job_funnel(job)
+    return render_page(
+        request,
+        "bulk/funnel.html",
+        {
+            "job": job,
+            "funnel": figures,
+            "chart": funnel.funnel_chart(job),
+            "cost": job_running_cost(job),
+            "page": page,
+            "state": state,
+            "reason": reason,
+            "states": [(key, funnel.STATE_LABELS[key], figures.by_state.get(key, 0)) for key in funnel.STATES],
+            "reasons": funnel.reasons_of(job),
+            "reason_words": REASON_WORDS,
+        },
+    )
+
+
+@page_view("bulk.view_bulkjob", "bulk.view_bulkrecipient")
+@require_GET
+def job_funnel_csv(request: HttpRequest, job_id) -> HttpResponse:
+    """The recipient table (as filtered) as a formula-safe CSV."""
+    job = get_object_or_404(BulkJob, pk=job_id)
+    state, reason = request.GET.get("state", ""), request.GET.get("reason", "")[:64]
+    if state and state not in funnel.STATES:
+        return HttpResponse(f"state must be one of {', '.join(funnel.STATES)}", status=400, content_type="text/plain")
+    audit_record(user=request.user, action="bulk_job.funnel_export", resource_type="bulk_job", resource_id=job.pk,
+                 details={"state": state, "reason": reason})  # fmt: skip
+    response = StreamingHttpResponse(
+        funnel.funnel_csv_lines(job, state=state, reason=reason), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="bulk-{job.pk}-funnel.csv"'
+    return response

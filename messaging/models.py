@@ -103,6 +103,8 @@ class Message(models.Model):
         max_length=16, choices=[("opt_out", "Opt-out keyword"), ("opt_in", "Opt-in keyword")], blank=True, default=""
     )
     segments = models.PositiveIntegerField(null=True, blank=True)
+    # WhatsApp: Meta's pricing category from the status events' pricing block (marketing, utility, ...).
+    pricing_category = models.CharField(max_length=32, blank=True)
     dry_run = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     # Outbound: a worker sending this message holds it until then (at-least-once tasks send once).

@@ -479,6 +479,29 @@ BULK_CHUNK_MAX_RETRIES = _int("BULK_CHUNK_MAX_RETRIES", 3, maximum=10)
 # The sweeper queues a chunk again when its message has been waiting this long (lost message).
 BULK_STALE_CHUNK_SECONDS = _int("BULK_STALE_CHUNK_SECONDS", 900, minimum=60)
 
+# --- Bulk scheduling, quiet hours and cost (bulk.scheduling, bulk.quiet_hours, bulk.pricing) -----
+# The business's time zone: a scheduled job's default, and a recipient's when their number says none.
+BUSINESS_TIME_ZONE = env.str("BUSINESS_TIME_ZONE", default=TIME_ZONE)
+# How often beat starts due scheduled jobs and resumes recipients whose quiet hours ended.
+BULK_SCHEDULER_SECONDS = _float("BULK_SCHEDULER_SECONDS", 30.0)
+# When each (channel, category) may be sent, in the recipient's local time (their number's country).
+# JSON list of {"channel", "category", "from": "HH:MM", "until": "HH:MM"}; "[]" turns quiet hours off.
+BULK_QUIET_HOURS = env.json(
+    "BULK_QUIET_HOURS", default=[{"channel": "sms", "category": "promotional", "from": "09:00", "until": "21:00"}]
+)
+# WhatsApp price per message: {category: {country ISO code or "*": price}} in WHATSAPP_PRICE_CURRENCY.
+# The defaults are Meta's 2025 list rates for a few markets; set the table from your current rate card.
+WHATSAPP_PRICE_CURRENCY = env.str("WHATSAPP_PRICE_CURRENCY", default="USD")
+WHATSAPP_PRICE_TABLE = env.json(
+    "WHATSAPP_PRICE_TABLE",
+    default={
+        "marketing": {"IN": 0.0107, "US": 0.025, "GB": 0.0529, "*": 0.0604},
+        "utility": {"IN": 0.0014, "US": 0.004, "GB": 0.022, "*": 0.0077},
+        "authentication": {"IN": 0.0014, "US": 0.0135, "GB": 0.0358, "*": 0.0424},
+        "service": {"*": 0.0},
+    },
+)
+
 # --- Audit --------------------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 180, minimum=1)
 
@@ -557,6 +580,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wecare.purge_expired",
         "schedule": crontab(hour=3, minute=17),
         "options": {"expires": 6 * 3600},  # a missed night is caught up by the next, not stacked
+    },
+    "bulk-scheduler": {
+        "task": "bulk.tasks.bulk_scheduler_tick",
+        "schedule": BULK_SCHEDULER_SECONDS,  # scheduled jobs start and quiet hours end within this
+        "options": {"expires": BULK_SCHEDULER_SECONDS},
     },
     "bulk-sweep": {
         "task": "bulk.tasks.bulk_sweep",

@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.services import user_create
+from bulk.tests.funnel_fixtures import sent_job  # noqa: F401  (a sent job with its status events)
 from contacts.models import ConsentSource, Contact
 from contacts.search import build_search_text
 from contacts.services import contact_create

@@ -22,6 +22,7 @@ def test_the_bulk_api_schema_is_valid_without_warnings():
         "/api/bulk/jobs/{jobId}/pause/",
         "/api/bulk/jobs/{jobId}/resume/",
         "/api/bulk/jobs/{jobId}/cancel/",
+        "/api/bulk/jobs/{jobId}/schedule/",
         "/api/bulk/jobs/{jobId}/retry-failed/",
         "/api/bulk/jobs/{jobId}/report/",
         "/api/bulk/jobs/{jobId}/recipients/",

@@ -77,6 +77,23 @@ def _error_details(status: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(first.get("code", "")), details
 
 
+def pricing_category(status: dict[str, Any]) -> str:
+    """Meta's pricing category of the message (``pricing.category``: marketing, utility, ...), or ""."""
+    pricing = status.get("pricing")
+    category = _text(pricing.get("category")) if isinstance(pricing, dict) else ""
+    return category.lower()[:32]
+
+
+def _record_pricing(pairs: list[tuple[Any, str]]) -> None:
+    """Store each message's pricing category (one UPDATE per category; the latest event's wins)."""
+    by_category: dict[str, set] = defaultdict(set)
+    for pk, category in pairs:
+        if category:
+            by_category[category].add(pk)
+    for category, pks in by_category.items():
+        Message.objects.filter(pk__in=pks).exclude(pricing_category=category).update(pricing_category=category)
+
+
 def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bool:
     """Apply one status event to our outbound message; forward only. Returns whether it changed."""
     wamid = _text(status.get("id"))
@@ -113,6 +130,7 @@ def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bo
     if not changed and new != MessageStatus.FAILED:
         # A late event (delivered after read) still tells when that step happened.
         Message.objects.filter(pk=message.pk, **{f"{time_field}__isnull": True}).update(**{time_field: at})
+    _record_pricing([(message.pk, pricing_category(status))])
     logger.info("status %s of message %s (%s): %s", new, message.pk, wamid, "applied" if changed else "not newer")
     if changed:
         metrics.message_status(new, channel=message.channel)
@@ -243,5 +261,6 @@ def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
         for field, values in times.items():
             if values:
                 _update_from_values(field, list(values.items()))
+        _record_pricing([(messages[w].pk, pricing_category(s)) for w, _, _, s, _ in parsed if w in messages])
     logger.info("statuses applied in a batch: %s event(s), %s message(s) moved forward", len(parsed), moved)
     return moved
