@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.dlq import dlq_send
+from messaging.feedback.events import feedback_message, feedback_process
 from messaging.inbound.messages import inbound_message_receive
 from messaging.inbound.payload import (
     InboundPayloadError,
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 class ProcessSummary:
     # Not an EUM Social event (e.g. a tier alert published to the same topic): kept, not processed.
     not_eum: bool = False
+    # An SES event, SMS receipt or inbound SMS (messaging.feedback): what was done with it.
+    feedback: str = ""
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     statuses_applied: list[str] = field(default_factory=list)
@@ -40,6 +43,8 @@ class ProcessSummary:
 def notification_process(body: dict[str, Any]) -> ProcessSummary:
     """Process one SNS Notification body (already verified). Idempotent: safe to run again."""
     if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
+        if feedback_message(body) is not None:
+            return ProcessSummary(not_eum=True, feedback=feedback_process(body))
         logger.info(
             "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
             body.get("MessageId"),
@@ -145,11 +150,12 @@ def inbound_event_process(*, event_id) -> ProcessSummary | None:
     _mark_processed(event.pk)
     metrics.emit("InboundEventsProcessed")
     logger.info(
-        "inbound event %s processed: stored=%s duplicates=%s statuses=%s",
+        "inbound event %s processed: stored=%s duplicates=%s statuses=%s feedback=%s",
         event.pk,
         summary.stored,
         summary.duplicates,
         summary.statuses_applied,
+        summary.feedback or "-",
     )
     return summary
 
@@ -240,7 +246,10 @@ def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
         event_id = str(event.pk)
         body = event.body
         if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
-            batched.append(event_id)  # not an EUM event: kept, nothing to process
+            if feedback_message(body) is not None:
+                summary.one_by_one.append(event_id)  # SES / SMS feedback: the per-event path applies it
+            else:
+                batched.append(event_id)  # not an EUM event: kept, nothing to process
             continue
         try:
             statuses = _status_only(body)
