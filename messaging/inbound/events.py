@@ -42,9 +42,10 @@ class ProcessSummary:
 
 def notification_process(body: dict[str, Any]) -> ProcessSummary:
     """Process one SNS Notification body (already verified). Idempotent: safe to run again."""
+    # SES and SMS feedback first: an SMS event may carry a "context" key, as EUM Social's envelope does.
+    if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
+        return ProcessSummary(not_eum=True, feedback=feedback_process(body))
     if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
-        if feedback_message(body) is not None:
-            return ProcessSummary(not_eum=True, feedback=feedback_process(body))
         logger.info(
             "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
             body.get("MessageId"),
@@ -245,11 +246,11 @@ def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
     for event in events:
         event_id = str(event.pk)
         body = event.body
+        if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
+            summary.one_by_one.append(event_id)  # SES / SMS feedback: the per-event path applies it
+            continue
         if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
-            if feedback_message(body) is not None:
-                summary.one_by_one.append(event_id)  # SES / SMS feedback: the per-event path applies it
-            else:
-                batched.append(event_id)  # not an EUM event: kept, nothing to process
+            batched.append(event_id)  # not an EUM event: kept, nothing to process
             continue
         try:
             statuses = _status_only(body)
