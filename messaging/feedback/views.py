@@ -28,7 +28,9 @@ MAX_TOKEN_CHARS = 512
 
 def _page(request: HttpRequest, token: str, status: int = 200, **context) -> HttpResponse:
     response = render(request, TEMPLATE, {"token": token, **context}, status=status)
-    response["Referrer-Policy"] = "no-referrer"  # the token must not leave in a Referer header
+    # The token must not leave in a Referer header; "no-referrer" would also make the browser send
+    # "Origin: null" with the confirmation, which CSRF protection (rightly) refuses.
+    response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "no-store"
     return response
 

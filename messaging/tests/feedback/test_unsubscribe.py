@@ -84,7 +84,7 @@ def test_the_page_asks_for_one_confirmation_and_a_get_changes_nothing(subscriber
 
     assert response.status_code == 200
     assert b"d***@example.org" in response.content and b"diego@example.org" not in response.content
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     subscriber.refresh_from_db()
     assert subscriber.opt_in_email is True
 
