@@ -226,6 +226,7 @@ def test_sms_goes_out_through_the_pool_and_stores_its_segments(make_contact, liv
             "OriginationIdentity": django_settings.SMS_POOL_ID,
             "MessageBody": text,
             "MessageType": "TRANSACTIONAL",
+            "ConfigurationSetName": django_settings.SMS_CONFIGURATION_SET,  # its receipts come back by SNS
         },
     )
 
