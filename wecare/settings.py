@@ -473,8 +473,13 @@ BULK_STALE_CHUNK_SECONDS = _int("BULK_STALE_CHUNK_SECONDS", 900, minimum=60)
 SES_CONFIGURATION_SET = env.str("SES_CONFIGURATION_SET", default="base-wecare-digital-email").strip()
 SMS_CONFIGURATION_SET = env.str("SMS_CONFIGURATION_SET", default="base-wecare-digital-sms").strip()
 # Where people reach the platform from outside (the unsubscribe link in emails): https in AWS.
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").strip().rstrip("/")
-if ENVIRONMENT in ("staging", "production") and not PUBLIC_BASE_URL.startswith("https://"):
+_public_default = (
+    f"https://{ALLOWED_HOSTS[0].lstrip('.')}"
+    if ENVIRONMENT in DEPLOYED_ENVIRONMENTS and ALLOWED_HOSTS
+    else "http://localhost:8000"
+)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=_public_default).strip().rstrip("/")
+if ENVIRONMENT in DEPLOYED_ENVIRONMENTS and not PUBLIC_BASE_URL.startswith("https://"):
     raise ImproperlyConfigured(f"PUBLIC_BASE_URL={PUBLIC_BASE_URL!r} must be an https:// URL in {ENVIRONMENT}.")
 # An optional mailbox for List-Unsubscribe's mailto (RFC 2369), e.g. unsubscribe@wecare.digital.
 EMAIL_UNSUBSCRIBE_MAILTO = env.str("EMAIL_UNSUBSCRIBE_MAILTO", default="").strip()
