@@ -183,7 +183,7 @@ WHATSAPP_ERROR_TITLES = {
 
 
 def sample(template: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """A deep copy of ``template`` with ``changes``; dotted keys ("bounce.bounceType") reach inside."""
+    """A deep copy of ``template`` with ``changes``; ``bounce__bounceType`` reaches inside ``bounce``."""
     event = copy.deepcopy(template)
     for dotted, value in changes.items():
         target = event
