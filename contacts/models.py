@@ -25,6 +25,7 @@ class ConsentSource(models.TextChoices):
     UI = "ui", "Operator pages"
     INBOUND_KEYWORD = "inbound_keyword", "Inbound keyword"
     INBOUND = "inbound", "Inbound message"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe link"
 
 
 class AttributeType(models.TextChoices):

@@ -17,4 +17,9 @@ urlpatterns = [
     path("<uuid:contact_id>/edit/", views.contact_edit_page, name="edit"),
     path("<uuid:contact_id>/delete/", views.contact_delete_page, name="delete"),
     path("<uuid:contact_id>/restore/", views.contact_restore_page, name="restore"),
+    path(
+        "<uuid:contact_id>/suppressions/<uuid:suppression_id>/lift/",
+        views.contact_suppression_lift_page,
+        name="suppression_lift",
+    ),
 ]

@@ -27,6 +27,8 @@ from contacts.models import AttributeDefinition, ConsentSource, Contact, Contact
 from contacts.page_forms import OPT_IN_FIELDS, ContactEditForm, ContactForm, ImportForm
 from contacts.selectors import contact_consent_history
 from contacts.services import contact_create, contact_restore, contact_soft_delete, contact_update
+from messaging.feedback.suppressions import contact_suppressions, suppression_lift
+from messaging.models import Suppression
 from wecare.pages import deny, page_view, render_page, whatsapp_window
 
 PAGE_SIZE = 50
@@ -107,6 +109,7 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
             "history": contact_consent_history(contact=contact)[:200],
             "window": whatsapp_window(contact),
             "dm_url": _dm_url(contact),
+            "suppressions": contact_suppressions(contact),
         },
     )
 
@@ -150,6 +153,20 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@page_view("contacts.view_contact", "messaging.lift_suppression")
+@require_POST
+def contact_suppression_lift_page(request: HttpRequest, contact_id, suppression_id) -> HttpResponse:
+    """An Admin lifts one of the suppressions the contact page shows (audited by the service)."""
+    contact = get_object_or_404(Contact, pk=contact_id)
+    suppression = next((s for s in contact_suppressions(contact) if s.pk == suppression_id), None)
+    if suppression is None:
+        get_object_or_404(Suppression, pk=suppression_id)  # 404 if unknown; else it is not this contact's
+        messages.error(request, "That suppression is not active on this contact's addresses.")
+    elif suppression_lift(suppression=suppression, actor=request.user, reason=request.POST.get("reason", "")):
+        messages.success(request, f"{suppression.get_channel_display()} suppression lifted: sending may resume.")
+    return redirect("contact_pages:detail", contact_id=contact.pk)
 
 
 @page_view("contacts.add_contact")

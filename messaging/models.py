@@ -354,3 +354,81 @@ class MessageUsage(models.Model):
     def __str__(self) -> str:
         what = self.template_name or self.kind
         return f"{self.day} {self.channel} {what}: {self.count}"
+
+
+class SuppressionReason(models.TextChoices):
+    """Why an address is suppressed (messaging.feedback). Stable values: reports and the API read them."""
+
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    COMPLAINT = "complaint", "Complaint (marked as spam)"
+    SOFT_BOUNCES = "soft_bounces", "Soft bounces in a row"
+    ACCOUNT_SUPPRESSED = "account_suppressed", "On the SES suppression list"
+    SMS_INVALID = "sms_invalid", "Invalid phone number"
+    SMS_BLOCKED = "sms_blocked", "Blocked by the phone or carrier"
+    WHATSAPP_UNDELIVERABLE = "whatsapp_undeliverable", "Undeliverable on WhatsApp (131026)"
+    WHATSAPP_MARKETING_LIMIT = "whatsapp_marketing_limit", "WhatsApp per-user marketing limit (131049)"
+    WHATSAPP_MARKETING_STOPPED = "whatsapp_marketing_stopped", "Stopped WhatsApp marketing messages (131050)"
+
+
+class SuppressionQuerySet(models.QuerySet):
+    def active(self, now=None):
+        """Not lifted and not expired: the gate refuses sends to these."""
+        now = now or timezone.now()
+        return self.filter(lifted_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class Suppression(models.Model):
+    """An address the platform must not send to on one channel (for WhatsApp: maybe one template category),
+    because the provider told us sending again would fail or hurt: a hard bounce, a complaint, an invalid
+    number, a WhatsApp permanent failure. Written by messaging.feedback; lifted (never deleted) by an Admin.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="suppression id")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    # Email lower-cased, or a phone number in E.164: the address, whichever contact holds it now.
+    address = models.CharField(max_length=254)
+    # WhatsApp template category it applies to (MARKETING); empty: every message on the channel.
+    category = models.CharField(max_length=32, blank=True, default="")
+    reason = models.CharField(max_length=32, choices=SuppressionReason.choices)
+    detail = models.CharField(max_length=1000, blank=True)  # the provider's words (diagnostic code, carrier)
+    provider_event_id = models.CharField(max_length=256, blank=True)
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions")
+    created_at = models.DateTimeField(default=timezone.now, verbose_name="since")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lift_reason = models.CharField(max_length=500, blank=True)
+
+    objects = SuppressionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "address", "category"],
+                condition=Q(lifted_at__isnull=True),
+                name="suppression_unique_unlifted",
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "address"], name="suppression_address")]
+        permissions = [("lift_suppression", "Can lift a suppression")]
+
+    def __str__(self) -> str:
+        what = f" ({self.category})" if self.category else ""
+        return f"{self.channel} {self.address}{what}: {self.get_reason_display()}"
+
+
+class EmailSoftBounce(models.Model):
+    """Soft bounces in a row per email address; a delivery resets the count (messaging.feedback.ses)."""
+
+    address = models.CharField(max_length=254, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField(null=True, blank=True)
+    last_detail = models.CharField(max_length=1000, blank=True)
+    # The SES feedbackId counted last: a replayed event is not counted twice.
+    last_event_id = models.CharField(max_length=256, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.count} soft bounce(s) in a row"

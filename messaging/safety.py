@@ -45,7 +45,12 @@ rely on them):
                       object for {{name}}), or unusable values; a header text parameter, media file
                       (image/video/document header, of that type) or button parameter (URL suffix,
                       quick-reply payload) missing where the template has one, or given where not.
-9. TIER_LIMIT         WhatsApp template outside the window (business-initiated) that would open a
+9. EMAIL_SUPPRESSED, SMS_SUPPRESSED, WHATSAPP_SUPPRESSED
+                      the contact's address is suppressed on the channel (hard bounce, complaint,
+                      soft bounces in a row, SES suppression list; invalid or blocked number;
+                      WhatsApp permanent failure, maybe only for the template's category:
+                      messaging.feedback). The reason says why and since when.
+10. TIER_LIMIT        WhatsApp template outside the window (business-initiated) that would open a
                       new conversation while the phone number's tier is used up.
 
 Between 5/6 and 7, a personalised request (``SendRequest.personalise``, bulk jobs) is rendered for
@@ -82,7 +87,8 @@ from messaging import personalise
 from messaging.channels import email as email_channel
 from messaging.channels import sms as sms_channel
 from messaging.channels import whatsapp as whatsapp_channel
-from messaging.models import MessageType, SafetyRefusalCount, TemplateStatus, WhatsAppTemplate
+from messaging.feedback.suppressions import contact_address, suppressed_addresses, suppression_matching
+from messaging.models import MessageType, SafetyRefusalCount, Suppression, TemplateStatus, WhatsAppTemplate
 from messaging.outbound.request import SendRequest
 from messaging.tier import (
     TierStatus,
@@ -135,6 +141,16 @@ class RefusalCode(StrEnum):
     TIER_LIMIT = "TIER_LIMIT"
     PLACEHOLDER_MISSING = "PLACEHOLDER_MISSING"
     PLACEHOLDER_INVALID = "PLACEHOLDER_INVALID"
+    EMAIL_SUPPRESSED = "EMAIL_SUPPRESSED"
+    SMS_SUPPRESSED = "SMS_SUPPRESSED"
+    WHATSAPP_SUPPRESSED = "WHATSAPP_SUPPRESSED"
+
+
+SUPPRESSED_CODES = {
+    Channel.EMAIL: RefusalCode.EMAIL_SUPPRESSED,
+    Channel.SMS: RefusalCode.SMS_SUPPRESSED,
+    Channel.WHATSAPP: RefusalCode.WHATSAPP_SUPPRESSED,
+}
 
 
 # Refusals that point at a configuration or policy problem rather than a routine "no".
@@ -312,6 +328,9 @@ class GateLookups:
     def template(self, name: str, language: str) -> WhatsAppTemplate | None:
         return WhatsAppTemplate.objects.filter(name=name, language=language).first()
 
+    def suppressions(self, channel: str, address: str) -> list[Suppression]:
+        return suppressed_addresses(channel, [address], now=self.now).get(address, [])
+
     def tier_allows(self, phone_number_id: str, contact_id) -> bool:
         """A business-initiated conversation may be opened (reserve_tier: and its place is taken)."""
         if self.reserve_tier:
@@ -348,12 +367,20 @@ class _BatchLookups(GateLookups):
         self.requests = requests
         self.caller_tier_allows = tier_allows
         self.open_conversations: dict[str, set[str]] = {}
+        self.suppressed: dict[str, dict[str, list[Suppression]]] = {}
 
     def contact(self, contact_id) -> Contact | None:
         return self.contacts.get(str(contact_id).lower())
 
     def template(self, name: str, language: str) -> WhatsAppTemplate | None:
         return self.templates.get((name, language))
+
+    def suppressions(self, channel: str, address: str) -> list[Suppression]:
+        if channel not in self.suppressed:  # one query per channel for every contact of the batch
+            contacts = (self.contact(r.contact_id) for r in self.requests if r.channel == channel)
+            addresses = [contact_address(c, channel) for c in contacts if c is not None]
+            self.suppressed[channel] = suppressed_addresses(channel, addresses, now=self.now)
+        return self.suppressed[channel].get(address, [])
 
     def tier_allows(self, phone_number_id: str, contact_id) -> bool:
         if self.caller_tier_allows is not None:
@@ -379,6 +406,26 @@ def contacts_for_gate(contact_ids: Iterable) -> dict[str, Contact]:
     if not ids:
         return {}
     return {str(contact.pk): contact for contact in Contact.objects.active().filter(pk__in=ids)}
+
+
+def _suppression_refusal(
+    request: SendRequest, contact: Contact, clearance: Clearance, lookups: GateLookups
+) -> Refusal | None:
+    """Rule 9: the address is suppressed on the channel (for WhatsApp: for everything, or for the
+    template's category)."""
+    address = contact_address(contact, request.channel)
+    category = clearance.template.category if clearance.template is not None else ""
+    suppression = suppression_matching(lookups.suppressions(request.channel, address), category=category)
+    if suppression is None:
+        return None
+    what = "email address" if request.channel == Channel.EMAIL else "phone number"
+    scope = f" for {suppression.category.lower()} templates" if suppression.category else ""
+    until = f", until {suppression.expires_at:%Y-%m-%d %H:%M} UTC" if suppression.expires_at else ""
+    return Refusal(
+        SUPPRESSED_CODES[request.channel],
+        f"the contact's {what} is suppressed on {Channel(request.channel).label}{scope} since "
+        f"{suppression.created_at:%Y-%m-%d %H:%M} UTC ({suppression.get_reason_display()}){until}",
+    )
 
 
 def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | None = _UNSET) -> Refusal | Clearance:
@@ -436,11 +483,13 @@ def _evaluate(request: SendRequest, *, lookups: GateLookups, contact: Contact | 
             return Refusal(RefusalCode.PLACEHOLDER_INVALID, f"with this contact's values, {problem}")
         return Refusal(RefusalCode.CONTENT_INVALID, problem)
 
+    if request.message_type == MessageType.TEMPLATE and (problem := _template_problem(request, clearance, lookups)):
+        if written is not None and _template_problem(written, Clearance(contact=contact), lookups) is None:
+            return Refusal(RefusalCode.PLACEHOLDER_INVALID, f"with this contact's values, {problem}")
+        return Refusal(RefusalCode.TEMPLATE_INVALID, problem)
+    if refusal := _suppression_refusal(request, contact, clearance, lookups):
+        return refusal
     if request.message_type == MessageType.TEMPLATE:
-        if problem := _template_problem(request, clearance, lookups):
-            if written is not None and _template_problem(written, Clearance(contact=contact), lookups) is None:
-                return Refusal(RefusalCode.PLACEHOLDER_INVALID, f"with this contact's values, {problem}")
-            return Refusal(RefusalCode.TEMPLATE_INVALID, problem)
         clearance.business_initiated = not in_window
         if clearance.business_initiated:
             phone = clearance.phone_number_id

@@ -50,6 +50,7 @@ CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
     "Api5xx": (COUNT, ()),
     "WorkerErrors": (COUNT, ()),
     "AISuggestions": (COUNT, ("Outcome",)),
+    "Suppressions": (COUNT, ("Channel", "Reason")),
 }
 
 _logger = logging.getLogger(LOGGER_NAME)

@@ -502,6 +502,31 @@ WHATSAPP_PRICE_TABLE = env.json(
     },
 )
 
+# --- Delivery feedback and suppression (messaging.feedback) -----------------------------------
+# SES and SMS configuration sets whose event destination is SNS_TOPIC_ARN (bootstrap_aws locally,
+# deploy/compute.yaml in AWS): every email and SMS names one, so bounces, complaints and receipts arrive.
+SES_CONFIGURATION_SET = env.str("SES_CONFIGURATION_SET", default="base-wecare-digital-email").strip()
+SMS_CONFIGURATION_SET = env.str("SMS_CONFIGURATION_SET", default="base-wecare-digital-sms").strip()
+# Where people reach the platform from outside (the unsubscribe link in emails): https in AWS.
+_public_default = (
+    f"https://{ALLOWED_HOSTS[0].lstrip('.')}"
+    if ENVIRONMENT in DEPLOYED_ENVIRONMENTS and ALLOWED_HOSTS
+    else "http://localhost:8000"
+)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=_public_default).strip().rstrip("/")
+if ENVIRONMENT in DEPLOYED_ENVIRONMENTS and not PUBLIC_BASE_URL.startswith("https://"):
+    raise ImproperlyConfigured(f"PUBLIC_BASE_URL={PUBLIC_BASE_URL!r} must be an https:// URL in {ENVIRONMENT}.")
+# An optional mailbox for List-Unsubscribe's mailto (RFC 2369), e.g. unsubscribe@wecare.digital.
+EMAIL_UNSUBSCRIBE_MAILTO = env.str("EMAIL_UNSUBSCRIBE_MAILTO", default="").strip()
+# How long an unsubscribe link works: long enough for an old email, short enough to bound a leaked one.
+EMAIL_UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS = _int("EMAIL_UNSUBSCRIBE_TOKEN_MAX_AGE_DAYS", 180, minimum=1)
+# Soft bounces in a row (no delivery between them) after which an address is suppressed.
+EMAIL_SOFT_BOUNCE_LIMIT = _int("EMAIL_SOFT_BOUNCE_LIMIT", 3, minimum=1)
+# WhatsApp 131049 (per-user marketing limit) is Meta saying "not now": marketing waits this long.
+WHATSAPP_MARKETING_LIMIT_SUPPRESSION_DAYS = _int("WHATSAPP_MARKETING_LIMIT_SUPPRESSION_DAYS", 7, minimum=1)
+# WhatsApp 131026 (undeliverable: no WhatsApp, old app, terms not accepted) may change: retried after this.
+WHATSAPP_UNDELIVERABLE_SUPPRESSION_DAYS = _int("WHATSAPP_UNDELIVERABLE_SUPPRESSION_DAYS", 30, minimum=1)
+
 # --- Audit --------------------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 180, minimum=1)
 

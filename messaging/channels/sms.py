@@ -67,6 +67,9 @@ def send_request(*, to: str, body: str) -> ProviderRequest:
         "MessageBody": body,
         "MessageType": settings.SMS_MESSAGE_TYPE,
     }
+    if settings.SMS_CONFIGURATION_SET:
+        # Its SNS event destination brings the delivery receipts back (messaging.feedback.sms).
+        params["ConfigurationSetName"] = settings.SMS_CONFIGURATION_SET
     return ProviderRequest(service=SERVICE, operation="SendTextMessage", params=params, loggable=params)
 
 

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.dlq import dlq_send
+from messaging.feedback.events import feedback_message, feedback_process
 from messaging.inbound.messages import inbound_message_receive
 from messaging.inbound.payload import (
     InboundPayloadError,
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 class ProcessSummary:
     # Not an EUM Social event (e.g. a tier alert published to the same topic): kept, not processed.
     not_eum: bool = False
+    # An SES event, SMS receipt or inbound SMS (messaging.feedback): what was done with it.
+    feedback: str = ""
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     statuses_applied: list[str] = field(default_factory=list)
@@ -39,6 +42,9 @@ class ProcessSummary:
 
 def notification_process(body: dict[str, Any]) -> ProcessSummary:
     """Process one SNS Notification body (already verified). Idempotent: safe to run again."""
+    # SES and SMS feedback first: an SMS event may carry a "context" key, as EUM Social's envelope does.
+    if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
+        return ProcessSummary(not_eum=True, feedback=feedback_process(body))
     if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
         logger.info(
             "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
@@ -145,11 +151,12 @@ def inbound_event_process(*, event_id) -> ProcessSummary | None:
     _mark_processed(event.pk)
     metrics.emit("InboundEventsProcessed")
     logger.info(
-        "inbound event %s processed: stored=%s duplicates=%s statuses=%s",
+        "inbound event %s processed: stored=%s duplicates=%s statuses=%s feedback=%s",
         event.pk,
         summary.stored,
         summary.duplicates,
         summary.statuses_applied,
+        summary.feedback or "-",
     )
     return summary
 
@@ -239,6 +246,9 @@ def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
     for event in events:
         event_id = str(event.pk)
         body = event.body
+        if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
+            summary.one_by_one.append(event_id)  # SES / SMS feedback: the per-event path applies it
+            continue
         if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
             batched.append(event_id)  # not an EUM event: kept, nothing to process
             continue

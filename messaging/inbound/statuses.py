@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from contacts.models import Channel
+from messaging.feedback.whatsapp import whatsapp_failure_apply
 from messaging.inbound.payload import InboundPayloadError, _text, _timestamp
 from messaging.models import Direction, Message, MessageStatus, status_may_advance
 from wecare import metrics
@@ -134,7 +135,18 @@ def status_apply(*, status: dict[str, Any], envelope_message_id: str = "") -> bo
     logger.info("status %s of message %s (%s): %s", new, message.pk, wamid, "applied" if changed else "not newer")
     if changed:
         metrics.message_status(new, channel=message.channel)
+    if new == MessageStatus.FAILED:
+        _failure_feedback(message, status, at)
     return bool(changed)
+
+
+def _failure_feedback(message: Message, status: dict[str, Any], at: datetime) -> None:
+    """A permanent WhatsApp failure code suppresses the number (messaging.feedback.whatsapp). Idempotent."""
+    code, details = _error_details(status)
+    if code:
+        whatsapp_failure_apply(
+            message=message, code=code, title=details.get("title", ""), at=at, event_id=_text(status.get("id"))
+        )
 
 
 def _find_outbound_many(items: list[tuple[str, str, str]]) -> dict[str, Message]:
@@ -251,6 +263,10 @@ def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
             if new == MessageStatus.FAILED:
                 updates["error_code"], updates["error_details"] = code, json.loads(details)
             moved += Message.objects.filter(pk__in=pks, status__in=may_advance_from).update(**updates)
+        failed_messages = {message.pk: message for message in messages.values()}
+        for pk, (new, at, status) in target.items():
+            if new == MessageStatus.FAILED:
+                _failure_feedback(failed_messages[pk], status, at)
         for new in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ):
             rows = [(pk, at) for pk, (status_, at, _) in target.items() if status_ == new]
             if rows:

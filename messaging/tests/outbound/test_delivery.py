@@ -226,6 +226,7 @@ def test_sms_goes_out_through_the_pool_and_stores_its_segments(make_contact, liv
             "OriginationIdentity": django_settings.SMS_POOL_ID,
             "MessageBody": text,
             "MessageType": "TRANSACTIONAL",
+            "ConfigurationSetName": django_settings.SMS_CONFIGURATION_SET,  # its receipts come back by SNS
         },
     )
 
@@ -255,7 +256,9 @@ def test_email_goes_out_through_ses_from_the_platform_sender_with_text_and_html(
     assert parseaddr(email["source"]) == ("WECARE.DIGITAL", "one@wecare.digital")
     assert email["destinations"]["ToAddresses"] == [contact.email]
     assert email["subject"] == "Your booking"
-    assert email["body"] == "<p>See you at <b>19:30</b>.</p>"  # moto keeps the HTML part when there is one
+    # moto keeps the HTML part when there is one; every email ends with the visible unsubscribe link.
+    assert email["body"].startswith("<p>See you at <b>19:30</b>.</p>")
+    assert f"{django_settings.PUBLIC_BASE_URL}/unsubscribe/" in email["body"]
 
 
 def test_dry_run_logs_the_full_request_calls_nothing_and_marks_the_message(

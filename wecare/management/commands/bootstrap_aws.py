@@ -146,10 +146,45 @@ def ensure_secrets() -> list[str]:
     return list(local_secrets())
 
 
+# The SES events the platform acts on (messaging.feedback.ses), in the SES v1 API's names.
+SES_EVENT_TYPES = ["send", "reject", "bounce", "complaint", "delivery"]
+
+
+def ensure_ses_configuration_set() -> None:
+    """SES_CONFIGURATION_SET with an SNS event destination on SNS_TOPIC_ARN (deploy/compute.yaml in AWS).
+
+    The set is made with SES v2; its event destination with the SES v1 API (configuration sets are one
+    resource to both), because moto implements event destinations only there.
+    """
+    name = settings.SES_CONFIGURATION_SET
+    if not name:
+        return
+    sesv2 = aws.client("sesv2")
+    try:
+        sesv2.get_configuration_set(ConfigurationSetName=name)
+    except sesv2.exceptions.NotFoundException:
+        sesv2.create_configuration_set(ConfigurationSetName=name)
+    ses = aws.client("ses")
+    described = ses.describe_configuration_set(
+        ConfigurationSetName=name, ConfigurationSetAttributeNames=["eventDestinations"]
+    )
+    if not any(d.get("Name") == "sns" for d in described.get("EventDestinations", [])):
+        ses.create_configuration_set_event_destination(
+            ConfigurationSetName=name,
+            EventDestination={
+                "Name": "sns",
+                "Enabled": True,
+                "MatchingEventTypes": SES_EVENT_TYPES,
+                "SNSDestination": {"TopicARN": settings.SNS_TOPIC_ARN},
+            },
+        )
+
+
 def ensure_messaging_identities() -> None:
     aws.client("sesv2").create_email_identity(EmailIdentity=settings.SES_SENDER_EMAIL)
     topic_name = settings.SNS_TOPIC_ARN.rsplit(":", 1)[-1]
     aws.client("sns").create_topic(Name=topic_name)
+    ensure_ses_configuration_set()
     logs = aws.client("logs")
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=settings.LOG_GROUP_NAME)
