@@ -1,4 +1,5 @@
-"""List filters for /api/contacts/: ?search=, ?optInWhatsApp=true|false, ?optInSms=, ?optInEmail=."""
+"""List filters for /api/contacts/: ?search=, ?optInWhatsApp=true|false, ?optInSms=, ?optInEmail=,
+?optInVoice=, ?optInRcs=."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class ContactFilter(django_filters.FilterSet):
     optInWhatsApp = StrictBooleanFilter(field_name="opt_in_whatsapp", label="WhatsApp opt-in")
     optInSms = StrictBooleanFilter(field_name="opt_in_sms", label="SMS opt-in")
     optInEmail = StrictBooleanFilter(field_name="opt_in_email", label="Email opt-in")
+    optInVoice = StrictBooleanFilter(field_name="opt_in_voice", label="Voice opt-in")
+    optInRcs = StrictBooleanFilter(field_name="opt_in_rcs", label="RCS opt-in")
 
     class Meta:
         model = Contact

@@ -14,6 +14,8 @@ class Channel(models.TextChoices):
     WHATSAPP = "whatsapp", "WhatsApp"
     SMS = "sms", "SMS"
     EMAIL = "email", "Email"
+    VOICE = "voice", "Voice"
+    RCS = "rcs", "RCS"
 
 
 class ConsentSource(models.TextChoices):
@@ -48,6 +50,8 @@ class Contact(models.Model):
     opt_in_whatsapp = models.BooleanField(default=False, verbose_name="WhatsApp opt-in")
     opt_in_sms = models.BooleanField(default=False, verbose_name="SMS opt-in")
     opt_in_email = models.BooleanField(default=False, verbose_name="Email opt-in")
+    opt_in_voice = models.BooleanField(default=False, verbose_name="Voice opt-in")
+    opt_in_rcs = models.BooleanField(default=False, verbose_name="RCS opt-in")
     last_inbound_message_at = models.DateTimeField(null=True, blank=True)
     # Lower-case, accent-free name + email + phone digits: one trigram-indexed column for search.
     search_text = models.TextField(blank=True, default="", editable=False)

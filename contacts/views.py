@@ -65,6 +65,8 @@ def contact_list(request: HttpRequest) -> HttpResponse:
                 ("optInWhatsApp", "WhatsApp", request.GET.get("optInWhatsApp", "")),
                 ("optInSms", "SMS", request.GET.get("optInSms", "")),
                 ("optInEmail", "Email", request.GET.get("optInEmail", "")),
+                ("optInVoice", "Voice", request.GET.get("optInVoice", "")),
+                ("optInRcs", "RCS", request.GET.get("optInRcs", "")),
             ],
             "show_deleted": show_deleted,
             "query": query.urlencode(),

@@ -324,7 +324,16 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
         raise
     row = _finish_sent(message, provider_id, result.request_id, result.dry_run, timezone.now())
     _count_usage(row, clearance, result.dry_run, now)
+    _record_sent(provider_for(message.channel), row, result)
     return row
+
+
+def _record_sent(provider: Provider, message: Message, result: ProviderResult) -> None:
+    """The channel's own record of the send; the message is sent already, so a failure is only logged."""
+    try:
+        provider.record_sent(message, result)
+    except Exception:
+        logger.exception("message %s was sent but its %s record could not be written", message.pk, message.channel)
 
 
 def _tier_give_back(message: Message, clearance: Clearance, now: datetime) -> None:

@@ -48,6 +48,8 @@ class SendRequest:
     origination_phone_number_id: str = ""
     # Reactions and read receipts: the wamid of the inbound message they are about.
     target_whatsapp_message_id: str = ""
+    # Channel options beyond the text (Message.options): voice {"voiceId", "textType"}, RCS {"suggestions"}.
+    options: dict | None = None
     # The contact as loaded (active) when the request was built: the gate uses it instead of loading
     # it again. Not part of the request's identity.
     contact: Contact | None = field(default=None, compare=False, repr=False)
@@ -89,6 +91,7 @@ class SendRequest:
             else None,
             origination_phone_number_id=message.origination_phone_number_id,
             target_whatsapp_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
+            options=message.options or None,
         )
 
 
@@ -146,6 +149,7 @@ def send_request_build(
     html: str = "",
     origination_phone_number_id: str = "",
     reaction_to: str = "",
+    options: dict | None = None,
     contact: Contact | None = None,
 ) -> SendRequest:
     """The request to hand to message_send (and to the gate); picks the WhatsApp number when none is given.
@@ -171,5 +175,6 @@ def send_request_build(
         media=media,
         origination_phone_number_id=origination_phone_number_id or "",
         target_whatsapp_message_id=reaction_to or "",
+        options=options or None,
         contact=contact,
     )

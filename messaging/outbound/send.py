@@ -63,6 +63,7 @@ def message_send(
             origination_phone_number_id=clearance.phone_number_id,
             sender_name=email_channel.sender() if request.channel == Channel.EMAIL else "",
             segments=clearance.segments,
+            options=clearance.options,
             whatsapp_payload={"reaction_to": request.target_whatsapp_message_id}
             if request.target_whatsapp_message_id
             else {},
