@@ -15,6 +15,8 @@ FIELDS = {
     "optInWhatsApp",
     "optInSms",
     "optInEmail",
+    "optInVoice",
+    "optInRcs",
     "lastInboundMessageAt",
     "createdAt",
     "updatedAt",

@@ -30,6 +30,8 @@ def test_the_contacts_api_schema_is_valid_without_warnings():
         "optInWhatsApp",
         "optInSms",
         "optInEmail",
+        "optInVoice",
+        "optInRcs",
         "lastInboundMessageAt",
         "createdAt",
         "updatedAt",
@@ -41,6 +43,8 @@ def test_the_contacts_api_schema_is_valid_without_warnings():
         "optInWhatsApp": "boolean",
         "optInSms": "boolean",
         "optInEmail": "boolean",
+        "optInVoice": "boolean",
+        "optInRcs": "boolean",
         "page": "integer",
         "search": "string",
     }
