@@ -19,6 +19,7 @@ from messaging.inbound.payload import (
     is_eum_event,
     receiving_phone_number_id,
 )
+from messaging.inbound.sms_voice_events import sms_voice_event, sms_voice_event_apply
 from messaging.inbound.statuses import status_apply, statuses_apply
 from messaging.models import InboundEvent
 from messaging.sns import NOTIFICATION
@@ -39,6 +40,11 @@ class ProcessSummary:
 
 def notification_process(body: dict[str, Any]) -> ProcessSummary:
     """Process one SNS Notification body (already verified). Idempotent: safe to run again."""
+    if (event := sms_voice_event(body)) is not None:  # a voice call or RCS event of EUM SMS
+        summary = ProcessSummary()
+        applied = sms_voice_event_apply(event)
+        (summary.statuses_applied if applied else summary.statuses_ignored).append(str(event.get("messageId")))
+        return summary
     if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
         logger.info(
             "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
@@ -239,6 +245,9 @@ def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
     for event in events:
         event_id = str(event.pk)
         body = event.body
+        if sms_voice_event(body) is not None:  # voice/RCS events: the per-event path
+            summary.one_by_one.append(event_id)
+            continue
         if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
             batched.append(event_id)  # not an EUM event: kept, nothing to process
             continue
