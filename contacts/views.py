@@ -24,6 +24,7 @@ from contacts.models import ConsentSource, Contact, ContactImportJob
 from contacts.page_forms import OPT_IN_FIELDS, ContactEditForm, ContactForm, ImportForm
 from contacts.selectors import contact_consent_history
 from contacts.services import contact_create, contact_restore, contact_soft_delete, contact_update
+from messaging.selectors import voice_calls_for
 from wecare.pages import deny, page_view, render_page, whatsapp_window
 
 PAGE_SIZE = 50
@@ -87,6 +88,7 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
             "history": contact_consent_history(contact=contact)[:200],
             "window": whatsapp_window(contact),
             "dm_url": _dm_url(contact),
+            "calls": voice_calls_for(contact=contact) if request.user.has_perm("messaging.view_message") else [],
         },
     )
 
