@@ -26,6 +26,7 @@ from messaging.channels import ChannelError, Delivery, ProviderResult, dry_run_n
 from messaging.channels import email as email_channel
 from messaging.models import Message, MessageStatus, MessageType, MessageUsage, ProviderAttempt
 from messaging.outbound.deliver import _dead_letter as services_dead_letter
+from messaging.outbound.deliver import record_sent as outbound_record_sent
 from messaging.safety import (
     Clearance,
     Refusal,
@@ -279,6 +280,12 @@ def provider_call(delivery: Delivery, *, describe: dict) -> tuple[ProviderResult
         if not dry_run_now():
             metrics.emit("ProviderLatency", round((time.perf_counter() - started) * 1000, 3), channel=provider.channel)
     return result, provider.sent(result)
+
+
+def record_sent(channel: str, message_ids: list, *, dry_run: bool) -> None:
+    """The channel's own record of a batch's sends (voice: the calls), as for a single send."""
+    messages = list(Message.objects.filter(pk__in=message_ids).select_related("contact"))
+    outbound_record_sent(provider_for(channel), messages, dry_run=dry_run)
 
 
 def attempts_record(rows: list[ProviderAttempt]) -> None:

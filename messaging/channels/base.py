@@ -9,8 +9,8 @@ A channel is one module with one `Provider` subclass (registered in `messaging.c
 - ``sent(result)``: the provider's message id of a send, checked;
 - ``classify(exc)``: a provider error as our `ChannelError`, permanent (never retried) or transient,
   with the provider's own code where it says more than AWS's;
-- ``record_sent(message, result)``: what the channel keeps of a send once it is recorded (voice: its
-  VoiceCall row), or nothing.
+- ``record_sent(messages, dry_run=...)``: what the channel keeps of sends once they are recorded
+  (voice: their VoiceCall rows), or nothing.
 
 `call(request)` is the boundary. It alone decides DRY_RUN (``settings.SEND_MODE != "LIVE"``): then a
 request that is not a plain read (`READ_ONLY_OPERATIONS`) is logged in full and never made, whatever
@@ -284,6 +284,7 @@ class Provider:
     def call(self, request: ProviderRequest) -> ProviderResult:
         return call(request, classify=self.classify)
 
-    def record_sent(self, message: Message, result: ProviderResult) -> None:
-        """Keep what the channel records of a send once the message is stored as sent (voice: the
-        VoiceCall row). Nothing by default. A failure here is logged, never a reason to send again."""
+    def record_sent(self, messages: list[Message], *, dry_run: bool) -> None:
+        """Keep what the channel records of sends once their messages are stored as sent (voice: a
+        VoiceCall row each), one by one or a bulk batch at once. Nothing by default. A failure here is
+        logged by the caller, never a reason to send again."""

@@ -25,7 +25,7 @@ from django.conf import settings
 
 from messaging import ratelimit
 from messaging.channels import register
-from messaging.channels.base import Delivery, Provider, ProviderRequest, ProviderResult
+from messaging.channels.base import Delivery, Provider, ProviderRequest
 
 if TYPE_CHECKING:
     from messaging.models import Message
@@ -145,21 +145,25 @@ class VoiceProvider(Provider):
     def provider_code(self, exc: ClientError) -> str:
         return str(exc.response.get("Reason") or "")
 
-    def record_sent(self, message: Message, result: ProviderResult) -> None:
-        """The call's VoiceCall row: "initiated" (its events move it on) or "dry_run" (nobody was called)."""
-        from messaging.models import VoiceCall, VoiceCallStatus  # the models import the channels' limits
+    def record_sent(self, messages: list[Message], *, dry_run: bool) -> None:
+        """Each call's VoiceCall row: "initiated" (its events move it on) or "dry_run" (nobody was called).
+        A call recorded already (a redelivered task) keeps its row."""
+        from messaging.models import VoiceCall, VoiceCallStatus  # imported here: the models import the channels
 
-        options = options_for(message.options)
-        VoiceCall.objects.update_or_create(
-            message=message,
-            defaults={
-                "contact_id": message.contact_id,
-                "origination": settings.VOICE_ORIGINATION_IDENTITY,
-                "destination": message.contact.phone or "",
-                "body": message.content,
-                "text_type": options["textType"],
-                "voice": options["voiceId"],
-                "status": VoiceCallStatus.DRY_RUN if result.dry_run else VoiceCallStatus.INITIATED,
-                "provider_message_id": message.provider_message_id,
-            },
-        )
+        calls = []
+        for message in messages:
+            options = options_for(message.options)
+            calls.append(
+                VoiceCall(
+                    message=message,
+                    contact_id=message.contact_id,
+                    origination=settings.VOICE_ORIGINATION_IDENTITY,
+                    destination=message.contact.phone or "",
+                    body=message.content,
+                    text_type=options["textType"],
+                    voice=options["voiceId"],
+                    status=VoiceCallStatus.DRY_RUN if dry_run else VoiceCallStatus.INITIATED,
+                    provider_message_id=message.provider_message_id,
+                )
+            )
+        VoiceCall.objects.bulk_create(calls, ignore_conflicts=True)
