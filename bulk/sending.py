@@ -284,8 +284,7 @@ def provider_call(delivery: Delivery, *, describe: dict) -> tuple[ProviderResult
 
 def record_sent(channel: str, message_ids: list, *, dry_run: bool) -> None:
     """The channel's own record of a batch's sends (voice: the calls), as for a single send."""
-    messages = list(Message.objects.filter(pk__in=message_ids).select_related("contact"))
-    outbound_record_sent(provider_for(channel), messages, dry_run=dry_run)
+    outbound_record_sent(provider_for(channel), message_ids, dry_run=dry_run)
 
 
 def attempts_record(rows: list[ProviderAttempt]) -> None:

@@ -50,8 +50,9 @@ class Contact(models.Model):
     opt_in_whatsapp = models.BooleanField(default=False, verbose_name="WhatsApp opt-in")
     opt_in_sms = models.BooleanField(default=False, verbose_name="SMS opt-in")
     opt_in_email = models.BooleanField(default=False, verbose_name="Email opt-in")
-    opt_in_voice = models.BooleanField(default=False, verbose_name="Voice opt-in")
-    opt_in_rcs = models.BooleanField(default=False, verbose_name="RCS opt-in")
+    # db_default too: rows written outside the ORM (raw inserts, COPY) are opted out, never NULL.
+    opt_in_voice = models.BooleanField(default=False, db_default=False, verbose_name="Voice opt-in")
+    opt_in_rcs = models.BooleanField(default=False, db_default=False, verbose_name="RCS opt-in")
     last_inbound_message_at = models.DateTimeField(null=True, blank=True)
     # Lower-case, accent-free name + email + phone digits: one trigram-indexed column for search.
     search_text = models.TextField(blank=True, default="", editable=False)

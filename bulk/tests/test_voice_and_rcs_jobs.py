@@ -81,3 +81,20 @@ def test_a_voice_or_rcs_job_needs_text(operator, make_contacts):
         with pytest.raises(BulkInputError) as error:
             bulk_job_create(user=operator, channel=channel, message=BulkMessage(), contact_ids=[str(contacts[0].pk)])
         assert error.value.code == "CONTENT_INVALID"
+
+
+def test_the_wizard_offers_voice_and_rcs_and_its_preflight_counts_who_opted_in(operator_client, make_contacts):
+    contacts = make_contacts(3)
+    Contact.objects.filter(pk=contacts[0].pk).update(opt_in_voice=True)
+
+    page = operator_client.get("/bulk/new/").content.decode()
+    response = operator_client.post(
+        "/bulk/new/",
+        {"channel": "voice", "kind": "text", "text": "Your appointment is tomorrow.", "source": "filter",
+         "search": "", "include_not_opted_in": "on"},
+    )  # fmt: skip
+
+    assert '<option value="voice">Voice</option>' in page and '<option value="rcs">RCS</option>' in page
+    job = BulkJob.objects.get(channel="voice")
+    assert response.status_code == 302
+    assert (job.preflight["willSend"], job.total_recipients) == (1, 3)

@@ -13,12 +13,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='contact',
             name='opt_in_rcs',
-            field=models.BooleanField(default=False, verbose_name='RCS opt-in'),
+            field=models.BooleanField(default=False, db_default=False, verbose_name='RCS opt-in'),
         ),
         migrations.AddField(
             model_name='contact',
             name='opt_in_voice',
-            field=models.BooleanField(default=False, verbose_name='Voice opt-in'),
+            field=models.BooleanField(default=False, db_default=False, verbose_name='Voice opt-in'),
         ),
         migrations.AlterField(
             model_name='consentevent',

@@ -28,7 +28,6 @@ from messaging.channels import register
 from messaging.channels.base import Delivery, Provider, ProviderRequest
 
 if TYPE_CHECKING:
-    from messaging.models import Message
     from messaging.outbound.request import SendRequest
 
 logger = logging.getLogger(__name__)
@@ -145,13 +144,13 @@ class VoiceProvider(Provider):
     def provider_code(self, exc: ClientError) -> str:
         return str(exc.response.get("Reason") or "")
 
-    def record_sent(self, messages: list[Message], *, dry_run: bool) -> None:
+    def record_sent(self, message_ids: list, *, dry_run: bool) -> None:
         """Each call's VoiceCall row: "initiated" (its events move it on) or "dry_run" (nobody was called).
         A call recorded already (a redelivered task) keeps its row."""
-        from messaging.models import VoiceCall, VoiceCallStatus  # imported here: the models import the channels
+        from messaging.models import Message, VoiceCall, VoiceCallStatus  # here: the models import the channels
 
         calls = []
-        for message in messages:
+        for message in Message.objects.filter(pk__in=message_ids).select_related("contact"):
             options = options_for(message.options)
             calls.append(
                 VoiceCall(
