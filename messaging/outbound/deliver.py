@@ -239,6 +239,7 @@ def _dlq_payload(message: Message) -> dict:
         "templateParameters": message.template_parameters,
         "subject": message.subject,
         "originationPhoneNumberId": message.origination_phone_number_id,
+        "options": message.options,
         "mediaS3Key": media.s3_key if media else "",
         "attempts": message.attempts,
         "errorCode": message.error_code,

@@ -58,6 +58,7 @@ def handle_outbound_dlq_payload(payload: dict) -> Message:
         html=original.html,
         origination_phone_number_id=original.origination_phone_number_id,
         reaction_to=(original.whatsapp_payload or {}).get("reaction_to", ""),
+        options=original.options,  # the voice and text type of a call, an RCS message's suggestions
     )
     replay = message_send(request, requested_by=original.requested_by, audit=False, replay_of=root)
     logger.info("message %s replayed from the outbound DLQ as %s", original.pk, replay.pk)

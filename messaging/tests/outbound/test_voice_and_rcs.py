@@ -9,7 +9,13 @@ from django.conf import settings as django_settings
 from messaging.channels import provider_client
 from messaging.models import Message, MessageStatus, ProviderAttempt, VoiceCall, VoiceCallStatus
 from messaging.safety import SafetyRefusal, safety_evaluate
-from messaging.services import DeliveryDeferred, message_deliver, message_send, send_request_build
+from messaging.services import (
+    DeliveryDeferred,
+    handle_outbound_dlq_payload,
+    message_deliver,
+    message_send,
+    send_request_build,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +223,31 @@ def test_the_gate_refuses_rcs_without_consent_bad_suggestions_or_an_agent(make_c
     assert code(contact) is None
     settings.RCS_AGENT_ID = ""
     assert code(contact) == ("CONTENT_INVALID", "RCS is not set up here (RCS_AGENT_ID is empty)")
+
+
+def test_a_failed_ssml_call_replayed_from_the_dlq_keeps_its_voice_and_text_type(make_contact, live, sms_stub):
+    contact = make_contact(voice=True)
+    ssml = "<speak>Hello</speak>"
+    message = _queued(contact_id=contact.pk, channel="voice", text=ssml, options={"textType": "SSML", "voiceId": "AMY"})
+    sms_stub.stubber.add_client_error(
+        "send_voice_message", service_error_code="ValidationException", http_status_code=400, service_message="no"
+    )
+    assert message_deliver(message.pk).status == MessageStatus.FAILED
+
+    replay = handle_outbound_dlq_payload({"messageId": str(message.pk)})
+    sms_stub.expect(
+        "send_voice_message",
+        {"MessageId": "call-replayed"},
+        {
+            "DestinationPhoneNumber": contact.phone,
+            "OriginationIdentity": django_settings.VOICE_ORIGINATION_IDENTITY,
+            "MessageBody": ssml,
+            "MessageBodyTextType": "SSML",
+            "VoiceId": "AMY",
+            "ConfigurationSetName": django_settings.VOICE_CONFIGURATION_SET,
+        },
+    )
+
+    assert (replay.replay_of_id, replay.options) == (message.pk, {"voiceId": "AMY", "textType": "SSML"})
+    assert message_deliver(replay.pk).status == "sent"
+    sms_stub.done()
