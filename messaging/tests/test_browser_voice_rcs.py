@@ -18,7 +18,7 @@ from messaging.models import InboundEvent, Message, MessageStatus, VoiceCall, Vo
 from messaging.tests.sns_signing import sns_notification
 from wecare import aws
 from wecare.celery import app
-from wecare.tests.pages_fixtures import screenshot
+from wecare.tests.pages_fixtures import WIDTHS, assert_house_style, no_horizontal_overflow, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -112,3 +112,24 @@ def test_a_voice_call_and_an_rcs_message_from_the_dm_page_and_their_statuses_thr
     page.goto(f"/contacts/{contact.pk}/")
     expect(page.locator("[data-testid=calls] td[data-status=completed]")).to_have_text("Completed")
     screenshot(page, "contact-calls")
+
+
+@pytest.mark.parametrize("width", WIDTHS.values())
+def test_the_voice_and_rcs_composers_and_the_calls_list_fit_the_screen(browser_page, login_as, width):
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 800})
+    login_as(page, "Operator")
+    contact = Contact.objects.create(name="Asha Rao", phone="+919876543210", opt_in_voice=True, opt_in_rcs=True)
+    VoiceCall.objects.create(
+        contact=contact, origination="+12065550100", destination=contact.phone, voice="RAVEENA",
+        body="Hello Asha, this is a reminder of your appointment tomorrow at ten in the morning.",
+        status=VoiceCallStatus.NO_ANSWER,
+    )  # fmt: skip
+
+    for path, name in [(f"/dm/{contact.pk}/?channel=voice", "dm-voice"), (f"/dm/{contact.pk}/?channel=rcs", "dm-rcs"),
+                       (f"/contacts/{contact.pk}/", "contact-calls")]:  # fmt: skip
+        page.goto(path)
+        expect(page.locator("[data-testid=calls]")).to_contain_text("No answer")
+        screenshot(page, name)
+        assert no_horizontal_overflow(page), f"{path} overflows at {width}px"
+        assert_house_style(page)
