@@ -3,9 +3,13 @@ real pinpoint-sms-voice-v2 model, DRY_RUN, retries, attempts and the VoiceCall r
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.conf import settings as django_settings
+from pynamodb.exceptions import DoesNotExist
 
+from messaging import ratelimit
 from messaging.channels import provider_client
 from messaging.models import Message, MessageStatus, ProviderAttempt, VoiceCall, VoiceCallStatus
 from messaging.safety import SafetyRefusal, safety_evaluate
@@ -18,6 +22,12 @@ from messaging.services import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+def _forget(bucket: ratelimit.Bucket) -> None:
+    """Start from a full bucket (the channel buckets are shared by every test)."""
+    with contextlib.suppress(DoesNotExist):
+        ratelimit.RateLimitTracker.get(bucket.key).delete()
 
 
 def _queued(**kwargs) -> Message:
@@ -251,3 +261,29 @@ def test_a_failed_ssml_call_replayed_from_the_dlq_keeps_its_voice_and_text_type(
     assert (replay.replay_of_id, replay.options) == (message.pk, {"voiceId": "AMY", "textType": "SSML"})
     assert message_deliver(replay.pk).status == "sent"
     sms_stub.done()
+
+
+def test_calls_keep_to_their_own_rate_limit_of_one_per_second_by_default(make_contact, settings, provider_calls):
+    settings.RATE_LIMIT_VOICE = 1.0  # the default: one call per second, a burst of one
+    settings.RATE_LIMIT_MAX_WAIT_SECONDS = 0.1
+    settings.RATE_LIMIT_SMS = 1.0
+    contact = make_contact(voice=True, sms=True)
+    first, second = (_queued(contact_id=contact.pk, channel="voice", text=text) for text in ("one", "two"))
+    sms = _queued(contact_id=contact.pk, channel="sms", text="not a call")
+    bucket = ratelimit.voice_buckets()[0]
+    assert (bucket.key, bucket.rate) == ("voice", 1.0)
+    _forget(bucket)
+    _forget(ratelimit.sms_buckets()[0])
+
+    try:
+        assert message_deliver(first.pk).status == "sent"
+        with pytest.raises(DeliveryDeferred) as deferred:
+            message_deliver(second.pk)
+        assert message_deliver(sms.pk).status == "sent"  # another channel's bucket
+    finally:
+        _forget(bucket)
+        _forget(ratelimit.sms_buckets()[0])
+
+    assert 0.5 < deferred.value.countdown <= 1.2
+    second.refresh_from_db()
+    assert (second.status, second.attempts) == ("queued", 0)
