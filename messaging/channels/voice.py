@@ -60,12 +60,17 @@ def ssml_problem(body: str) -> str | None:
         root = ET.fromstring(body.replace("<amazon:", "<amazon-").replace("</amazon:", "</amazon-"))  # noqa: S314 - declarations refused above
     except ET.ParseError as exc:
         return f"the SSML is not well-formed XML ({exc})"
-    if root.tag != "speak":
+    if _local(root.tag) != "speak":
         return "SSML must be one <speak> element"
     for element in root.iter():
-        if element.tag not in SSML_TAGS:
-            return f"the SSML tag <{element.tag.replace('amazon-', 'amazon:')}> is not one Amazon Polly reads"
+        if _local(element.tag) not in SSML_TAGS:
+            return f"the SSML tag <{_local(element.tag).replace('amazon-', 'amazon:')}> is not one Amazon Polly reads"
     return None
+
+
+def _local(tag: str) -> str:
+    """A tag without its namespace: <speak xmlns="http://www.w3.org/2001/10/synthesis"> is <speak>."""
+    return tag.rsplit("}", 1)[-1]
 
 
 def options_for(options: dict | None) -> dict:

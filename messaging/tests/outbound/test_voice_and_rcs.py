@@ -93,6 +93,8 @@ def test_ssml_is_sent_as_ssml_and_broken_or_foreign_ssml_is_refused(make_contact
     assert message_deliver(message.pk).status == "sent"
     sms_stub.done()
 
+    namespaced = '<speak xmlns="http://www.w3.org/2001/10/synthesis" xml:lang="en-IN"><s>Hello</s></speak>'
+    _queued(contact_id=contact.pk, channel="voice", text=namespaced, options={"textType": "SSML"})
     for bad, reason in [
         ("<speak>Hello", "not well-formed"),
         ("<p>Hello</p>", "one <speak> element"),
