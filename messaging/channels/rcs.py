@@ -21,6 +21,7 @@ from contacts.phones import normalize_phone
 from messaging import ratelimit
 from messaging.channels import register
 from messaging.channels.base import Delivery, Provider, ProviderRequest
+from messaging.models import MessageType
 
 if TYPE_CHECKING:
     from messaging.outbound.request import SendRequest
@@ -66,7 +67,8 @@ def content_problem(request: SendRequest) -> tuple[str | None, dict]:
     """The gate's content rule for RCS: (problem or None, the options as they will be sent)."""
     if not settings.RCS_AGENT_ID:
         return "RCS is not set up here (RCS_AGENT_ID is empty)", {}
-    if request.message_type != "text" or request.has_media or request.template_name or request.subject or request.html:
+    extras = request.has_media or request.template_name or request.subject or request.html
+    if request.message_type != MessageType.TEXT or extras:
         return "an RCS message is text with suggestions (no media, template, subject or HTML)", {}
     options = dict(request.options or {})
     if unknown := sorted(set(options) - {"suggestions"}):

@@ -26,6 +26,7 @@ from django.conf import settings
 from messaging import ratelimit
 from messaging.channels import register
 from messaging.channels.base import Delivery, Provider, ProviderRequest
+from messaging.models import Message, MessageType, VoiceCall, VoiceCallStatus
 
 if TYPE_CHECKING:
     from messaging.outbound.request import SendRequest
@@ -84,7 +85,8 @@ def options_for(options: dict | None) -> dict:
 
 def content_problem(request: SendRequest) -> tuple[str | None, dict]:
     """The gate's content rule for a voice call: (problem or None, the options as they will be sent)."""
-    if request.message_type != "text" or request.has_media or request.template_name or request.subject or request.html:
+    extras = request.has_media or request.template_name or request.subject or request.html
+    if request.message_type != MessageType.TEXT or extras:
         return "a voice call reads plain text or SSML (no media, template, subject or HTML)", {}
     unknown = sorted(set(request.options or {}) - {"voiceId", "textType"})
     if unknown:
@@ -152,8 +154,6 @@ class VoiceProvider(Provider):
     def record_sent(self, message_ids: list, *, dry_run: bool) -> None:
         """Each call's VoiceCall row: "initiated" (its events move it on) or "dry_run" (nobody was called).
         A call recorded already (a redelivered task) keeps its row."""
-        from messaging.models import Message, VoiceCall, VoiceCallStatus  # here: the models import the channels
-
         calls = []
         for message in Message.objects.filter(pk__in=message_ids).select_related("contact"):
             options = options_for(message.options)
