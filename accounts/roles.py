@@ -12,6 +12,7 @@ VIEWER_PERMISSIONS = [
     "contacts.view_consentevent",
     "messaging.view_message",
     "messaging.view_mediafile",
+    "messaging.view_voicecall",
     "messaging.view_whatsapptemplate",
     "bulk.view_bulkjob",
     "bulk.view_bulkrecipient",

@@ -565,6 +565,7 @@ class ChunkRun:
             self.usage_dry_run = dry_run
         self.by_status[RecipientStatus.SENT] += len(sent)
         metrics.emit("MessagesSent", len(sent), channel=self.job.channel)
+        sending.record_sent(self.job.channel, ids, dry_run=dry_run)
         for phone, reservation in self.tiers.items():
             reservation.settle(opened=[e.contact_id for e, _, _, _ in sent if e.phone == phone], released=[])
 

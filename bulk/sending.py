@@ -28,6 +28,7 @@ from messaging.channels import email as email_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import MediaFile, Message, MessageStatus, MessageType, MessageUsage, ProviderAttempt
 from messaging.outbound.deliver import _dead_letter as services_dead_letter
+from messaging.outbound.deliver import record_sent as outbound_record_sent
 from messaging.outbound.request import OutgoingMedia
 from messaging.safety import (
     Clearance,
@@ -373,6 +374,11 @@ def provider_call(delivery: Delivery, *, describe: dict) -> tuple[ProviderResult
         if not dry_run_now():
             metrics.emit("ProviderLatency", round((time.perf_counter() - started) * 1000, 3), channel=provider.channel)
     return result, provider.sent(result)
+
+
+def record_sent(channel: str, message_ids: list, *, dry_run: bool) -> None:
+    """The channel's own record of a batch's sends (voice: the calls), as for a single send."""
+    outbound_record_sent(provider_for(channel), message_ids, dry_run=dry_run)
 
 
 def attempts_record(rows: list[ProviderAttempt]) -> None:

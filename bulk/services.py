@@ -133,9 +133,10 @@ def _validate_message(channel: str, message: BulkMessage) -> None:
                 f"{message.origination_phone_number_id} is not an allowed WhatsApp phone number id.",
                 code="PHONE_NOT_ALLOWED",
             )
-    elif channel == Channel.SMS:
+    elif channel in (Channel.SMS, Channel.VOICE, Channel.RCS):
         if not message.content:
-            raise BulkInputError("An SMS bulk message needs text.", code="CONTENT_INVALID")
+            what = {Channel.SMS: "An SMS", Channel.VOICE: "A voice call", Channel.RCS: "An RCS"}[Channel(channel)]
+            raise BulkInputError(f"{what} bulk message needs text.", code="CONTENT_INVALID")
         message.message_type = "text"
     else:
         if not message.subject or not (message.content or message.html):

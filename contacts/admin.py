@@ -84,7 +84,16 @@ class ContactAdminForm(forms.ModelForm):
 
     class Meta:
         model = Contact
-        fields = ["name", "phone", "email", "opt_in_whatsapp", "opt_in_sms", "opt_in_email"]
+        fields = [
+            "name",
+            "phone",
+            "email",
+            "opt_in_whatsapp",
+            "opt_in_sms",
+            "opt_in_email",
+            "opt_in_voice",
+            "opt_in_rcs",
+        ]
         help_texts = {"phone": "Any usual form; stored as E.164, e.g. +919876543210."}
 
     def __init__(self, *args, **kwargs):
@@ -160,18 +169,20 @@ class ContactAdmin(ImportExportActionModelAdmin):
         "opt_in_whatsapp",
         "opt_in_sms",
         "opt_in_email",
+        "opt_in_voice",
+        "opt_in_rcs",
         "last_inbound_message_at",
         "created_at",
         "deleted_at",
     )
-    list_filter = ("opt_in_whatsapp", "opt_in_sms", "opt_in_email", DeletedFilter)
+    list_filter = ("opt_in_whatsapp", "opt_in_sms", "opt_in_email", "opt_in_voice", "opt_in_rcs", DeletedFilter)
     # The search box searches name, phone (any format) and email through search_text.
     search_fields = ("search_text",)
     search_help_text = "Name, phone (any format) or email; accents and case do not matter."
     readonly_fields = ("id", "last_inbound_message_at", "created_at", "updated_at", "deleted_at")
     fieldsets = (
         (None, {"fields": ("id", "name", "phone", "email")}),
-        ("Consent", {"fields": ("opt_in_whatsapp", "opt_in_sms", "opt_in_email")}),
+        ("Consent", {"fields": ("opt_in_whatsapp", "opt_in_sms", "opt_in_email", "opt_in_voice", "opt_in_rcs")}),
         ("Tags and attributes", {"fields": ("tag_names", "attribute_values")}),
         ("Activity", {"fields": ("last_inbound_message_at", "created_at", "updated_at", "deleted_at")}),
     )

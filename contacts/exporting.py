@@ -36,6 +36,8 @@ _FIELDS = (
     "opt_in_whatsapp",
     "opt_in_sms",
     "opt_in_email",
+    "opt_in_voice",
+    "opt_in_rcs",
     "last_inbound_message_at",
     "created_at",
     "updated_at",
@@ -142,6 +144,8 @@ def _pg_cells(queryset: QuerySet[Contact]) -> QuerySet:
             x_wa=flag("opt_in_whatsapp"),
             x_sms=flag("opt_in_sms"),
             x_mail=flag("opt_in_email"),
+            x_voice=flag("opt_in_voice"),
+            x_rcs=flag("opt_in_rcs"),
             x_last=time("last_inbound_message_at"),
             x_created=time("created_at"),
             x_updated=time("updated_at"),
@@ -150,7 +154,7 @@ def _pg_cells(queryset: QuerySet[Contact]) -> QuerySet:
             **attributes,
         )
         .values_list(
-            "x_id", "x_name", "x_phone", "x_email", "x_wa", "x_sms", "x_mail",
+            "x_id", "x_name", "x_phone", "x_email", "x_wa", "x_sms", "x_mail", "x_voice", "x_rcs",
             "x_last", "x_created", "x_updated", "x_deleted", "x_tags", *attributes,
         )
     )  # fmt: skip

@@ -1,5 +1,5 @@
 """List filters for /api/contacts/ and the contact list: ?search=, ?optInWhatsApp=true|false, ?optInSms=,
-?optInEmail=, ?tag=<name>, ?attribute=<name>:<value> (equals, by the attribute's type)."""
+?optInEmail=, ?optInVoice=, ?optInRcs=, ?tag=<name>, ?attribute=<name>:<value> (equals, by the attribute's type)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ class ContactFilter(django_filters.FilterSet):
     optInWhatsApp = StrictBooleanFilter(field_name="opt_in_whatsapp", label="WhatsApp opt-in")
     optInSms = StrictBooleanFilter(field_name="opt_in_sms", label="SMS opt-in")
     optInEmail = StrictBooleanFilter(field_name="opt_in_email", label="Email opt-in")
+    optInVoice = StrictBooleanFilter(field_name="opt_in_voice", label="Voice opt-in")
+    optInRcs = StrictBooleanFilter(field_name="opt_in_rcs", label="RCS opt-in")
 
     tag = SpecFilter(kind="tag", method="filter_spec", label="Has this tag")
     attribute = SpecFilter(

@@ -16,6 +16,8 @@ class Channel(models.TextChoices):
     WHATSAPP = "whatsapp", "WhatsApp"
     SMS = "sms", "SMS"
     EMAIL = "email", "Email"
+    VOICE = "voice", "Voice"
+    RCS = "rcs", "RCS"
 
 
 class ConsentSource(models.TextChoices):
@@ -120,6 +122,9 @@ class Contact(models.Model):
     opt_in_whatsapp = models.BooleanField(default=False, verbose_name="WhatsApp opt-in")
     opt_in_sms = models.BooleanField(default=False, verbose_name="SMS opt-in")
     opt_in_email = models.BooleanField(default=False, verbose_name="Email opt-in")
+    # db_default too: rows written outside the ORM (raw inserts, COPY) are opted out, never NULL.
+    opt_in_voice = models.BooleanField(default=False, db_default=False, verbose_name="Voice opt-in")
+    opt_in_rcs = models.BooleanField(default=False, db_default=False, verbose_name="RCS opt-in")
     last_inbound_message_at = models.DateTimeField(null=True, blank=True)
     # Values of declared attributes (AttributeDefinition), keyed by name; written only through
     # contacts.attributes, which checks each value against its definition.

@@ -8,6 +8,8 @@ OPT_IN_LABELS = {
     "opt_in_whatsapp": "Opted in to WhatsApp",
     "opt_in_sms": "Opted in to SMS",
     "opt_in_email": "Opted in to Email",
+    "opt_in_voice": "Opted in to Voice calls",
+    "opt_in_rcs": "Opted in to RCS",
 }
 IDENTITY_FIELDS = ("name", "phone", "email")
 OPT_IN_FIELDS = tuple(OPT_IN_LABELS)
@@ -22,6 +24,8 @@ class ContactForm(forms.Form):
     opt_in_whatsapp = forms.BooleanField(required=False, label=OPT_IN_LABELS["opt_in_whatsapp"])
     opt_in_sms = forms.BooleanField(required=False, label=OPT_IN_LABELS["opt_in_sms"])
     opt_in_email = forms.BooleanField(required=False, label=OPT_IN_LABELS["opt_in_email"])
+    opt_in_voice = forms.BooleanField(required=False, label=OPT_IN_LABELS["opt_in_voice"])
+    opt_in_rcs = forms.BooleanField(required=False, label=OPT_IN_LABELS["opt_in_rcs"])
 
     def opt_in_fields(self):
         return [self[name] for name in OPT_IN_FIELDS]
@@ -40,6 +44,8 @@ class ContactEditForm(ContactForm):
     shown_opt_in_whatsapp = forms.CharField(required=False, widget=forms.HiddenInput)
     shown_opt_in_sms = forms.CharField(required=False, widget=forms.HiddenInput)
     shown_opt_in_email = forms.CharField(required=False, widget=forms.HiddenInput)
+    shown_opt_in_voice = forms.CharField(required=False, widget=forms.HiddenInput)
+    shown_opt_in_rcs = forms.CharField(required=False, widget=forms.HiddenInput)
 
     @classmethod
     def initial_for(cls, contact) -> dict:

@@ -2,7 +2,8 @@
 
 The import itself is contacts.importing (batched; run by the page, the admin and the command).
 
-Columns use the API's names: contactId, name, phone, email, optInWhatsApp, optInSms, optInEmail
+Columns use the API's names: contactId, name, phone, email, optInWhatsApp, optInSms, optInEmail,
+optInVoice, optInRcs
 (read on import), and lastInboundMessageAt, createdAt, updatedAt, deletedAt (export only).
 
 Import rules:
@@ -29,13 +30,29 @@ from contacts.models import ConsentSource, Contact
 from contacts.phones import normalize_phone
 from contacts.services import contact_create, contact_update
 
-IMPORT_COLUMNS = ("contactId", "name", "phone", "email", "optInWhatsApp", "optInSms", "optInEmail")
+IMPORT_COLUMNS = (
+    "contactId",
+    "name",
+    "phone",
+    "email",
+    "optInWhatsApp",
+    "optInSms",
+    "optInEmail",
+    "optInVoice",
+    "optInRcs",
+)
 # Besides those: "tags" (names separated by ";" or ",": added to the contact's tags) and one
 # "attr.<name>" column per declared attribute (contacts.AttributeDefinition), in both directions.
 TAGS_COLUMN = "tags"
 ATTRIBUTE_PREFIX = "attr."
 EXPORT_ONLY_COLUMNS = ("lastInboundMessageAt", "createdAt", "updatedAt", "deletedAt")
-OPT_IN_COLUMNS = {"optInWhatsApp": "opt_in_whatsapp", "optInSms": "opt_in_sms", "optInEmail": "opt_in_email"}
+OPT_IN_COLUMNS = {
+    "optInWhatsApp": "opt_in_whatsapp",
+    "optInSms": "opt_in_sms",
+    "optInEmail": "opt_in_email",
+    "optInVoice": "opt_in_voice",
+    "optInRcs": "opt_in_rcs",
+}
 # Model field (as services report errors) → CSV column.
 COLUMN_FOR_FIELD = {"name": "name", "phone": "phone", "email": "email", **{v: k for k, v in OPT_IN_COLUMNS.items()}}
 
@@ -107,6 +124,8 @@ class ContactResource(resources.ModelResource):
     optInWhatsApp = fields.Field(attribute="opt_in_whatsapp", column_name="optInWhatsApp", widget=StrictBooleanWidget())
     optInSms = fields.Field(attribute="opt_in_sms", column_name="optInSms", widget=StrictBooleanWidget())
     optInEmail = fields.Field(attribute="opt_in_email", column_name="optInEmail", widget=StrictBooleanWidget())
+    optInVoice = fields.Field(attribute="opt_in_voice", column_name="optInVoice", widget=StrictBooleanWidget())
+    optInRcs = fields.Field(attribute="opt_in_rcs", column_name="optInRcs", widget=StrictBooleanWidget())
     lastInboundMessageAt = fields.Field(
         attribute="last_inbound_message_at",
         column_name="lastInboundMessageAt",

@@ -26,6 +26,8 @@ JSON_NAMES = {
     "opt_in_whatsapp": "optInWhatsApp",
     "opt_in_sms": "optInSms",
     "opt_in_email": "optInEmail",
+    "opt_in_voice": "optInVoice",
+    "opt_in_rcs": "optInRcs",
     "opt_ins": api_settings.NON_FIELD_ERRORS_KEY,
     NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY,
 }
@@ -79,6 +81,8 @@ class ContactSerializer(serializers.ModelSerializer):
     optInWhatsApp = StrictBooleanField(source="opt_in_whatsapp", required=False)
     optInSms = StrictBooleanField(source="opt_in_sms", required=False)
     optInEmail = StrictBooleanField(source="opt_in_email", required=False)
+    optInVoice = StrictBooleanField(source="opt_in_voice", required=False)
+    optInRcs = StrictBooleanField(source="opt_in_rcs", required=False)
     lastInboundMessageAt = serializers.DateTimeField(source="last_inbound_message_at", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
@@ -106,6 +110,8 @@ class ContactSerializer(serializers.ModelSerializer):
             "optInEmail",
             "tags",
             "attributes",
+            "optInVoice",
+            "optInRcs",
             "lastInboundMessageAt",
             "createdAt",
             "updatedAt",

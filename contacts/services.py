@@ -260,7 +260,7 @@ def _copy_into(target: Contact, source: Contact) -> None:
 def contact_update(*, contact: Contact, data: dict[str, Any], actor, source: str) -> Contact:
     """Change name, phone, email and/or opt-ins. Only the keys present in ``data`` change.
 
-    Keys are model field names: name, phone, email, opt_in_whatsapp, opt_in_sms, opt_in_email.
+    Keys are model field names: name, phone, email, opt_in_<channel> (whatsapp, sms, email, voice, rcs).
     Opt-in values must be real booleans; each change goes through ``contact_set_opt_in``.
     The contact passed in is updated in place and returned.
     """

@@ -29,6 +29,7 @@ from contacts.selectors import contact_consent_history
 from contacts.services import contact_create, contact_restore, contact_soft_delete, contact_update
 from messaging.feedback.suppressions import contact_suppressions, suppression_lift
 from messaging.models import Suppression
+from messaging.selectors import voice_calls_for
 from wecare.pages import deny, page_view, render_page, whatsapp_window
 
 PAGE_SIZE = 50
@@ -70,6 +71,8 @@ def contact_list(request: HttpRequest) -> HttpResponse:
                 ("optInWhatsApp", "WhatsApp", request.GET.get("optInWhatsApp", "")),
                 ("optInSms", "SMS", request.GET.get("optInSms", "")),
                 ("optInEmail", "Email", request.GET.get("optInEmail", "")),
+                ("optInVoice", "Voice", request.GET.get("optInVoice", "")),
+                ("optInRcs", "RCS", request.GET.get("optInRcs", "")),
             ],
             "show_deleted": show_deleted,
             "query": query.urlencode(),
@@ -110,6 +113,7 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
             "window": whatsapp_window(contact),
             "dm_url": _dm_url(contact),
             "suppressions": contact_suppressions(contact),
+            "calls": voice_calls_for(contact=contact) if request.user.has_perm("messaging.view_message") else [],
         },
     )
 

@@ -15,6 +15,8 @@ really saw. Signatures are not checked.
     GET  /v1/whatsapp/template/list   ListWhatsAppMessageTemplates (?id=waba-...)
     GET  /v1/whatsapp/template        GetWhatsAppMessageTemplate (?id=...&metaTemplateId=...)
     POST /  X-Amz-Target: PinpointSMSVoiceV2.SendTextMessage -> {"MessageId": "<uuid>"}
+    POST /  X-Amz-Target: PinpointSMSVoiceV2.SendVoiceMessage -> {"MessageId": "<uuid>"}
+    POST /  X-Amz-Target: PinpointSMSVoiceV2.SendRcsMessage   -> {"MessageId": "<uuid>"}
     GET  /_fake/stats, POST /_fake/reset (for a benchmark in another process)
     POST /_fake/media                 a file "on Meta's side" (what a customer sent): body = the bytes,
                                       Content-Type = its type -> {"mediaId": "<digits>"}
@@ -25,6 +27,9 @@ or standalone: ``python localdev/fake_socialmessaging.py --port 8765 --latency 0
 ``--s3-endpoint`` (the local moto, where GetWhatsAppMessageMedia writes inbound files); it listens on
 127.0.0.1 only and refuses an S3 endpoint that is not on this machine.
 Failures can be injected: ``fake.fail_next("ThrottledRequestException", 429, count=2)``.
+``fake.sms_voice_events(call)`` gives the events EUM SMS would publish for a voice or RCS send (the
+configuration set's event format: a call initiated, ringing, answered, completed; an RCS message
+delivered, read), for a test or `make run` to deliver through SNS.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Call:
     at: float  # time.time() when the request arrived
     params: dict
     message: dict | None = None  # decoded Meta message JSON of SendWhatsAppMessage
+    message_id: str = ""  # the MessageId answered (sms-voice-v2 sends)
 
 
 @dataclass
@@ -103,10 +109,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return code, status
         return None
 
-    def _record(self, operation: str, params: dict, message: dict | None = None) -> None:
+    def _record(self, operation: str, params: dict, message: dict | None = None, message_id: str = "") -> None:
         state = self.server.state
         with state.lock:
-            state.calls.append(Call(operation, time.time(), params, message))
+            state.calls.append(Call(operation, time.time(), params, message, message_id))
 
     # --- routes ---
 
@@ -215,16 +221,73 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sms(self, target: str, raw: bytes, arrived: float):
         operation = target.rsplit(".", 1)[-1]
-        if operation != "SendTextMessage":
-            return self._error(400, "ValidationException", f"unsupported {target}", json10=True)
-        params = json.loads(raw or b"{}")
-        if not params.get("DestinationPhoneNumber"):
-            return self._error(400, "ValidationException", "DestinationPhoneNumber is required", json10=True)
+        if not target.startswith("PinpointSMSVoiceV2.") or operation not in SMS_VOICE_REQUIRED:
+            return self._error(400, "UnknownOperationException", f"unsupported {target}", json10=True)
+        try:
+            params = json.loads(raw or b"{}")
+        except ValueError:
+            return self._error(400, "SerializationException", "body is not JSON", json10=True)
+        missing = [name for name in SMS_VOICE_REQUIRED[operation] if not _dig(params, name)]
+        if missing:
+            return self._error(400, "ValidationException", f"{', '.join(missing)} is required", json10=True)
         self._sleep_until(arrived)
-        if failure := self._injected_failure("SendTextMessage"):
+        if failure := self._injected_failure(operation):
             return self._error(failure[1], failure[0], "injected failure", json10=True)
-        self._record("SendTextMessage", params)
-        return self._reply(200, {"MessageId": str(uuid.uuid4())}, content_type="application/x-amz-json-1.0")
+        message_id = str(uuid.uuid4())
+        self._record(operation, params, message_id=message_id)
+        return self._reply(200, {"MessageId": message_id}, content_type="application/x-amz-json-1.0")
+
+
+# What each sms-voice-v2 operation needs (dotted: a member inside a structure), as the service checks.
+SMS_VOICE_REQUIRED = {
+    "SendTextMessage": ("DestinationPhoneNumber",),
+    "SendVoiceMessage": ("DestinationPhoneNumber", "OriginationIdentity", "MessageBody"),
+    "SendRcsMessage": ("DestinationPhoneNumber", "OriginationIdentity", "RcsMessageContent.Content"),
+}
+
+
+def _dig(params: dict, dotted: str):
+    value = params
+    for name in dotted.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
+def sms_voice_events(call: Call, *, outcome: str = "", duration: int = 12) -> list[dict]:
+    """The events EUM SMS publishes to a configuration set's destination for a voice or RCS send, in
+    order, in the service's event format. Voice: INITIATED, RINGING, then ANSWERED and COMPLETED (or
+    ``outcome`` BUSY, NO_ANSWER, FAILED); RCS: DELIVERED, then READ (or ``outcome`` FAILED)."""
+    if call.operation == "SendVoiceMessage":
+        steps = ["INITIATED", "RINGING", *([outcome] if outcome else ["ANSWERED", "COMPLETED"])]
+        prefix = "VOICE"
+    elif call.operation == "SendRcsMessage":
+        steps, prefix = ([outcome] if outcome else ["DELIVERED", "READ"]), "RCS"
+    else:
+        raise ValueError(f"{call.operation} publishes no voice or RCS events")
+    requested = int(call.at * 1000)
+    events = []
+    for n, step in enumerate(steps, start=1):
+        final = n == len(steps)
+        event = {
+            "eventType": f"{prefix}_{step}",
+            "eventVersion": "1.0",
+            "eventTimestamp": requested + 1000 * n,
+            "isFinal": final,
+            "originationPhoneNumber": call.params.get("OriginationIdentity", ""),
+            "destinationPhoneNumber": call.params["DestinationPhoneNumber"],
+            "isoCountryCode": "IN",
+            "messageId": call.message_id,
+            "messageRequestTimestamp": requested,
+            "messageStatus": step,
+            "messageStatusDescription": step.replace("_", " ").capitalize(),
+        }
+        if prefix == "VOICE" and final:
+            event["totalDurationRounded"] = duration if step == "COMPLETED" else 0
+        if prefix == "RCS":
+            event["rcsBusinessId"] = call.params.get("OriginationIdentity", "")
+            event["agentIsoCountryCode"] = "US"
+        events.append(event)
+    return events
 
 
 class _Server(ThreadingHTTPServer):

@@ -23,6 +23,7 @@ from messaging.models import (
     MessageUsage,
     ProviderAttempt,
     SafetyRefusalCount,
+    VoiceCall,
     WhatsAppTemplate,
 )
 from messaging.safety import SafetyRefusal
@@ -271,6 +272,18 @@ class MessageUsageAdmin(ReportAdmin):
     )
     list_filter = ("channel", "kind", "category", "dry_run")
     date_hierarchy = "day"
+
+
+@admin.register(VoiceCall)
+class VoiceCallAdmin(ReportAdmin):
+    """Calls are evidence of what was said to whom: read-only, kept 90 days by the retention purge."""
+
+    list_display = ("created_at", "contact", "destination", "status", "duration_seconds", "voice", "origination")
+    list_filter = ("status", "voice")
+    list_select_related = ("contact",)
+    raw_id_fields = ("contact", "message")
+    search_fields = ("destination", "provider_message_id")
+    date_hierarchy = "created_at"
 
 
 # The inbound side's registrations (InboundEvent, DLQMessage) live in their own module.

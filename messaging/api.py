@@ -9,6 +9,8 @@
 - ``GET /api/messages/`` (Viewer and up): filters ``contactId``, ``channel``, ``status``,
   ``direction``, ``createdAfter``, ``createdBefore`` (ISO date or date-time), ``dryRun``; pages of 50.
 - ``GET /api/messages/{messageId}/``: one message. Expired messages are 404 / left out.
+- ``GET /api/voice-calls/`` (Viewer and up): voice calls kept (90 days), newest first; filters
+  ``contactId``, ``status``; pages of 50.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 
 from django.http import Http404
+from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -24,9 +27,9 @@ from rest_framework.response import Response
 
 from accounts.permissions import RolePermission, permission_required
 from contacts.models import Channel
-from messaging.models import Direction, Message, MessageStatus
+from messaging.models import Direction, Message, MessageStatus, VoiceCall, VoiceCallStatus
 from messaging.selectors import message_get, message_list
-from messaging.serializers import MessageSendSerializer, MessageSerializer
+from messaging.serializers import MessageSendSerializer, MessageSerializer, VoiceCallSerializer
 from messaging.services import OutgoingMedia, message_send, send_request_build
 from wecare.jsonsafe import JSONParser
 
@@ -99,6 +102,7 @@ class MessageListCreateView(generics.ListCreateAPIView):
             subject=data["subject"],
             html=data["html"],
             origination_phone_number_id=data["originationPhoneNumberId"],
+            options=data["options"],
         )
         # A refusal (422) or an unreachable media bucket (503) is a PlatformError: wecare.api renders it.
         message = message_send(send_request, requested_by=request.user)
@@ -120,3 +124,22 @@ class MessageDetailView(generics.RetrieveAPIView):
             raise Http404("No such message.")
         self.check_object_permissions(self.request, message)
         return message
+
+
+class VoiceCallFilter(filters.FilterSet):
+    contactId = filters.UUIDFilter(field_name="contact_id")
+    status = filters.ChoiceFilter(choices=VoiceCallStatus.choices)
+
+    class Meta:
+        model = VoiceCall
+        fields: list[str] = []
+
+
+@extend_schema(summary="List voice calls (kept 90 days), newest first")
+class VoiceCallListView(generics.ListAPIView):
+    serializer_class = VoiceCallSerializer
+    filterset_class = VoiceCallFilter
+    permission_classes = [RolePermission]
+
+    def get_queryset(self):
+        return VoiceCall.objects.filter(expires_at__gt=timezone.now()).order_by("-created_at", "-id")

@@ -105,6 +105,8 @@ class Message(models.Model):
     segments = models.PositiveIntegerField(null=True, blank=True)
     # WhatsApp: Meta's pricing category from the status events' pricing block (marketing, utility, ...).
     pricing_category = models.CharField(max_length=32, blank=True)
+    # What a channel needs beyond the text: voice {"voiceId", "textType"}, RCS {"suggestions"}.
+    options = models.JSONField(default=dict, blank=True)
     dry_run = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     # Outbound: a worker sending this message holds it until then (at-least-once tasks send once).
@@ -143,6 +145,68 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.channel} {self.message_type} to {self.contact_id} [{self.status}]"
+
+
+VOICE_CALL_RETENTION_DAYS = 90
+
+
+def _voice_call_expiry():
+    return timezone.now() + timedelta(days=VOICE_CALL_RETENTION_DAYS)
+
+
+class VoiceCallStatus(models.TextChoices):
+    DRY_RUN = "dry_run", "Dry run (not called)"
+    INITIATED = "initiated", "Initiated"
+    RINGING = "ringing", "Ringing"
+    ANSWERED = "answered", "Answered"
+    COMPLETED = "completed", "Completed"
+    BUSY = "busy", "Busy"
+    NO_ANSWER = "no_answer", "No answer"
+    FAILED = "failed", "Failed"
+
+
+# A call moves forward only; busy, no answer, failed and completed are final.
+VOICE_CALL_RANK = {
+    VoiceCallStatus.INITIATED: 0,
+    VoiceCallStatus.RINGING: 1,
+    VoiceCallStatus.ANSWERED: 2,
+    VoiceCallStatus.COMPLETED: 3,
+    VoiceCallStatus.BUSY: 3,
+    VoiceCallStatus.NO_ANSWER: 3,
+    VoiceCallStatus.FAILED: 3,
+}
+
+
+class VoiceCall(models.Model):
+    """One text-to-speech call (SendVoiceMessage), kept 90 days: longer than its message's 30, so the
+    message link is cleared when the message is purged and the call keeps its own copy of the facts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="call id")
+    message = models.OneToOneField(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="voice_call"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="voice_calls")
+    origination = models.CharField(max_length=256)
+    destination = models.CharField(max_length=20)
+    body = models.TextField()
+    text_type = models.CharField(max_length=8, choices=[("TEXT", "Text"), ("SSML", "SSML")], default="TEXT")
+    voice = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=VoiceCallStatus.choices, default=VoiceCallStatus.INITIATED)
+    status_description = models.CharField(max_length=256, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=256, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(default=_voice_call_expiry, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["contact", "-created_at"], name="voice_call_contact_recent")]
+
+    def __str__(self) -> str:
+        return f"call to {self.destination} [{self.status}]"
 
 
 class MediaFile(models.Model):

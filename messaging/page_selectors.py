@@ -48,7 +48,7 @@ def conversation_list(*, search_q: Q | None = None) -> QuerySet[Contact]:
 
 def conversation_channels(contact_ids) -> dict:
     """contact id → the channels its live messages used, in a fixed order."""
-    order = {"whatsapp": 0, "sms": 1, "email": 2}
+    order = {"whatsapp": 0, "sms": 1, "email": 2, "voice": 3, "rcs": 4}
     channels: dict = {}
     rows = Message.objects.live().filter(contact_id__in=contact_ids).values_list("contact_id", "channel").distinct()
     for contact_id, channel in rows:
@@ -58,7 +58,13 @@ def conversation_channels(contact_ids) -> dict:
 
 def conversation_messages(*, contact: Contact, limit: int = 100) -> list[Message]:
     """The latest ``limit`` live messages with this contact, oldest first (as a thread reads)."""
-    rows = Message.objects.live().filter(contact=contact).prefetch_related("media").order_by("-created_at")[:limit]
+    rows = (
+        Message.objects.live()
+        .filter(contact=contact)
+        .select_related("voice_call")
+        .prefetch_related("media")
+        .order_by("-created_at")[:limit]
+    )
     return list(reversed(rows))
 
 

@@ -21,7 +21,8 @@ Buckets (all rates configurable in settings, see README "Configuration"):
 - ``eum-social-account``: RATE_LIMIT_EUM_SOCIAL_ACCOUNT (1000 requests/s for the account, every call;
   skipped while the buckets below cannot add up to it, see `account_bucket_needed`)
 - ``whatsapp-media``: RATE_LIMIT_WHATSAPP_MEDIA (100/s, PostWhatsAppMessageMedia)
-- ``sms``: RATE_LIMIT_SMS (5/s); ``email``: RATE_LIMIT_EMAIL (10/s)
+- ``sms``: RATE_LIMIT_SMS (5/s); ``email``: RATE_LIMIT_EMAIL (10/s); ``voice``: RATE_LIMIT_VOICE (1 call/s);
+  ``rcs``: RATE_LIMIT_RCS (10/s)
 
 `rate_limit_acquire(buckets, max_wait=...)` takes one token from each bucket, sleeping while the wait
 is short; past ``max_wait`` it gives back what it took and raises `RateLimited(retry_after)`, and the
@@ -142,6 +143,14 @@ def sms_buckets() -> list[Bucket]:
 
 def email_buckets() -> list[Bucket]:
     return [Bucket.per_second("email", settings.RATE_LIMIT_EMAIL)]
+
+
+def voice_buckets() -> list[Bucket]:
+    return [Bucket.per_second("voice", settings.RATE_LIMIT_VOICE)]
+
+
+def rcs_buckets() -> list[Bucket]:
+    return [Bucket.per_second("rcs", settings.RATE_LIMIT_RCS)]
 
 
 def _conflict(exc: UpdateError) -> bool:

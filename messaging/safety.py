@@ -26,9 +26,9 @@ Rules, checked in this order; the first that fails is the refusal (codes are sta
 rely on them):
 
 1. CONTACT_NOT_FOUND  no contact with that id, or it is deleted.
-2. CONTENT_INVALID    the channel is not whatsapp, sms or email.
+2. CONTENT_INVALID    the channel is not whatsapp, sms, email, voice or rcs.
 3. OPT_IN_REQUIRED    the contact's opt-in for the channel is not true.
-4. ADDRESS_MISSING    no phone (WhatsApp, SMS) or email (Email) on the contact.
+4. ADDRESS_MISSING    no phone (WhatsApp, SMS, Voice, RCS) or email (Email) on the contact.
 5. PHONE_NOT_ALLOWED  WhatsApp: the origination phone-number id is missing or not in
                       settings.WHATSAPP_PHONE_NUMBER_IDS.
 6. TEMPLATE_REQUIRED  WhatsApp free-form (text, media, reaction, read receipt) while now is not within
@@ -38,7 +38,10 @@ rely on them):
                       WhatsApp refuses, or a caption over 1024; SMS empty or over 1600 characters;
                       email without subject (or with a line break in it) or without body (text, or
                       HTML that still shows something after nh3 sanitising); a message type the
-                      channel does not carry (e.g. a template by SMS).
+                      channel does not carry (e.g. a template by SMS); a voice call empty, over
+                      VOICE_MAX_CHARS, in a voice the API lacks, or SSML that is not a well-formed
+                      <speak> of Polly's tags; RCS empty, over RCS_MAX_CHARS, with a bad suggestion
+                      (at most 11: reply, https URL or phone), or RCS_AGENT_ID not set.
 8. TEMPLATE_INVALID   template unknown (name + language), not APPROVED, with a header or button we
                       cannot fill (location header, copy-code/flow button), or parameters not
                       matching its placeholders in number and format (positional list for {{1}},
@@ -85,7 +88,9 @@ from django.utils import timezone
 from contacts.models import Channel, Contact
 from messaging import personalise
 from messaging.channels import email as email_channel
+from messaging.channels import rcs as rcs_channel
 from messaging.channels import sms as sms_channel
+from messaging.channels import voice as voice_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.feedback.suppressions import contact_address, suppressed_addresses, suppression_matching
 from messaging.models import MessageType, SafetyRefusalCount, Suppression, TemplateStatus, WhatsAppTemplate
@@ -187,6 +192,7 @@ class Clearance:
     content: str = ""  # what the recipient reads: text, caption, rendered template or email text
     html: str = ""  # sanitised
     segments: int | None = None  # SMS parts
+    options: dict = field(default_factory=dict)  # channel options as checked (voice id, RCS suggestions)
     details: dict = field(default_factory=dict)
     # The request as judged: rendered for the contact when it asked to be personalised (store this).
     request: SendRequest | None = None
@@ -267,6 +273,11 @@ def _content_problem(request: SendRequest, clearance: Clearance) -> str | None:
                 return _media_problem(header)
             return None
         return f"WhatsApp messages of type {kind!r} cannot be sent from here"
+    if channel in (Channel.VOICE, Channel.RCS):
+        module = voice_channel if channel == Channel.VOICE else rcs_channel
+        problem, clearance.options = module.content_problem(request)
+        clearance.content = request.text
+        return problem
     if channel == Channel.SMS:
         if kind != MessageType.TEXT or request.has_media or request.template_name or request.subject or request.html:
             return "an SMS is plain text only (no media, template, subject or HTML)"

@@ -10,8 +10,9 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
-from messaging.models import MediaFile, Message, MessageUsage
+from messaging.models import MediaFile, Message, MessageUsage, VoiceCall
 from wecare import aws
 
 MEDIA_URL_SECONDS = 3600  # pre-signed media links expire after an hour
@@ -111,3 +112,9 @@ def message_usage_report(*, since: date | None = None, until: date | None = None
         .annotate(count=Sum("count"), business_initiated=Sum("business_initiated"), segments=Sum("segments"))
         .order_by("day", "channel", "kind", "template_name")
     )
+
+
+def voice_calls_for(*, contact, limit: int = 50) -> list[VoiceCall]:
+    """The contact's voice calls still kept (90 days), newest first."""
+    calls = VoiceCall.objects.filter(contact=contact, expires_at__gt=timezone.now()).order_by("-created_at")
+    return list(calls[:limit])

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from contacts.models import Channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.channels.whatsapp import MEDIA_TYPES
-from messaging.models import MediaFile, Message
+from messaging.models import MediaFile, Message, VoiceCall
 from messaging.selectors import media_presigned_url
 from wecare import jsonsafe
 
@@ -49,6 +49,7 @@ class MessageSerializer(serializers.ModelSerializer):
     statusLabel = serializers.SerializerMethodField()
     requestedBy = serializers.SerializerMethodField()
     replayOf = serializers.UUIDField(source="replay_of_id", read_only=True, allow_null=True)
+    options = serializers.JSONField(read_only=True, help_text="Voice: voiceId, textType; RCS: suggestions.")
     media = MediaFileSerializer(many=True, read_only=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
@@ -82,6 +83,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "originationPhoneNumberId",
             "senderName",
             "segments",
+            "options",
             "attempts",
             "requestedBy",
             "replayOf",
@@ -140,6 +142,18 @@ class MessageSendSerializer(serializers.Serializer):
     subject = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     originationPhoneNumberId = serializers.CharField(required=False, allow_blank=True, default="")
+    options = LenientJSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='Voice: {"voiceId": "JOANNA", "textType": "TEXT" | "SSML"}; RCS: {"suggestions": '
+        '[{"type": "reply" | "url" | "dial", "text", "postbackData"?, "url"?, "phone"?}]} (the gate checks them).',
+    )
+
+    def validate_options(self, value):
+        if value is not None and not isinstance(value, dict):
+            raise serializers.ValidationError("Give an object.")
+        return value
 
     def validate_templateButtons(self, value):  # noqa: N802 - JSON name
         if value is not None and not isinstance(value, dict):
@@ -165,3 +179,28 @@ class MessageSendSerializer(serializers.Serializer):
         if attrs.get("mediaType") and not attrs.get("media"):
             raise serializers.ValidationError({"mediaType": ["mediaType needs a media file."]})
         return attrs
+
+
+class VoiceCallSerializer(serializers.ModelSerializer):
+    """A voice call (kept 90 days): GET /api/voice-calls/."""
+
+    callId = serializers.UUIDField(source="id", read_only=True)
+    messageId = serializers.UUIDField(source="message_id", read_only=True, allow_null=True)
+    contactId = serializers.UUIDField(source="contact_id", read_only=True)
+    textType = serializers.CharField(source="text_type", read_only=True)
+    statusDescription = serializers.CharField(source="status_description", read_only=True)
+    durationSeconds = serializers.IntegerField(source="duration_seconds", read_only=True, allow_null=True)
+    providerMessageId = serializers.CharField(source="provider_message_id", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    answeredAt = serializers.DateTimeField(source="answered_at", read_only=True, allow_null=True)
+    endedAt = serializers.DateTimeField(source="ended_at", read_only=True, allow_null=True)
+    expiresAt = serializers.DateTimeField(source="expires_at", read_only=True)
+
+    class Meta:
+        model = VoiceCall
+        fields = [
+            "callId", "messageId", "contactId", "origination", "destination", "body", "textType", "voice",
+            "status", "statusDescription", "durationSeconds", "providerMessageId", "createdAt", "answeredAt",
+            "endedAt", "expiresAt",
+        ]  # fmt: skip
+        read_only_fields = fields

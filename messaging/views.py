@@ -6,6 +6,7 @@ messaging.services.message_send and so through the one safety gate; a refusal is
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -14,12 +15,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from contacts.models import Channel, Contact
 from contacts.selectors import contact_search_q
+from messaging.channels import rcs as rcs_channel
 from messaging.channels import sms as sms_channel
+from messaging.channels import voice as voice_channel
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.models import WhatsAppTemplate
 from messaging.page_selectors import approved_templates, conversation_channels, conversation_list, conversation_messages
 from messaging.safety import RefusalCode, SafetyRefusal
-from messaging.selectors import media_presigned_url
+from messaging.selectors import media_presigned_url, voice_calls_for
 from messaging.services import OutgoingMedia, message_send, send_request_build
 from messaging.whatsapp_templates import (
     NAMED_FORMAT,
@@ -137,6 +140,11 @@ def _conversation_context(request, contact: Contact, *, channel: str, form: dict
         "form": form or {},
         "sms_segments": sms_channel.segment_count((form or {}).get("text", "")),
         "can_send": request.user.has_perm("messaging.send_message"),
+        "voice_ids": sorted(voice_channel.voice_ids()),
+        "default_voice": settings.VOICE_ID,
+        "voice_max_chars": min(settings.VOICE_MAX_CHARS, voice_channel.BODY_MAX_CHARS),
+        "rcs_max_chars": min(settings.RCS_MAX_CHARS, rcs_channel.BODY_MAX_CHARS),
+        "calls": voice_calls_for(contact=contact, limit=20),
         **extra,
     }
 
@@ -180,6 +188,13 @@ def send(request: HttpRequest, contact_id) -> HttpResponse:
     kwargs: dict = {"contact_id": contact.pk, "channel": channel, "contact": contact}
     if channel == Channel.EMAIL:
         kwargs.update(subject=data.get("subject", ""), text=data.get("text", ""), html=data.get("html", ""))
+    elif channel == Channel.VOICE:
+        options = {"voiceId": data.get("voice_id", ""), "textType": data.get("text_type", "TEXT")}
+        kwargs.update(text=data.get("text", ""), options={k: v for k, v in options.items() if v})
+    elif channel == Channel.RCS:
+        replies = [line.strip() for line in data.get("replies", "").splitlines() if line.strip()]
+        suggestions = [{"type": "reply", "text": reply} for reply in replies]
+        kwargs.update(text=data.get("text", ""), options={"suggestions": suggestions} if suggestions else None)
     elif channel == Channel.WHATSAPP and data.get("kind") == "template":
         template = WhatsAppTemplate.objects.filter(pk=data.get("template") or None).first()
         if template is None:

@@ -21,6 +21,8 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 # moto has no End User Messaging Social nor SMS-Voice v2: localdev/fake_socialmessaging.py serves both.
 export AWS_ENDPOINT_URL_SOCIALMESSAGING="http://127.0.0.1:$FAKE_SOCIAL_PORT"
 export AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2="http://127.0.0.1:$FAKE_SOCIAL_PORT"
+# A local RCS agent, so the DM page's RCS composer works (DRY_RUN: nothing leaves the machine).
+export RCS_AGENT_ID="${RCS_AGENT_ID:-rcs-agent-10ca1000000000000000000000000001}"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 # Inbound SNS deliveries signed by `play_customer` verify against the local certificate only here.

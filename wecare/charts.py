@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-COLOURS = {"whatsapp": "#1a7f37", "sms": "#0b5cad", "email": "#8250df"}
+COLOURS = {"whatsapp": "#1a7f37", "sms": "#0b5cad", "email": "#8250df", "voice": "#9a6700", "rcs": "#bf3989"}
 DEFAULT_COLOUR = "#57606a"
 
 

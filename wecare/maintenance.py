@@ -1,7 +1,7 @@
 """Periodic maintenance: the retention purge, with an archive first.
 
 Rows carry their own expiry (``expires_at``): audit entries 180 days, messages 30 days, dead-letter
-records 7 days, AI suggestions 90 days; inbound event payloads go 30 days after they arrived
+records 7 days, AI suggestions and voice calls 90 days; inbound event payloads go 30 days after they arrived
 (processed or failed ones: a pending event is still work); contact import jobs 30 days after they
 ended (or were queued and never ran), with their uploaded file if it is somehow still in S3.
 ``purge_expired`` archives what has expired to S3 (wecare.archive: gzipped JSON lines, one object per
@@ -79,6 +79,7 @@ RETAINED_TABLES: list[RetainedTable] = [
     RetainedTable("messaging.inboundevent", "messaging.InboundEvent", "received_at", _inbound_event_expired),
     RetainedTable("contacts.contactimportjob", "contacts.ContactImportJob", "created_at", _import_job_expired),
     RetainedTable("automation.aisuggestion", "automation.AISuggestion", "created_at", _expired_at, optional=True),
+    RetainedTable("messaging.voicecall", "messaging.VoiceCall", "created_at", _expired_at),
     RetainedTable("messaging.message", "messaging.Message", "created_at", _expired_at),
 ]
 
@@ -91,6 +92,7 @@ class PurgeResult:
     media_objects: int = 0
     dlq_messages: int = 0
     inbound_events: int = 0
+    voice_calls: int = 0
     ai_interactions: int = 0
     import_jobs: int = 0
     import_files: int = 0  # uploaded files still in S3 when their job expired (normally deleted at its end)
@@ -107,6 +109,7 @@ RESULT_FIELDS = {
     "accounts.auditlog": "audit_entries",
     "messaging.dlqmessage": "dlq_messages",
     "messaging.inboundevent": "inbound_events",
+    "messaging.voicecall": "voice_calls",
     "automation.aisuggestion": "ai_interactions",
 }
 

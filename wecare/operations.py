@@ -183,7 +183,8 @@ def _buckets() -> list[ratelimit.Bucket]:
     for phone in settings.WHATSAPP_PHONE_NUMBER_IDS:
         for bucket in ratelimit.whatsapp_send_buckets(phone):
             buckets[bucket.key] = bucket
-    for bucket in ratelimit.whatsapp_media_buckets() + ratelimit.sms_buckets() + ratelimit.email_buckets():
+    others = ratelimit.whatsapp_media_buckets() + ratelimit.sms_buckets() + ratelimit.email_buckets()
+    for bucket in others + ratelimit.voice_buckets() + ratelimit.rcs_buckets():
         buckets[bucket.key] = bucket
     return list(buckets.values())
 

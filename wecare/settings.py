@@ -542,6 +542,27 @@ WHATSAPP_META_API_VERSION = env.str("WHATSAPP_META_API_VERSION", default="v20.0"
 if not WHATSAPP_META_API_VERSION.startswith("v") or not WHATSAPP_META_API_VERSION[1:].replace(".", "").isdigit():
     raise ImproperlyConfigured(f"WHATSAPP_META_API_VERSION={WHATSAPP_META_API_VERSION!r} is not like v20.0.")
 SMS_MESSAGE_TYPE = _choice("SMS_MESSAGE_TYPE", ("TRANSACTIONAL", "PROMOTIONAL"), default="TRANSACTIONAL")
+# Voice (messaging.channels.voice): text-to-speech calls with SendVoiceMessage from this origination
+# identity (a voice-capable phone number, its ARN, or a pool), in this Polly voice, with events from this
+# configuration set (its SNS event destination is the topic of /webhooks/sns/). Bodies longer than
+# VOICE_MAX_CHARS (text or SSML, at most the API's 6000) are refused by the gate.
+VOICE_ORIGINATION_IDENTITY = env.str("VOICE_ORIGINATION_IDENTITY", default=SMS_POOL_ID).strip()
+VOICE_ID = env.str("VOICE_ID", default="JOANNA").strip().upper()
+VOICE_CONFIGURATION_SET = env.str("VOICE_CONFIGURATION_SET", default="wecare-voice").strip()
+VOICE_MAX_CHARS = _int("VOICE_MAX_CHARS", 1000, minimum=1, maximum=6000)
+# RCS (messaging.channels.rcs): SendRcsMessage from this RCS agent (its id or ARN) only. Never a pool or
+# a phone number: with those AWS falls back to SMS, and the recipient may not have opted in to SMS.
+# Empty: RCS is not set up, and the gate refuses RCS sends saying so.
+RCS_AGENT_ID = env.str("RCS_AGENT_ID", default="").strip()
+if RCS_AGENT_ID and (
+    ":pool/" in RCS_AGENT_ID or RCS_AGENT_ID.startswith(("pool-", "phone-", "+")) or ":phone-number/" in RCS_AGENT_ID
+):
+    raise ImproperlyConfigured(
+        f"RCS_AGENT_ID={RCS_AGENT_ID!r} is a pool or a phone number: RCS is sent from the RCS agent only "
+        "(a pool or number would fall back to SMS). Set the agent's id or ARN."
+    )
+RCS_CONFIGURATION_SET = env.str("RCS_CONFIGURATION_SET", default="wecare-rcs").strip()
+RCS_MAX_CHARS = _int("RCS_MAX_CHARS", 3072, minimum=1, maximum=3072)
 # Provider errors that may pass (throttling, 5xx, timeouts) are retried this many times by the task,
 # with exponential backoff and jitter; botocore itself makes one attempt per provider call.
 OUTBOUND_MAX_RETRIES = _int("OUTBOUND_MAX_RETRIES", 3, maximum=3)
@@ -555,6 +576,8 @@ RATE_LIMIT_EUM_SOCIAL_ACCOUNT = _float("RATE_LIMIT_EUM_SOCIAL_ACCOUNT", 1000.0)
 RATE_LIMIT_WHATSAPP_MEDIA = _float("RATE_LIMIT_WHATSAPP_MEDIA", 100.0)
 RATE_LIMIT_SMS = _float("RATE_LIMIT_SMS", 5.0)
 RATE_LIMIT_EMAIL = _float("RATE_LIMIT_EMAIL", 10.0)
+RATE_LIMIT_VOICE = _float("RATE_LIMIT_VOICE", 1.0)  # calls per second (a call is billed per minute)
+RATE_LIMIT_RCS = _float("RATE_LIMIT_RCS", 10.0)
 # A full bucket holds this many seconds' worth of tokens (the largest burst, at least one token). Small:
 # a provider's "80 per second" must hold in every second, the first one of a job included.
 RATE_LIMIT_BURST_SECONDS = _float("RATE_LIMIT_BURST_SECONDS", 0.02)

@@ -17,6 +17,8 @@ FIELDS = {
     "tags",
     "attributes",
     "optInEmail",
+    "optInVoice",
+    "optInRcs",
     "lastInboundMessageAt",
     "createdAt",
     "updatedAt",

@@ -29,6 +29,8 @@ def test_export_writes_every_active_contact_in_the_import_format(tmp_path, make_
         "optInWhatsApp",
         "optInSms",
         "optInEmail",
+        "optInVoice",
+        "optInRcs",
         "lastInboundMessageAt",
         "createdAt",
         "updatedAt",

@@ -3,6 +3,8 @@
 - `messaging.channels.whatsapp`: AWS End User Messaging Social (`socialmessaging`).
 - `messaging.channels.sms`: AWS End User Messaging SMS (`pinpoint-sms-voice-v2`), pool origination.
 - `messaging.channels.email`: Amazon SES v2.
+- `messaging.channels.voice`: text-to-speech calls, EUM SMS `SendVoiceMessage`.
+- `messaging.channels.rcs`: RCS from the RCS agent, EUM SMS `SendRcsMessage` (never with a fallback).
 
 `provider_for(channel)` is how the outbound path finds a channel's provider; a new channel (voice,
 RCS) is a module with a `Provider` subclass decorated with `@register`, imported below. Nothing in
@@ -52,7 +54,7 @@ def registered_channels() -> tuple[str, ...]:
 
 
 # Registration happens on import; the channel modules import base, never this package's registry.
-from messaging.channels import email, sms, whatsapp  # noqa: E402, F401
+from messaging.channels import email, rcs, sms, voice, whatsapp  # noqa: E402, F401
 
 __all__ = [
     "READ_ONLY_OPERATIONS",

@@ -8,7 +8,9 @@ A channel is one module with one `Provider` subclass (registered in `messaging.c
 - ``send_request(delivery)``: the provider request of the send (service, operation, parameters);
 - ``sent(result)``: the provider's message id of a send, checked;
 - ``classify(exc)``: a provider error as our `ChannelError`, permanent (never retried) or transient,
-  with the provider's own code where it says more than AWS's.
+  with the provider's own code where it says more than AWS's;
+- ``record_sent(message_ids, dry_run=...)``: what the channel keeps of sends once they are recorded
+  (voice: their VoiceCall rows), or nothing.
 
 `call(request)` is the boundary. It alone decides DRY_RUN (``settings.SEND_MODE != "LIVE"``): then a
 request that is not a plain read (`READ_ONLY_OPERATIONS`) is logged in full and never made, whatever
@@ -281,3 +283,8 @@ class Provider:
 
     def call(self, request: ProviderRequest) -> ProviderResult:
         return call(request, classify=self.classify)
+
+    def record_sent(self, message_ids: list, *, dry_run: bool) -> None:
+        """Keep what the channel records of sends once their messages are stored as sent (voice: a
+        VoiceCall row each), one by one or a bulk batch at once. Nothing (and no query) by default. A
+        failure here is logged by the caller, never a reason to send again."""

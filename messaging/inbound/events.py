@@ -20,6 +20,7 @@ from messaging.inbound.payload import (
     is_eum_event,
     receiving_phone_number_id,
 )
+from messaging.inbound.sms_voice_events import sms_voice_event, sms_voice_event_apply
 from messaging.inbound.statuses import status_apply, statuses_apply
 from messaging.models import InboundEvent
 from messaging.sns import NOTIFICATION
@@ -45,6 +46,11 @@ def notification_process(body: dict[str, Any]) -> ProcessSummary:
     # SES and SMS feedback first: an SMS event may carry a "context" key, as EUM Social's envelope does.
     if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
         return ProcessSummary(not_eum=True, feedback=feedback_process(body))
+    if (event := sms_voice_event(body)) is not None:  # a voice call or RCS event of EUM SMS
+        summary = ProcessSummary()
+        applied = sms_voice_event_apply(event)
+        (summary.statuses_applied if applied else summary.statuses_ignored).append(str(event.get("messageId")))
+        return summary
     if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
         logger.info(
             "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
@@ -248,6 +254,8 @@ def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
         body = event.body
         if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
             summary.one_by_one.append(event_id)  # SES / SMS feedback: the per-event path applies it
+        if sms_voice_event(body) is not None:  # voice/RCS events: the per-event path
+            summary.one_by_one.append(event_id)
             continue
         if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
             batched.append(event_id)  # not an EUM event: kept, nothing to process

@@ -239,6 +239,7 @@ def _dlq_payload(message: Message) -> dict:
         "templateParameters": message.template_parameters,
         "subject": message.subject,
         "originationPhoneNumberId": message.origination_phone_number_id,
+        "options": message.options,
         "mediaS3Key": media.s3_key if media else "",
         "attempts": message.attempts,
         "errorCode": message.error_code,
@@ -324,7 +325,17 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
         raise
     row = _finish_sent(message, provider_id, result.request_id, result.dry_run, timezone.now())
     _count_usage(row, clearance, result.dry_run, now)
+    record_sent(provider_for(message.channel), [row.pk], dry_run=result.dry_run)
     return row
+
+
+def record_sent(provider: Provider, message_ids: list, *, dry_run: bool) -> None:
+    """The channel's own record of sends (`Provider.record_sent`); the messages are sent already, so a
+    failure is only logged."""
+    try:
+        provider.record_sent(message_ids, dry_run=dry_run)
+    except Exception:
+        logger.exception("%s message(s) sent, but their %s record failed", len(message_ids), provider.channel)
 
 
 def _tier_give_back(message: Message, clearance: Clearance, now: datetime) -> None:

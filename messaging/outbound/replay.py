@@ -61,6 +61,7 @@ def handle_outbound_dlq_payload(payload: dict) -> Message:
         reaction_to=(original.whatsapp_payload or {}).get("reaction_to", ""),
         template_header=template_extras.get("header", ""),
         template_buttons=template_extras.get("buttons") or None,
+        options=original.options,  # the voice and text type of a call, an RCS message's suggestions
     )
     replay = message_send(request, requested_by=original.requested_by, audit=False, replay_of=root)
     logger.info("message %s replayed from the outbound DLQ as %s", original.pk, replay.pk)

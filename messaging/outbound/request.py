@@ -55,6 +55,8 @@ class SendRequest:
     # The text, subject, HTML and template parameters carry placeholders ({{name}}, {{attr.city}}) the
     # gate fills from the contact (messaging.personalise); a stored message is always rendered.
     personalise: bool = False
+    # Channel options beyond the text (Message.options): voice {"voiceId", "textType"}, RCS {"suggestions"}.
+    options: dict | None = None
     # The contact as loaded (active) when the request was built: the gate uses it instead of loading
     # it again. Not part of the request's identity.
     contact: Contact | None = field(default=None, compare=False, repr=False)
@@ -100,6 +102,7 @@ class SendRequest:
             target_whatsapp_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
             template_header=template_extras.get("header", ""),
             template_buttons=template_extras.get("buttons") or None,
+            options=message.options or None,
         )
 
 
@@ -160,6 +163,7 @@ def send_request_build(
     template_header: str = "",
     template_buttons: dict | None = None,
     personalise: bool = False,
+    options: dict | None = None,
     contact: Contact | None = None,
 ) -> SendRequest:
     """The request to hand to message_send (and to the gate); picks the WhatsApp number when none is given.
@@ -188,5 +192,6 @@ def send_request_build(
         template_header=template_header or "",
         template_buttons=template_buttons or None,
         personalise=personalise,
+        options=options or None,
         contact=contact,
     )

@@ -79,6 +79,7 @@ def message_send(
             sender_name=email_channel.sender() if request.channel == Channel.EMAIL else "",
             segments=clearance.segments,
             whatsapp_payload=whatsapp_payload(request),
+            options=clearance.options,
             requested_by=requested_by if getattr(requested_by, "pk", None) else None,
             replay_of=replay_of,
             created_at=now,

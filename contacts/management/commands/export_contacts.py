@@ -11,7 +11,8 @@ from contacts.models import Contact
 class Command(BaseCommand):
     help = (
         "Export contacts to a UTF-8 CSV file in the import format (contactId, name, phone, email, "
-        "optInWhatsApp, optInSms, optInEmail, lastInboundMessageAt, createdAt, updatedAt, deletedAt), "
+        "optInWhatsApp, optInSms, optInEmail, optInVoice, optInRcs, lastInboundMessageAt, createdAt, updatedAt, "
+        "deletedAt), "
         "streamed in constant memory, formula-safe. Deleted contacts are left out unless --include-deleted."
     )
 

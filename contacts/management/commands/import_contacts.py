@@ -12,7 +12,8 @@ from contacts.importing import ImportFileError, ImportProgress, check_size, cont
 class Command(BaseCommand):
     help = (
         "Import contacts from a CSV file (columns contactId, name, phone, email, optInWhatsApp, "
-        "optInSms, optInEmail; UTF-8 or UTF-16, separated by commas, semicolons or tabs), through the "
+        "optInSms, optInEmail, optInVoice, optInRcs; UTF-8 or UTF-16, separated by commas, semicolons "
+        "or tabs), through the "
         "same batched service as the page and the admin. Good rows are kept; every bad row is listed "
         "with its line and reason. Opt-ins given are recorded in the consent history with source "
         "import. Exits with status 1 if any row was rejected."

@@ -40,6 +40,8 @@ def outbound_settings(settings):
     # Generous limits: tests that are about rate limits set their own.
     settings.RATE_LIMIT_SMS = settings.RATE_LIMIT_EMAIL = 1000.0
     settings.RATE_LIMIT_WHATSAPP_PER_PHONE = settings.RATE_LIMIT_WHATSAPP_MEDIA = 1000.0
+    settings.RATE_LIMIT_VOICE = settings.RATE_LIMIT_RCS = 1000.0
+    settings.RCS_AGENT_ID = "rcs-agent-0123456789abcdef0123456789abcdef"
     return settings
 
 
@@ -60,6 +62,8 @@ def make_contact(db):
         whatsapp: bool = False,
         sms: bool = False,
         email_opt_in: bool = False,
+        voice: bool = False,
+        rcs: bool = False,
         phone: str | None = "auto",
         email: str | None = "auto",
         window: bool | None = None,
@@ -83,6 +87,8 @@ def make_contact(db):
             opt_in_whatsapp=whatsapp,
             opt_in_sms=sms,
             opt_in_email=email_opt_in,
+            opt_in_voice=voice,
+            opt_in_rcs=rcs,
             last_inbound_message_at=last_inbound,
         )
 
