@@ -16,6 +16,8 @@ VIEWER_PERMISSIONS = [
     "bulk.view_bulkjob",
     "bulk.view_bulkrecipient",
     "automation.view_aisuggestion",
+    "links.view_shortlink",
+    "links.view_click",
 ]
 OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "contacts.add_contact",
@@ -26,6 +28,8 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "bulk.add_bulkjob",
     "bulk.change_bulkjob",
     "automation.change_aisuggestion",
+    "links.add_shortlink",
+    "links.change_shortlink",
 ]
 # Admin: every permission there is, including users and system configuration.
 ROLE_PERMISSIONS = {VIEWER: VIEWER_PERMISSIONS, OPERATOR: OPERATOR_PERMISSIONS, ADMIN: None}

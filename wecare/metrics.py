@@ -50,6 +50,7 @@ CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
     "Api5xx": (COUNT, ()),
     "WorkerErrors": (COUNT, ()),
     "AISuggestions": (COUNT, ("Outcome",)),
+    "LinkClicks": (COUNT, ()),  # people following short links (preview fetchers not counted)
 }
 
 _logger = logging.getLogger(LOGGER_NAME)
