@@ -56,6 +56,7 @@ from contacts.models import Channel, Contact
 from messaging import ratelimit
 from messaging.channels import ChannelError
 from messaging.models import Direction, Message, MessageStatus, ProviderAttempt
+from messaging.outbound.links import links_personalise
 from messaging.safety import Clearance, Refusal, contacts_for_gate, safety_evaluate_many
 from messaging.tier import TierReservation, tier_reserve_many
 from wecare import metrics
@@ -224,6 +225,7 @@ class ChunkRun:
             entry.message = self._message(entry, now, held)
         with transaction.atomic():
             if new:
+                links_personalise([e.message for e in new], bulk_job_id=self.job.pk)
                 Message.objects.bulk_create([e.message for e in new])
                 BulkRecipient.objects.filter(pk__in=[e.recipient_id for e in new]).update(
                     message=Case(*[When(pk=e.recipient_id, then=Value(e.message_id)) for e in new]),
