@@ -26,6 +26,7 @@ from bulk.services import (
     bulk_job_resume,
 )
 from contacts.models import Channel
+from links.selectors import bulk_job_clicks
 from messaging.page_selectors import approved_templates
 from messaging.safety import RefusalCode
 from messaging.views import REFUSAL_LEADS
@@ -121,6 +122,7 @@ def _job_context(request, job: BulkJob) -> dict:
         "preflight": preflight,
         "reasons": reasons,
         "chart": sends_over_time(job),
+        "job_clicks": bulk_job_clicks(job),
         "percent": round(100 * job.processed_count / job.total_recipients) if job.total_recipients else 0,
         "to_process": max(job.total_recipients - job.skipped_count, 0),
         "can_confirm": request.user.has_perm("bulk.change_bulkjob") and job.status == JobStatus.AWAITING_CONFIRMATION,

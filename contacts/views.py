@@ -24,6 +24,7 @@ from contacts.models import ConsentSource, Contact, ContactImportJob
 from contacts.page_forms import OPT_IN_FIELDS, ContactEditForm, ContactForm, ImportForm
 from contacts.selectors import contact_consent_history
 from contacts.services import contact_create, contact_restore, contact_soft_delete, contact_update
+from links.selectors import contact_clicks
 from wecare.pages import deny, page_view, render_page, whatsapp_window
 
 PAGE_SIZE = 50
@@ -85,6 +86,7 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
             "history": contact_consent_history(contact=contact)[:200],
             "window": whatsapp_window(contact),
             "dm_url": _dm_url(contact),
+            "link_clicks": contact_clicks(contact),
         },
     )
 

@@ -23,7 +23,11 @@ class LinkStats:
 
 
 def link_list():
-    return ShortLink.objects.select_related("created_by").annotate(click_count=Count("clicks"))
+    return (
+        ShortLink.objects.select_related("created_by")
+        .annotate(click_count=Count("clicks"))
+        .order_by("-created_at", "-id")
+    )
 
 
 def link_stats(link: ShortLink) -> LinkStats:

@@ -6,7 +6,7 @@ from links.models import UTM_FIELDS, ShortLink
 
 
 class ShortLinkSerializer(serializers.ModelSerializer):
-    clicks = serializers.IntegerField(source="click_count", read_only=True, default=None)
+    clicks = serializers.SerializerMethodField()
     short_path = serializers.SerializerMethodField()
 
     class Meta:
@@ -31,6 +31,9 @@ class ShortLinkSerializer(serializers.ModelSerializer):
             "slug": {"required": False, "allow_blank": True, "validators": []},
             "destination": {"validators": []},
         }
+
+    def get_clicks(self, link: ShortLink) -> int | None:
+        return getattr(link, "click_count", None)
 
     def get_short_path(self, link: ShortLink) -> str:
         return f"/l/{link.slug}"
