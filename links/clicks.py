@@ -5,8 +5,9 @@ draw its preview card: those fetches are not clicks. They are recognised by thei
 
 The recorder keeps the redirect fast: a click is a row appended to this process's buffer, written
 with one multi-row INSERT every LINK_CLICK_FLUSH_SECONDS by a background thread (or at once when that
-setting is 0, as in tests). A process stopped by SIGTERM writes its buffer on exit; a SIGKILL loses at
-most that last fraction of a second of clicks, never a redirect.
+setting is 0, as in tests). Personal tokens are resolved there too, one SELECT for the whole batch,
+so the redirect itself reads nothing but the (cached) link. A process stopped by SIGTERM writes its
+buffer on exit; a SIGKILL loses at most that last fraction of a second of clicks, never a redirect.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import logging
 import os
 import re
 import threading
+from datetime import datetime
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
-from links.models import Click, DeviceClass
+from links.models import Click, DeviceClass, PersonalLink
 from wecare import metrics
 
 logger = logging.getLogger(__name__)
@@ -61,22 +64,37 @@ def referrer_host(referrer: str) -> str:
         return ""
 
 
+class PendingClick(NamedTuple):
+    """A click as the redirect saw it (a plain tuple: no model is built on the request path)."""
+
+    link_id: Any
+    clicked_at: datetime
+    referrer_host: str
+    device: str
+    token: str  # of a personal link, or ""
+
+
 class ClickRecorder:
     """This process's buffer of clicks, written in batches (see the module docstring)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
-        self.pending: list[Click] = []
+        self.pending: list[PendingClick] = []
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.stopping = threading.Event()
+        self.dropped = 0
 
-    def record(self, click: Click) -> None:
+    def record(self, click: PendingClick) -> None:
+        """Keep ``click`` for the next write (at once when LINK_CLICK_FLUSH_SECONDS is 0)."""
         if settings.LINK_CLICK_FLUSH_SECONDS <= 0:
-            self._write([click])
+            clicks_write([click])
             return
         with self.lock:
+            if len(self.pending) >= settings.LINK_CLICK_BUFFER_MAX:
+                self.dropped += 1  # the database has been away for long: the redirect still works
+                return
             self.pending.append(click)
             if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
                 self._start()
@@ -97,8 +115,10 @@ class ClickRecorder:
                     if len(self.pending) < settings.LINK_CLICK_BATCH:
                         self.wake.wait(timeout=settings.LINK_CLICK_FLUSH_SECONDS)
                 self.flush()
+                # The flusher's own connection: kept (CONN_MAX_AGE), replaced when broken or obsolete.
+                connection.close_if_unusable_or_obsolete()
         finally:
-            connection.close()  # this thread's own connection
+            connection.close()
 
     def stop(self) -> None:
         """Write what is buffered and end the flusher (at exit; tests)."""
@@ -112,24 +132,69 @@ class ClickRecorder:
     def flush(self) -> int:
         with self.lock:
             batch, self.pending = self.pending, []
-        if batch:
-            try:
-                self._write(batch)
-            except Exception:  # the database is away: keep the clicks for the next round
-                logger.exception("link clicks: %s not written yet", len(batch))
-                close_old_connections()
-                with self.lock:
-                    self.pending[:0] = batch[: settings.LINK_CLICK_BUFFER_MAX]
-                return 0
+            dropped, self.dropped = self.dropped, 0
+        if dropped:
+            logger.error("link clicks: %s dropped, the buffer was full (database unavailable?)", dropped)
+        if not batch:
+            return 0
+        try:
+            clicks_write(batch)
+        except Exception:  # the database is away: keep the clicks for the next round
+            logger.exception("link clicks: %s not written yet", len(batch))
+            with self.lock:
+                self.pending[:0] = batch[: max(0, settings.LINK_CLICK_BUFFER_MAX - len(self.pending))]
+            return 0
         return len(batch)
 
-    @staticmethod
-    def _write(batch: list[Click]) -> None:
-        Click.objects.bulk_create(batch)
-        metrics.emit("LinkClicks", len(batch))
-        if threading.current_thread() is not threading.main_thread() and settings.LINK_CLICK_FLUSH_SECONDS > 0:
-            # The flusher's own connection: kept (CONN_MAX_AGE), closed when obsolete.
-            connection.close_if_unusable_or_obsolete()
+
+def clicks_write(batch: list[PendingClick]) -> None:
+    """Store these clicks, each personal one with its contact and bulk job (one SELECT for the batch's
+    tokens); a token of another link, or unknown, leaves the click anonymous. On PostgreSQL one INSERT
+    of arrays (unnest): building a model per click would cost more than the redirect itself."""
+    tokens = {click.token for click in batch if click.token}
+    known = (
+        {
+            token: (pk, link_id, contact_id, job_id)
+            for token, pk, link_id, contact_id, job_id in PersonalLink.objects.filter(token__in=tokens).values_list(
+                "token", "id", "link_id", "contact_id", "bulk_job_id"
+            )
+        }
+        if tokens
+        else {}
+    )
+    columns: dict[str, list] = {name: [] for name in CLICK_COLUMNS}
+    for click in batch:
+        found = known.get(click.token)
+        personal_id, contact_id, job_id = (
+            (found[0], found[2], found[3])
+            if found and found[1] == click.link_id
+            else (
+                None,
+                None,
+                None,
+            )
+        )
+        for name, value in zip(
+            CLICK_COLUMNS,
+            (click.link_id, personal_id, contact_id, job_id, click.clicked_at, click.referrer_host, click.device),
+            strict=True,
+        ):
+            columns[name].append(value)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Click._meta.db_table)
+        names = ", ".join(CLICK_COLUMNS)
+        arrays = ", ".join(f"%s::{kind}[]" for kind in CLICK_COLUMN_TYPES)
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})", list(columns.values()))  # noqa: S608 - names are ours
+    else:
+        Click.objects.bulk_create(
+            [Click(**dict(zip(CLICK_COLUMNS, row, strict=True))) for row in zip(*columns.values(), strict=True)]
+        )
+    metrics.emit("LinkClicks", len(batch))
+
+
+CLICK_COLUMNS = ("link_id", "personal_id", "contact_id", "bulk_job_id", "clicked_at", "referrer_host", "device")
+CLICK_COLUMN_TYPES = ("uuid", "bigint", "uuid", "uuid", "timestamptz", "text", "text")
 
 
 recorder = ClickRecorder()

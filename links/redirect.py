@@ -7,7 +7,7 @@ middleware. What it costs instead:
 
 - the link: from this process's cache (LINK_CACHE_SECONDS; disabling or expiring a link takes
   effect everywhere within that time), else one SELECT;
-- a personal link: one SELECT by its unique token;
+- a personal link: nothing here; the recorder resolves the tokens of a batch in one SELECT;
 - the click: appended to the recorder's buffer (links.clicks), written in batches;
 - the rate limit: a counter per source address in this process (LINK_RATE_LIMIT_PER_MINUTE per
   process; with N web processes a source gets at most N times that; the load balancer's WAF is the
@@ -29,8 +29,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from accounts.services import client_ip
-from links.clicks import device_class, is_preview_fetcher, recorder, referrer_host
-from links.models import UTM_FIELDS, Click, PersonalLink, ShortLink
+from links.clicks import PendingClick, device_class, is_preview_fetcher, recorder, referrer_host
+from links.models import UTM_FIELDS, ShortLink
 
 logger = logging.getLogger(__name__)
 
@@ -102,25 +102,31 @@ class _Cache:
 
 
 class _SourceLimit:
-    """A fixed one-minute window of requests per source address, in this process."""
+    """Requests per source address over the last minute, in this process: a sliding window estimated
+    from this minute's count and the last minute's, weighted by how much of it is still in the window
+    (no burst of twice the limit across a minute boundary)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.window = 0
         self.counts: dict[str, int] = {}
+        self.previous: dict[str, int] = {}
 
     def allow(self, source: str) -> bool:
-        window = int(time.time() // 60)
+        now = time.time()
+        window = int(now // 60)
         with self.lock:
             if window != self.window:
+                self.previous = self.counts if window == self.window + 1 else {}
                 self.window, self.counts = window, {}
             count = self.counts.get(source, 0) + 1
             self.counts[source] = count
-        return count <= settings.LINK_RATE_LIMIT_PER_MINUTE
+            earlier = self.previous.get(source, 0) * (1 - (now % 60) / 60)
+        return count + earlier <= settings.LINK_RATE_LIMIT_PER_MINUTE
 
     def clear(self) -> None:
         with self.lock:
-            self.counts = {}
+            self.counts, self.previous = {}, {}
 
 
 targets = _Cache()
@@ -141,20 +147,16 @@ def redirect_answer(slug: str, token: str | None, meta: dict) -> Answer:
         return Answer(410, body=EXPIRED_BODY)
     user_agent = meta.get("HTTP_USER_AGENT", "")
     if not is_preview_fetcher(user_agent):
-        click = Click(
-            link_id=target.link_id,
-            clicked_at=now,
-            referrer_host=referrer_host(meta.get("HTTP_REFERER", "")),
-            device=device_class(user_agent),
-        )
-        if token:
-            # A token of another link or none at all: the redirect still works, the click is anonymous.
-            personal = PersonalLink.objects.filter(token=token, link_id=target.link_id).values_list(
-                "id", "contact_id", "bulk_job_id"
+        # Whose personal link it was is worked out with the batch (links.clicks.clicks_write).
+        recorder.record(
+            PendingClick(
+                link_id=target.link_id,
+                clicked_at=now,
+                referrer_host=referrer_host(meta.get("HTTP_REFERER", "")),
+                device=device_class(user_agent),
+                token=token or "",
             )
-            for click.personal_id, click.contact_id, click.bulk_job_id in personal[:1]:
-                pass
-        recorder.record(click)
+        )
     return Answer(302, location=target.location)
 
 
@@ -187,14 +189,14 @@ def wsgi_redirect(environ: dict, start_response):
         location = f"https://{environ.get('HTTP_HOST', '')}{environ.get('PATH_INFO', '')}"
         start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
         return [b""]
+    # As Django does around each request: a connection that broke or outlived CONN_MAX_AGE is replaced.
+    # Once, before the work (the next request's call tidies up after this one).
     close_old_connections()
     try:
         answer = redirect_answer(match["slug"], match["token"], environ)
     except Exception:
         logger.exception("link redirect failed")
         answer = Answer(503, body="The link service is unavailable. Try again shortly.")
-    finally:
-        close_old_connections()
     body = answer.body.encode()
     headers = response_headers(answer)
     headers += [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]

@@ -178,14 +178,14 @@ def test_the_fast_wsgi_door_redirects_and_records_like_the_django_view(make_link
 @pytest.mark.django_db(transaction=True)
 def test_buffered_clicks_are_written_in_a_batch_by_the_flusher(make_link, settings):
     from conftest import wait_until
-    from links.clicks import ClickRecorder
+    from links.clicks import ClickRecorder, PendingClick
 
     settings.LINK_CLICK_FLUSH_SECONDS = 0.05
     link = make_link(slug="buffered")
     recorder = ClickRecorder()
 
     for _ in range(25):
-        recorder.record(Click(link=link, device=DeviceClass.MOBILE))
+        recorder.record(PendingClick(link.pk, timezone.now(), "", DeviceClass.MOBILE, ""))
 
     try:
         wait_until(lambda: Click.objects.filter(link=link).count() == 25, timeout=10, message="25 clicks written")
