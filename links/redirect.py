@@ -73,11 +73,15 @@ class _Cache:
         self.lock = threading.Lock()
         self.entries: dict[str, tuple[float, Target | None]] = {}
 
-    def get(self, slug: str) -> Target | None:
+    def get(self, slug: str, *, tidy_connection: bool = False) -> Target | None:
         now = time.monotonic()
         hit = self.entries.get(slug)
         if hit is not None and now - hit[0] < settings.LINK_CACHE_SECONDS:
             return hit[1]
+        if tidy_connection:
+            # Outside Django's handler the request path reads the database only here: as Django does
+            # around each request, a connection that broke or outlived CONN_MAX_AGE is replaced first.
+            close_old_connections()
         row = ShortLink.objects.filter(slug=slug).values("id", "destination", "enabled", "expires_at", *UTM_FIELDS)
         row = row.first()
         target = (
@@ -133,13 +137,14 @@ targets = _Cache()
 limits = _SourceLimit()
 
 
-def redirect_answer(slug: str, token: str | None, meta: dict) -> Answer:
-    """What /l/<slug>[/<token>] answers for a request with these CGI-style headers (``meta``)."""
+def redirect_answer(slug: str, token: str | None, meta: dict, *, tidy_connection: bool = False) -> Answer:
+    """What /l/<slug>[/<token>] answers for a request with these CGI-style headers (``meta``).
+    ``tidy_connection``: called outside Django's request handling (the fast door)."""
     if not limits.allow(client_ip(SimpleNamespace(META=meta)) or "unknown"):
         return Answer(429, body=LIMITED_BODY, retry_after=60)
     if not SLUG.match(slug) or (token is not None and not TOKEN.match(token)):
         return Answer(404, body=NOT_FOUND_BODY)
-    target = targets.get(slug)
+    target = targets.get(slug, tidy_connection=tidy_connection)
     if target is None or not target.enabled:
         return Answer(404, body=NOT_FOUND_BODY)
     now = timezone.now()
@@ -189,11 +194,8 @@ def wsgi_redirect(environ: dict, start_response):
         location = f"https://{environ.get('HTTP_HOST', '')}{environ.get('PATH_INFO', '')}"
         start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
         return [b""]
-    # As Django does around each request: a connection that broke or outlived CONN_MAX_AGE is replaced.
-    # Once, before the work (the next request's call tidies up after this one).
-    close_old_connections()
     try:
-        answer = redirect_answer(match["slug"], match["token"], environ)
+        answer = redirect_answer(match["slug"], match["token"], environ, tidy_connection=True)
     except Exception:
         logger.exception("link redirect failed")
         answer = Answer(503, body="The link service is unavailable. Try again shortly.")
