@@ -73,7 +73,6 @@ def link_list_page(request: HttpRequest) -> HttpResponse:
         request,
         "links/list.html",
         {"page": page, "form": form, "may_create": may_create, "now": timezone.now()},
-        status=400 if request.method == "POST" else 200,
     )
 
 
@@ -111,12 +110,13 @@ def link_toggle(request: HttpRequest, link_id) -> HttpResponse:
 def link_qr(request: HttpRequest, link_id, kind: str) -> HttpResponse:
     link = get_object_or_404(ShortLink, pk=link_id)
     qr = segno.make(short_url(request, link), error="m")
+    buffer = io.BytesIO()
     if kind == "svg":
-        body, content_type = qr.svg_inline(scale=QR_SCALE, title=f"/l/{link.slug}").encode(), "image/svg+xml"
+        # A standalone document (namespace and XML declaration): an <img> or a print shop can open it.
+        qr.save(buffer, kind="svg", scale=QR_SCALE, border=4, title=f"/l/{link.slug}")
     else:
-        buffer = io.BytesIO()
         qr.save(buffer, kind="png", scale=QR_SCALE, border=4)
-        body, content_type = buffer.getvalue(), "image/png"
+    body, content_type = buffer.getvalue(), "image/svg+xml" if kind == "svg" else "image/png"
     response = HttpResponse(body, content_type=content_type)
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="link-{link.slug}.{kind}"'
