@@ -144,6 +144,9 @@ def test_the_contact_page_shows_what_they_clicked(viewer_client, make_link, make
 
 
 def test_the_sidebar_opens_link_instead_of_coming_soon(viewer_client):
-    page = viewer_client.get("/").content.decode()
-    assert 'href="/link/"' in page
-    assert viewer_client.get("/link/").status_code == 200
+    home = viewer_client.get("/").content.decode()
+    page = viewer_client.get("/link/").content.decode()
+
+    assert 'href="/link/"' in home
+    assert "<title>Link · WECARE.DIGITAL</title>" in page and "Coming soon" not in page
+    assert 'data-nav="link" aria-current="page"' in page
