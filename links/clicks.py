@@ -13,6 +13,7 @@ buffer on exit; a SIGKILL loses at most that last fraction of a second of clicks
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import re
@@ -41,11 +42,15 @@ MOBILE = re.compile(r"mobi|iphone|ipod|android|blackberry|opera mini|iemobile|wi
 DESKTOP = re.compile(r"windows nt|macintosh|x11|cros|linux x86_64", re.IGNORECASE)
 
 
+# User-Agents repeat (a few browser builds make most clicks): each is classified once per process
+# (1,024 kept: at most ~8 MB even for made-up 8 KB headers).
+@functools.lru_cache(maxsize=1024)
 def is_preview_fetcher(user_agent: str) -> bool:
     """An unfurler or crawler (or no User-Agent at all: no browser sends none)."""
     return not user_agent or bool(PREVIEW_FETCHERS.search(user_agent))
 
 
+@functools.lru_cache(maxsize=1024)
 def device_class(user_agent: str) -> str:
     if TABLET.search(user_agent):
         return DeviceClass.TABLET
