@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count
 
 from links.models import UTM_FIELDS, Click, PersonalLink, ShortLink
+from links.selectors import click_count
 from links.services import link_create, link_update
 from links.validation import destination_validate, slug_validate
 
@@ -42,7 +42,7 @@ class ShortLinkAdmin(admin.ModelAdmin):
     readonly_fields = ("created_by", "created_at", "updated_at")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(click_count=Count("clicks"))
+        return super().get_queryset(request).annotate(click_count=click_count())
 
     @admin.display(description="Clicks", ordering="click_count")
     def click_count(self, link: ShortLink) -> int:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from links.models import Click, ShortLink
@@ -22,10 +22,17 @@ class LinkStats:
     top_referrers: list[tuple[str, int]]
 
 
+def click_count():
+    """Each link's clicks as a correlated subquery: counted for the rows of the page only (an index
+    scan of click_link_time), not by grouping every click there is."""
+    counted = Click.objects.filter(link=OuterRef("pk")).order_by().values("link").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(counted), 0)
+
+
 def link_list():
     return (
         ShortLink.objects.select_related("created_by")
-        .annotate(click_count=Count("clicks"))
+        .annotate(click_count=click_count())
         .order_by("-created_at", "-id")
     )
 
