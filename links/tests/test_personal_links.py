@@ -106,11 +106,12 @@ def test_each_bulk_recipient_gets_their_own_link_and_their_click_counts_for_the_
 ):
     link = make_link(slug="bulk-sale")
     contacts = [make_contact(name=f"R{i}", opt_ins={"sms": True}) for i in range(4)]
+    quiet = make_contact(name="Not opted in", opt_ins={"sms": False})
     job = bulk_job_create(
         user=operator,
         channel="sms",
         message=BulkMessage(content="Sale today: http://localhost/l/bulk-sale"),
-        contact_ids=[str(c.pk) for c in contacts],
+        contact_ids=[str(c.pk) for c in [*contacts, quiet]],
     )
     if job.status == JobStatus.AWAITING_CONFIRMATION:
         job = bulk_job_confirm(job_id=job.pk, user=operator, count=job.preflight["willSend"])
@@ -121,6 +122,7 @@ def test_each_bulk_recipient_gets_their_own_link_and_their_click_counts_for_the_
     tokens = {m.contact_id: PERSONAL.search(m.content)["token"] for m in Message.objects.all()}
     assert job.sent_count == 4 and len(set(tokens.values())) == 4
     assert set(PersonalLink.objects.values_list("bulk_job_id", flat=True)) == {job.pk}
+    assert set(PersonalLink.objects.values_list("contact_id", flat=True)) == {c.pk for c in contacts}  # not quiet
 
     first = contacts[0]
     for _ in range(2):  # one person clicking twice: two clicks, one clicker
