@@ -20,6 +20,8 @@ VIEWER_PERMISSIONS = [
     "contacts.view_tag",
     "contacts.view_attributedefinition",
     "audiences.view_segment",
+    "links.view_shortlink",
+    "links.view_click",
 ]
 OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "contacts.add_contact",
@@ -34,6 +36,8 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "audiences.add_segment",
     "audiences.change_segment",
     "audiences.delete_segment",
+    "links.add_shortlink",
+    "links.change_shortlink",
 ]
 # Admin: every permission there is, including users and system configuration.
 ROLE_PERMISSIONS = {VIEWER: VIEWER_PERMISSIONS, OPERATOR: OPERATOR_PERMISSIONS, ADMIN: None}

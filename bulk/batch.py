@@ -58,6 +58,7 @@ from messaging import ratelimit
 from messaging.channels import ChannelError
 from messaging.channels.whatsapp import DRY_RUN_MEDIA_ID
 from messaging.models import Direction, MediaFile, Message, MessageStatus, ProviderAttempt
+from messaging.outbound.links import links_personalise
 from messaging.outbound.send import whatsapp_payload
 from messaging.safety import Clearance, Refusal, contacts_for_gate, safety_evaluate_many
 from messaging.tier import TierReservation, tier_reserve_many
@@ -278,6 +279,7 @@ class ChunkRun:
             entry.message = self._message(entry, now, held)
         with transaction.atomic():
             if new:
+                links_personalise([e.message for e in new], bulk_job_id=self.job.pk)
                 Message.objects.bulk_create([e.message for e in new])
                 if self.media_file is not None:  # every message points at the job's one stored file
                     MediaFile.objects.bulk_create(

@@ -190,6 +190,7 @@ def message_create(*, job: BulkJob, recipient: BulkRecipient) -> Message:
             requested_by=job.created_by,
             enqueue=False,
             audit=False,  # the job is audited, not each of its messages
+            bulk_job_id=job.pk,
         )
     except SafetyRefusal as refusal:
         raise Refused(refusal.code, refusal.reason) from refusal

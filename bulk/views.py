@@ -34,6 +34,7 @@ from bulk.services import (
 )
 from contacts.attributes import attribute_definitions
 from contacts.models import Channel, Tag
+from links.selectors import bulk_job_clicks
 from messaging.channels import whatsapp as whatsapp_channel
 from messaging.page_selectors import approved_templates
 from messaging.safety import RefusalCode
@@ -183,6 +184,7 @@ def _job_context(request, job: BulkJob) -> dict:
         "preflight": preflight,
         "reasons": reasons,
         "chart": sends_over_time(job),
+        "job_clicks": bulk_job_clicks(job),
         "percent": round(100 * job.processed_count / job.total_recipients) if job.total_recipients else 0,
         "to_process": max(job.total_recipients - job.skipped_count, 0),
         "can_confirm": request.user.has_perm("bulk.change_bulkjob") and job.status == JobStatus.AWAITING_CONFIRMATION,

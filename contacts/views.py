@@ -27,6 +27,7 @@ from contacts.models import AttributeDefinition, ConsentSource, Contact, Contact
 from contacts.page_forms import OPT_IN_FIELDS, ContactEditForm, ContactForm, ImportForm
 from contacts.selectors import contact_consent_history
 from contacts.services import contact_create, contact_restore, contact_soft_delete, contact_update
+from links.selectors import contact_clicks
 from messaging.feedback.suppressions import contact_suppressions, suppression_lift
 from messaging.models import Suppression
 from messaging.selectors import voice_calls_for
@@ -114,6 +115,7 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
             "dm_url": _dm_url(contact),
             "suppressions": contact_suppressions(contact),
             "calls": voice_calls_for(contact=contact) if request.user.has_perm("messaging.view_message") else [],
+            "link_clicks": contact_clicks(contact),
         },
     )
 

@@ -51,6 +51,7 @@ CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
     "WorkerErrors": (COUNT, ()),
     "AISuggestions": (COUNT, ("Outcome",)),
     "Suppressions": (COUNT, ("Channel", "Reason")),
+    "LinkClicks": (COUNT, ()),  # people following short links (preview fetchers not counted)
 }
 
 _logger = logging.getLogger(LOGGER_NAME)

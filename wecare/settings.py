@@ -224,6 +224,7 @@ INSTALLED_APPS = [
     "bulk",
     "automation",
     "audiences",
+    "links",
 ]
 
 MIDDLEWARE = [
@@ -710,6 +711,25 @@ OIDC_JWKS_MIN_REFRESH_SECONDS = _int("OIDC_JWKS_MIN_REFRESH_SECONDS", 60, minimu
 OIDC_CLOCK_SKEW_SECONDS = _int("OIDC_CLOCK_SKEW_SECONDS", 30, maximum=300)
 OIDC_REQUIRE_VERIFIED_EMAIL = _bool("OIDC_REQUIRE_VERIFIED_EMAIL", default=True)
 OIDC_REDIRECT_FIELD_NAME = "next"
+# --- Link: tracked short links (links/) ----------------------------------------------------------
+# The public address short links are shown and QR-coded with (https://go.example.com); empty: the
+# address the page was opened at.
+LINK_BASE_URL = env.str("LINK_BASE_URL", default="").rstrip("/")
+if LINK_BASE_URL and not LINK_BASE_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"LINK_BASE_URL={LINK_BASE_URL!r} must be an http(s):// address.")
+# Each web process keeps a link this long before reading it again (disable/expiry take this long).
+LINK_CACHE_SECONDS = _float("LINK_CACHE_SECONDS", 5.0)
+# Redirects per source address per minute, per web process.
+LINK_RATE_LIMIT_PER_MINUTE = _int("LINK_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
+# Clicks are written in batches this often (0: each click at once, as the tests do).
+LINK_CLICK_FLUSH_SECONDS = (
+    0.0
+    if ENVIRONMENT == "test" and not env.str("LINK_CLICK_FLUSH_SECONDS", default="")
+    else _float("LINK_CLICK_FLUSH_SECONDS", 0.2)
+)
+LINK_CLICK_BATCH = _int("LINK_CLICK_BATCH", 500, minimum=1)
+LINK_CLICK_BUFFER_MAX = _int("LINK_CLICK_BUFFER_MAX", 100_000, minimum=1000)
+
 # Behind a load balancer, how many proxies append to X-Forwarded-For (for the source IP in the audit).
 TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0, maximum=5)
 # Production signs in through Cognito: without it the password form would be open to everyone.

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api import MeView
 from accounts.views import SignInView, SignOutView, admin_login_redirect
+from links import views as link_views
 from wecare.health import healthz, liveness
 
 admin.site.site_header = "WECARE.DIGITAL"
@@ -30,5 +31,9 @@ urlpatterns = [
     path("api/", include("audiences.urls")),  # /api/segments/...
     path("api/", include("messaging.urls")),  # /api/messages/...
     path("api/", include("automation.urls")),  # /api/ai/suggestions/...
+    path("api/", include("links.urls")),  # /api/links/...
+    # The redirect (production serves it before Django: wecare.wsgi, links.redirect).
+    path("l/<str:slug>", link_views.follow, name="link-follow"),
+    path("l/<str:slug>/<str:token>", link_views.follow, name="link-follow-personal"),
     path("", include("wecare.page_urls")),
 ]

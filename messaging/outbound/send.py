@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 
 from django.db import transaction
@@ -12,6 +13,7 @@ from accounts.services import audit_record
 from contacts.models import Channel
 from messaging.channels import email as email_channel
 from messaging.models import Direction, MediaFile, Message, MessageStatus
+from messaging.outbound.links import links_personalise
 from messaging.outbound.media import media_upload, safe_filename
 from messaging.outbound.request import SendRequest
 from messaging.safety import safety_check
@@ -48,11 +50,13 @@ def message_send(
     audit: bool = True,
     now: datetime | None = None,
     replay_of: Message | None = None,
+    bulk_job_id=None,
 ) -> Message:
     """Judge ``request`` (the gate), upload its media, store the Message (queued) and, on commit,
     enqueue its delivery. ``enqueue=False`` leaves delivery to the caller (bulk); ``audit=False``
     skips the per-message audit entry (bulk audits the job). Raises SafetyRefusal (422) or
-    StorageUnavailable (503, the media bucket)."""
+    StorageUnavailable (503, the media bucket). Our short links in the body become the recipient's
+    personal links (of ``bulk_job_id`` when it is a bulk job's message)."""
     now = now or timezone.now()
     clearance = safety_check(request, now=now)
     request = clearance.request or request  # as judged: rendered for the contact if personalised
@@ -63,7 +67,8 @@ def message_send(
         media = media_upload(data=media.data, content_type=media.content_type, filename=media.filename, size=media.size)
 
     with transaction.atomic():
-        message = Message.objects.create(
+        message = Message(
+            id=uuid.uuid4(),
             contact=clearance.contact,
             channel=request.channel,
             direction=Direction.OUTBOUND,
@@ -84,6 +89,8 @@ def message_send(
             replay_of=replay_of,
             created_at=now,
         )
+        links_personalise([message], bulk_job_id=bulk_job_id)
+        message.save(force_insert=True)
         if media is not None:
             MediaFile.objects.create(
                 message=message,

@@ -23,10 +23,10 @@ class NavItem:
     soon: bool = False
 
 
-# Pay, Link, Forms, Docs and Invoice have no module yet: their entries open an honest "coming soon" page.
+# Pay, Forms, Docs and Invoice have no module yet: their entries open an honest "coming soon" page.
 NAV: tuple[NavItem, ...] = (
     NavItem("pay", "Pay", "coming-soon", ("pay",), soon=True),
-    NavItem("link", "Link", "coming-soon", ("link",), soon=True),
+    NavItem("link", "Link", "link_pages:list", hint="short links, clicks", permission="links.view_shortlink"),
     NavItem("forms", "Forms", "coming-soon", ("forms",), soon=True),
     NavItem("docs", "Docs", "coming-soon", ("docs",), soon=True),
     NavItem("invoice", "Invoice", "coming-soon", ("invoice",), soon=True),
