@@ -19,6 +19,9 @@ VIEWER_PERMISSIONS = [
     "contacts.view_tag",
     "contacts.view_attributedefinition",
     "audiences.view_segment",
+    "webforms.view_form",
+    "webforms.view_formversion",
+    "webforms.view_formsubmission",
 ]
 OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "contacts.add_contact",
@@ -33,6 +36,9 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "audiences.add_segment",
     "audiences.change_segment",
     "audiences.delete_segment",
+    "webforms.add_form",
+    "webforms.change_form",
+    "webforms.export_formsubmission",
 ]
 # Admin: every permission there is, including users and system configuration.
 ROLE_PERMISSIONS = {VIEWER: VIEWER_PERMISSIONS, OPERATOR: OPERATOR_PERMISSIONS, ADMIN: None}

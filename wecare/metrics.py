@@ -50,6 +50,7 @@ CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
     "Api5xx": (COUNT, ()),
     "WorkerErrors": (COUNT, ()),
     "AISuggestions": (COUNT, ("Outcome",)),
+    "FormSubmissions": (COUNT, ("Outcome",)),
 }
 
 _logger = logging.getLogger(LOGGER_NAME)

@@ -48,6 +48,9 @@ class SendRequest:
     origination_phone_number_id: str = ""
     # Reactions and read receipts: the wamid of the inbound message they are about.
     target_whatsapp_message_id: str = ""
+    # Email: the pending double opt-in (webforms.EmailConfirmation id) this message confirms; the gate
+    # lets exactly that confirmation through without email consent (messaging.safety, rule 3).
+    confirms_email_request: Any = None
     # The contact as loaded (active) when the request was built: the gate uses it instead of loading
     # it again. Not part of the request's identity.
     contact: Contact | None = field(default=None, compare=False, repr=False)
@@ -89,6 +92,7 @@ class SendRequest:
             else None,
             origination_phone_number_id=message.origination_phone_number_id,
             target_whatsapp_message_id=(message.whatsapp_payload or {}).get("reaction_to", ""),
+            confirms_email_request=message.email_confirmation_id,
         )
 
 

@@ -68,6 +68,7 @@ def message_send(
             else {},
             requested_by=requested_by if getattr(requested_by, "pk", None) else None,
             replay_of=replay_of,
+            email_confirmation_id=request.confirms_email_request,
             created_at=now,
         )
         if media is not None:
