@@ -88,6 +88,12 @@ class FormVersionInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Form)
 class FormAdmin(admin.ModelAdmin):
@@ -117,9 +123,6 @@ class FormAdmin(admin.ModelAdmin):
         obj.current_version = saved.current_version
         if change and saved.current_version_id != form.initial_version_id:
             messages.info(request, f"Saved as version {saved.current_version.number}; earlier submissions keep theirs.")
-
-    def save_related(self, request, form, formsets, change):
-        pass  # the versions inline is read-only
 
 
 @admin.register(FormVersion)
