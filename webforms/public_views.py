@@ -104,7 +104,7 @@ def form_page(request: HttpRequest, slug: str) -> HttpResponse:
         return _framed(render(request, "webforms/public_thanks.html", {"form_obj": form, "version": version}), form)
     if not public_form.is_valid():
         metrics.emit("FormSubmissions", outcome=Outcome.INVALID)
-        return _render_form(request, form, public_form, status=400)
+        return _render_form(request, form, public_form)  # 200 with the errors, as every page of ours
     visitor = _visitor(request)
     wait = submission_rate_limit_wait(visitor.ip)
     if wait > 0:
@@ -134,7 +134,7 @@ def form_page(request: HttpRequest, slug: str) -> HttpResponse:
         metrics.emit("FormSubmissions", outcome=Outcome.INVALID)
         for field, messages in exc.message_dict.items():
             public_form.add_error(field if field in public_form.fields else None, messages)
-        return _render_form(request, form, public_form, status=400)
+        return _render_form(request, form, public_form)
     token = signing.dumps(str(submission.pk), salt=THANKS_SALT)
     return redirect("webforms_public:thanks", slug=form.slug, token=token)
 
