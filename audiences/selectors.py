@@ -102,7 +102,8 @@ def segment_preview(
     row = members.order_by().aggregate(**counts)
     skipped = {code: row[code] for code, _ in rules if row[code]}
     sample = []
-    if sample_size:
+    # Skipped when nobody matches: walking the newest-first index to find no one reads all of it.
+    if sample_size and row["total"]:
         code = gate_code_annotation(channel=channel, message_type=message_type, now=now)
         for contact in members.annotate(gate_code=code).order_by("-created_at", "-id")[:sample_size]:
             sample.append({"contactId": str(contact.pk), "name": str(contact), "code": contact.gate_code})

@@ -188,7 +188,16 @@ def spec_clean(spec: Any) -> dict:
     return cleaned
 
 
-def _has_tags(tag_ids: list[int]) -> Exists:
+def _has_any_tag(tag_ids: list[int]) -> Q | Exists:
+    """At least one of these tags. PostgreSQL reads Contact.tag_ids (GIN: jsonb @> per tag, OR-ed);
+    elsewhere (SQLite under `make run`) the tag rows themselves."""
+    if not tag_ids:
+        return Q(pk__in=[])
+    if connection.vendor == "postgresql":
+        q = Q()
+        for tag_id in tag_ids:
+            q |= Q(tag_ids__contains=[tag_id])
+        return q
     return Exists(ContactTag.objects.filter(contact_id=OuterRef("pk"), tag_id__in=tag_ids))
 
 
@@ -220,12 +229,18 @@ def spec_q(spec: dict, *, now: datetime) -> Q:
     names = [name for key in TAG_KEYS for name in spec.get(key, [])]
     ids = _tag_ids(names) if names else {}
     if spec.get("tagsAny"):
-        q &= _has_tags([ids[name] for name in spec["tagsAny"] if name in ids])
-    for name in spec.get("tagsAll", []):
-        q &= _has_tags([ids[name]]) if name in ids else Q(pk__in=[])
+        q &= _has_any_tag([ids[name] for name in spec["tagsAny"] if name in ids])
+    all_ids = [ids.get(name) for name in spec.get("tagsAll", [])]
+    if None in all_ids:
+        q &= Q(pk__in=[])  # a tag nobody has
+    elif all_ids and connection.vendor == "postgresql":
+        q &= Q(tag_ids__contains=sorted(all_ids))  # one containment test for all of them
+    else:
+        for tag_id in all_ids:
+            q &= _has_any_tag([tag_id])
     none = [ids[name] for name in spec.get("tagsNone", []) if name in ids]
     if none:
-        q &= ~_has_tags(none)
+        q &= ~_has_any_tag(none)
     for condition in spec.get("attributes", []):
         q &= _attribute_q(condition)
     for channel, value in spec.get("consent", {}).items():

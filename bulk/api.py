@@ -95,6 +95,8 @@ class BulkJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 message=message,
                 contact_ids=data.get("contactIds"),
                 contact_filter=data.get("filter"),
+                segment_id=data.get("segmentId"),
+                tag=data.get("tag"),
                 csv_data=upload.read() if upload is not None else None,
                 csv_name=upload.name if upload is not None else "",
             )

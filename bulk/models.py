@@ -73,6 +73,8 @@ class RecipientSource(models.TextChoices):
     CONTACT_IDS = "contactIds", "Contact ids"
     FILTER = "filter", "Contact filter"
     CSV = "csv", "CSV upload"
+    SEGMENT = "segment", "Saved segment"
+    TAG = "tag", "Tag"
     RETRY = "retry", "Failed recipients of another job"
 
 

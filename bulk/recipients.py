@@ -1,4 +1,5 @@
-"""Who a bulk job is for: explicit contact ids, a contact filter, or an uploaded CSV of phones/emails.
+"""Who a bulk job is for: explicit contact ids, a contact filter, a saved segment, a tag, or an uploaded
+CSV of phones/emails. Segments and tags are evaluated now, when the job is created (dynamic).
 
 Each source resolves to an ordered list of candidates, one per contact (duplicates dropped and
 counted). An input that names nobody we know (an unknown id, a phone or email no active contact
@@ -19,9 +20,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from audiences.models import Segment
+from audiences.selectors import segment_contacts
+from audiences.spec import spec_clean
 from bulk.errors import BulkInputError
 from bulk.models import ADDRESS_INVALID
-from contacts.models import Channel, Contact
+from contacts.attributes import tag_name_clean
+from contacts.models import Channel, Contact, Tag
 from contacts.phones import normalize_phone
 from contacts.selectors import contact_search
 
@@ -136,6 +141,56 @@ def resolve_filter(spec: dict, *, channel: str) -> Resolution:
     _check_size(count)
     candidates = [Candidate(contact, _contact_address(contact, channel)) for contact in queryset.iterator()]
     return Resolution(candidates, 0, {"filter": {"search": search, "optIn": opt_in}, "matched": count})
+
+
+def _resolve_members(queryset, *, channel: str, details: dict, empty: str) -> Resolution:
+    queryset = queryset.order_by("created_at", "id")
+    count = queryset.count()
+    if count == 0:
+        raise BulkInputError(empty, code="NO_RECIPIENTS")
+    _check_size(count)
+    candidates = [Candidate(contact, _contact_address(contact, channel)) for contact in queryset.iterator()]
+    return Resolution(candidates, 0, {**details, "matched": count})
+
+
+def resolve_segment(segment_id, *, channel: str) -> Resolution:
+    """The members of a saved segment, as of now; the gate then judges each (the pre-flight)."""
+    try:
+        segment = Segment.objects.filter(pk=uuid.UUID(str(segment_id))).first()
+    except ValueError:
+        segment = None
+    if segment is None:
+        raise BulkInputError(f"No segment {segment_id}.", code="INVALID_SEGMENT")
+    try:
+        spec = spec_clean(segment.spec)  # an attribute may have been removed since it was saved
+    except ValidationError as exc:
+        problems = " ".join(m for ms in exc.message_dict.values() for m in ms)
+        raise BulkInputError(
+            f"Segment {segment.name!r} no longer applies: {problems}", code="INVALID_SEGMENT"
+        ) from None
+    return _resolve_members(
+        segment_contacts(spec),
+        channel=channel,
+        details={"segment": {"id": str(segment.pk), "name": segment.name, "spec": spec}},
+        empty=f"Segment {segment.name!r} has no contacts right now.",
+    )
+
+
+def resolve_tag(name, *, channel: str) -> Resolution:
+    """The active contacts with this tag."""
+    try:
+        name = tag_name_clean(name)
+    except ValidationError as exc:
+        raise BulkInputError(" ".join(exc.messages), code="INVALID_TAG") from None
+    tag = Tag.objects.filter(name=name).first()
+    if tag is None:
+        raise BulkInputError(f"No tag {name!r}.", code="INVALID_TAG")
+    return _resolve_members(
+        Contact.objects.active().filter(tags=tag),
+        channel=channel,
+        details={"tag": name},
+        empty=f"No contact has the tag {name!r}.",
+    )
 
 
 def _read_csv(data: bytes) -> list[list[str]]:

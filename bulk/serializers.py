@@ -68,6 +68,8 @@ class BulkJobCreateSerializer(serializers.Serializer):
     contactIds = ContactIdsField(required=False)
     filter = ContactFilterField(required=False)
     csv = serializers.FileField(required=False, help_text="CSV of phone numbers and/or emails (header: phone, email)")
+    segmentId = serializers.UUIDField(required=False, help_text="A saved segment: its members when the job is created")
+    tag = serializers.CharField(required=False, max_length=64, help_text="Every contact with this tag")
     # The message, named as for POST /api/messages/.
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     templateName = serializers.CharField(required=False, allow_blank=True, default="")
@@ -88,10 +90,14 @@ class BulkJobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"media": ["Bulk jobs send text, templates or email; media is not supported."]}
             )
-        given = [name for name in ("contactIds", "filter", "csv") if attrs.get(name) is not None]
+        given = [name for name in ("contactIds", "filter", "csv", "segmentId", "tag") if attrs.get(name) is not None]
         if len(given) != 1:
             raise serializers.ValidationError(
-                {"recipients": ["Give the recipients exactly one way: contactIds, filter, or a csv file."]}
+                {
+                    "recipients": [
+                        "Give the recipients exactly one way: contactIds, filter, segmentId, tag or a csv file."
+                    ]
+                }
             )
         return attrs
 

@@ -29,7 +29,14 @@ from bulk.models import (
     RecipientStatus,
 )
 from bulk.preflight import preflight_run, tier_message, tier_summary
-from bulk.recipients import Resolution, resolve_contact_ids, resolve_csv, resolve_filter
+from bulk.recipients import (
+    Resolution,
+    resolve_contact_ids,
+    resolve_csv,
+    resolve_filter,
+    resolve_segment,
+    resolve_tag,
+)
 from bulk.tasks import bulk_job_enqueue_chunks
 from contacts.models import Channel
 
@@ -81,12 +88,19 @@ def _validate_message(channel: str, message: BulkMessage) -> None:
         message.message_type = "email"
 
 
-def _resolve(channel: str, *, contact_ids, contact_filter, csv_data, csv_name) -> tuple[str, Resolution]:
-    given = [value for value in (contact_ids, contact_filter, csv_data) if value is not None]
+def _resolve(
+    channel: str, *, contact_ids, contact_filter, csv_data, csv_name, segment_id=None, tag=None
+) -> tuple[str, Resolution]:
+    given = [value for value in (contact_ids, contact_filter, csv_data, segment_id, tag) if value is not None]
     if len(given) != 1:
         raise BulkInputError(
-            "Give the recipients exactly one way: contactIds, a filter, or a CSV file.", code="INVALID_RECIPIENTS"
+            "Give the recipients exactly one way: contactIds, a filter, a segment, a tag or a CSV file.",
+            code="INVALID_RECIPIENTS",
         )
+    if segment_id is not None:
+        return RecipientSource.SEGMENT, resolve_segment(segment_id, channel=channel)
+    if tag is not None:
+        return RecipientSource.TAG, resolve_tag(tag, channel=channel)
     if contact_ids is not None:
         return RecipientSource.CONTACT_IDS, resolve_contact_ids(contact_ids, channel=channel)
     if contact_filter is not None:
@@ -103,6 +117,8 @@ def bulk_job_create(
     contact_filter: dict | None = None,
     csv_data: bytes | None = None,
     csv_name: str = "",
+    segment_id=None,
+    tag: str | None = None,
     retry_of: BulkJob | None = None,
 ) -> BulkJob:
     """Resolve the recipients, run the pre-flight and store the job with every recipient.
@@ -119,7 +135,13 @@ def bulk_job_create(
         resolution.source_details = {"retryOf": str(retry_of.pk), "failedRecipients": len(contact_ids)}
     else:
         source, resolution = _resolve(
-            channel, contact_ids=contact_ids, contact_filter=contact_filter, csv_data=csv_data, csv_name=csv_name
+            channel,
+            contact_ids=contact_ids,
+            contact_filter=contact_filter,
+            csv_data=csv_data,
+            csv_name=csv_name,
+            segment_id=segment_id,
+            tag=tag,
         )
 
     job = BulkJob(

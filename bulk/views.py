@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audiences.models import Segment
 from bulk.errors import BulkError
 from bulk.models import BulkJob, JobStatus
 from bulk.page_selectors import sends_over_time
@@ -25,7 +26,7 @@ from bulk.services import (
     bulk_job_pause,
     bulk_job_resume,
 )
-from contacts.models import Channel
+from contacts.models import Channel, Tag
 from messaging.page_selectors import approved_templates
 from messaging.safety import RefusalCode
 from messaging.views import REFUSAL_LEADS
@@ -78,6 +79,12 @@ def job_new(request: HttpRequest) -> HttpResponse:
                 error = f"The file is {upload.size} bytes; the limit is {CSV_MAX_BYTES} (20 MB)."
             else:
                 recipients = {"csv_data": upload.read(), "csv_name": upload.name}
+        elif source == "segment":
+            recipients = {"segment_id": data.get("segment")}
+            error = "" if data.get("segment") else "Choose the segment to send to."
+        elif source == "tag":
+            recipients = {"tag": data.get("tag")}
+            error = "" if data.get("tag") else "Choose the tag whose contacts get the message."
         else:
             opt_in = None if data.get("include_not_opted_in") else True
             recipients = {"contact_filter": {"search": data.get("search", ""), "optIn": opt_in}}
@@ -104,6 +111,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             "channel": data.get("channel") or Channel.WHATSAPP.value,
             "channels": Channel.choices,
             "templates": approved_templates(),
+            "segments": Segment.objects.only("id", "name"),
+            "tags": Tag.objects.all(),
             "threshold": settings.BULK_CONFIRMATION_THRESHOLD,
         },
     )

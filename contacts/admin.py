@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import redirect
@@ -13,9 +14,17 @@ from import_export.formats import base_formats
 from tablib import Dataset
 
 from accounts.services import audit_record
+from contacts.attributes import (
+    contact_attributes_clean,
+    contact_set_attributes,
+    contact_set_tags,
+    contacts_tag,
+    tag_delete,
+    tag_names_clean,
+)
 from contacts.import_jobs import REPORT_ROWS_SHOWN, contact_import_job_create
 from contacts.importing import ImportFileError
-from contacts.models import ConsentEvent, ConsentSource, Contact, ContactImportJob
+from contacts.models import AttributeDefinition, ConsentEvent, ConsentSource, Contact, ContactImportJob, Tag
 from contacts.page_forms import ImportForm
 from contacts.pagination import ContactPaginator
 from contacts.resources import ContactResource
@@ -64,10 +73,39 @@ class ContactAdminForm(forms.ModelForm):
     """Validates like the services do (normalised phone, phone or email, uniqueness) so the form
     shows each problem on its field; the services then make the change."""
 
+    tag_names = forms.CharField(
+        label="Tags", required=False, help_text="Comma-separated tag names; new names become tags."
+    )
+    attribute_values = forms.JSONField(
+        label="Attributes",
+        required=False,
+        help_text='Declared attributes as JSON, e.g. {"city": "Pune"}; checked against their types.',
+    )
+
     class Meta:
         model = Contact
         fields = ["name", "phone", "email", "opt_in_whatsapp", "opt_in_sms", "opt_in_email"]
         help_texts = {"phone": "Any usual form; stored as E.164, e.g. +919876543210."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["tag_names"].initial = ", ".join(self.instance.tags.values_list("name", flat=True))
+            self.fields["attribute_values"].initial = self.instance.attributes or {}
+
+    def clean_tag_names(self):
+        try:
+            return tag_names_clean(self.cleaned_data.get("tag_names") or "")
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+
+    def clean_attribute_values(self):
+        values = self.cleaned_data.get("attribute_values") or {}
+        try:
+            contact_attributes_clean(values)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        return values
 
     def _post_clean(self):
         # The model's own validation would compare the raw phone against stored E.164 numbers;
@@ -105,6 +143,10 @@ class ConsentEventInline(admin.TabularInline):
         return False
 
 
+class TagActionForm(ActionForm):
+    tags = forms.CharField(required=False, label="Tags", help_text="for the add/remove tags actions")
+
+
 @admin.register(Contact)
 class ContactAdmin(ImportExportActionModelAdmin):
     form = ContactAdminForm
@@ -130,10 +172,12 @@ class ContactAdmin(ImportExportActionModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "name", "phone", "email")}),
         ("Consent", {"fields": ("opt_in_whatsapp", "opt_in_sms", "opt_in_email")}),
+        ("Tags and attributes", {"fields": ("tag_names", "attribute_values")}),
         ("Activity", {"fields": ("last_inbound_message_at", "created_at", "updated_at", "deleted_at")}),
     )
     inlines = [ConsentEventInline]
-    actions = ["soft_delete_selected", "restore_selected"]
+    actions = ["soft_delete_selected", "restore_selected", "add_tags_selected", "remove_tags_selected"]
+    action_form = TagActionForm
     date_hierarchy = None
     # At a million contacts an exact COUNT(*) per page load is the slow part: count up to 10,000,
     # then PostgreSQL's estimate (contacts.pagination), and never the unfiltered total.
@@ -228,16 +272,33 @@ class ContactAdmin(ImportExportActionModelAdmin):
                 actor=request.user,
                 source=ConsentSource.ADMIN,
             )
+            self._save_tags_and_attributes(request, created, form)
             for field in Contact._meta.concrete_fields:
                 setattr(obj, field.attname, getattr(created, field.attname))
             obj._state.adding = False
             obj._state.db = created._state.db
             return
-        data = {f: form.cleaned_data[f] for f in form.changed_data if f in form.cleaned_data}
+        extra = ("tag_names", "attribute_values")
+        data = {f: form.cleaned_data[f] for f in form.changed_data if f in form.cleaned_data and f not in extra}
         current = Contact.objects.get(pk=obj.pk)
         contact_update(contact=current, data=data, actor=request.user, source=ConsentSource.ADMIN)
+        self._save_tags_and_attributes(request, current, form)
         for field in Contact._meta.concrete_fields:
             setattr(obj, field.attname, getattr(current, field.attname))
+
+    def _save_tags_and_attributes(self, request, contact: Contact, form) -> None:
+        if "tag_names" in form.changed_data:
+            contact_set_tags(
+                contact=contact, names=form.cleaned_data["tag_names"], actor=request.user, source=ConsentSource.ADMIN
+            )
+        if "attribute_values" in form.changed_data:
+            contact_set_attributes(
+                contact=contact,
+                values=form.cleaned_data["attribute_values"] or {},
+                actor=request.user,
+                source=ConsentSource.ADMIN,
+                replace=True,
+            )
 
     def get_deleted_objects(self, objs, request):
         # Deleting is soft: nothing else goes with the contact and its history stays.
@@ -272,6 +333,33 @@ class ContactAdmin(ImportExportActionModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, f"{contact}: {' '.join(exc.messages)}", messages.ERROR)
         self.message_user(request, f"Restored {restored} contact(s).", messages.SUCCESS)
+
+    def _tag_action(self, request, queryset, *, add: bool) -> None:
+        try:
+            names = tag_names_clean(request.POST.get("tags", ""))
+            if not names:
+                raise ValidationError("Type the tag names in the Tags box next to the action.")
+            result = contacts_tag(
+                contact_ids=list(queryset.values_list("pk", flat=True)),
+                add=names if add else (),
+                remove=() if add else names,
+                actor=request.user,
+                source=ConsentSource.ADMIN,
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return
+        done = result["added"] if add else result["removed"]
+        verb = "Added" if add else "Removed"
+        self.message_user(request, f"{verb} {', '.join(names)}: {done} tag(s) on {result['contacts']} contact(s).")
+
+    @admin.action(description="Add tags (typed in the Tags box) to selected contacts", permissions=["change"])
+    def add_tags_selected(self, request, queryset):
+        self._tag_action(request, queryset, add=True)
+
+    @admin.action(description="Remove tags (typed in the Tags box) from selected contacts", permissions=["change"])
+    def remove_tags_selected(self, request, queryset):
+        self._tag_action(request, queryset, add=False)
 
     # --- Import: a background job (contacts.import_jobs), as on the operator pages ------------------
     def import_action(self, request, **kwargs):
@@ -347,3 +435,48 @@ class ConsentEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at")
+    search_fields = ("name",)
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # renaming would silently change every segment that names it
+
+    def delete_model(self, request, obj):
+        tag_delete(tag=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for tag in queryset:
+            tag_delete(tag=tag, actor=request.user)
+
+
+class AttributeDefinitionForm(forms.ModelForm):
+    class Meta:
+        model = AttributeDefinition
+        fields = ["name", "label", "type", "choices"]
+
+
+@admin.register(AttributeDefinition)
+class AttributeDefinitionAdmin(admin.ModelAdmin):
+    """Declared attributes. The name and type are fixed once declared: stored values depend on them."""
+
+    form = AttributeDefinitionForm
+    list_display = ("name", "label", "type", "created_at")
+    list_filter = ("type",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "type") if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(
+            user=request.user,
+            action="attribute.change" if change else "attribute.create",
+            resource_type="attribute",
+            resource_id=obj.name,
+            details={"type": obj.type, "choices": obj.choices},
+        )

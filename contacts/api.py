@@ -5,16 +5,23 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.permissions import RolePermission, permission_required
+from contacts.attributes import contacts_tag
 from contacts.filters import ContactFilter
-from contacts.models import Contact
+from contacts.models import AttributeDefinition, ConsentSource, Contact, Tag
 from contacts.pagination import ContactPagination
 from contacts.selectors import contact_consent_history
-from contacts.serializers import ConsentEventSerializer, ContactSerializer, api_validation_error
+from contacts.serializers import (
+    AttributeDefinitionSerializer,
+    ConsentEventSerializer,
+    ContactSerializer,
+    ContactsTagSerializer,
+    api_validation_error,
+)
 from contacts.services import contact_restore, contact_soft_delete
 from wecare.jsonsafe import JSONParser
 
@@ -48,7 +55,7 @@ class ContactViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return Contact.objects.active()
+        return Contact.objects.active().prefetch_related("tags")
 
     def perform_destroy(self, instance):
         try:
@@ -88,3 +95,57 @@ class ContactViewSet(
         contact = self.get_object()
         page = self.paginate_queryset(contact_consent_history(contact=contact))
         return self.get_paginated_response(ConsentEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Add and/or remove tags on many contacts (up to 1000 at once)",
+        request=ContactsTagSerializer,
+        responses={200: OpenApiResponse(description='{"contacts": n, "added": rows, "removed": rows}')},
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="tags",
+        permission_classes=[permission_required("contacts.change_contact")],
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def tags(self, request):
+        body = ContactsTagSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = contacts_tag(
+                contact_ids=body.validated_data["contactIds"],
+                add=body.validated_data["add"],
+                remove=body.validated_data["remove"],
+                actor=request.user,
+                source=ConsentSource.API,
+            )
+        except DjangoValidationError as exc:
+            raise api_validation_error(exc) from exc
+        return Response(result)
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["name", "created_at"]
+
+
+@extend_schema_view(list=extend_schema(summary="Every tag, by name"))
+class TagViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = TagSerializer
+    permission_classes = [RolePermission]
+    queryset = Tag.objects.all()
+    pagination_class = None
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The declared contact attributes"),
+    create=extend_schema(summary="Declare an attribute (Admin)"),
+)
+class AttributeDefinitionViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = AttributeDefinitionSerializer
+    permission_classes = [RolePermission]
+    parser_classes = [JSONParser]
+    queryset = AttributeDefinition.objects.all()
+    pagination_class = None

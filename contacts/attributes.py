@@ -23,6 +23,7 @@ from contacts.models import AttributeDefinition, AttributeType, Contact, Contact
 
 TAG_NAME = re.compile(r"^[\w][\w .\-]{0,63}$")
 MAX_TAGS_PER_CALL = 50
+SYNC_BATCH = 1000
 TEXT_MAX_CHARS = 500
 TRUE_WORDS = {"true", "yes", "1", "y"}
 FALSE_WORDS = {"false", "no", "0", "n"}
@@ -78,7 +79,14 @@ def contacts_tag(
     add_names, remove_names = tag_names_clean(list(add)), tag_names_clean(list(remove))
     if set(add_names) & set(remove_names):
         raise ValidationError({"tags": "A tag cannot be added and removed at once."})
-    ids = list(Contact.objects.active().filter(pk__in=list(contact_ids)).values_list("pk", flat=True))
+    # Locked in one order, so concurrent taggings of the same contacts queue instead of losing tag_ids.
+    ids = list(
+        Contact.objects.active()
+        .filter(pk__in=list(contact_ids))
+        .select_for_update()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     added = removed = 0
     if ids and add_names:
         tags = tags_get_or_create(add_names)
@@ -89,6 +97,7 @@ def contacts_tag(
     if ids and remove_names:
         removed, _ = ContactTag.objects.filter(contact_id__in=ids, tag__name__in=remove_names).delete()
     if added or removed:
+        contacts_tag_ids_sync(ids)
         audit_record(
             user=_db_user(actor),
             action="contact.tags",
@@ -98,6 +107,36 @@ def contacts_tag(
                      "added": added, "removed": removed},
         )  # fmt: skip
     return {"contacts": len(ids), "added": added, "removed": removed}
+
+
+def contacts_tag_ids_sync(contact_ids: list) -> None:
+    """Copy each contact's tag rows into Contact.tag_ids (sorted ids). Callers hold the row locks."""
+    for start in range(0, len(contact_ids), SYNC_BATCH):
+        batch = contact_ids[start : start + SYNC_BATCH]
+        by_contact: dict = {pk: [] for pk in batch}
+        rows = ContactTag.objects.filter(contact_id__in=batch).order_by("tag_id").values_list("contact_id", "tag_id")
+        for contact_id, tag_id in rows:
+            by_contact[contact_id].append(tag_id)
+        Contact.objects.bulk_update(
+            [Contact(pk=pk, tag_ids=tag_ids) for pk, tag_ids in by_contact.items()], ["tag_ids"]
+        )
+
+
+@transaction.atomic
+def tag_delete(*, tag: Tag, actor) -> int:
+    """Delete a tag from every contact and the tag itself. Returns how many contacts had it."""
+    ids = list(
+        Contact.objects.filter(pk__in=ContactTag.objects.filter(tag=tag).values("contact_id"))
+        .select_for_update()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    name = tag.name
+    tag.delete()
+    contacts_tag_ids_sync(ids)
+    audit_record(user=_db_user(actor), action="tag.delete", resource_type="tag", resource_id=name,
+                 details={"contacts": len(ids)})  # fmt: skip
+    return len(ids)
 
 
 @transaction.atomic

@@ -123,8 +123,13 @@ class Contact(models.Model):
     last_inbound_message_at = models.DateTimeField(null=True, blank=True)
     # Values of declared attributes (AttributeDefinition), keyed by name; written only through
     # contacts.attributes, which checks each value against its definition.
-    attributes = models.JSONField(default=dict, blank=True)
+    # db_default: rows written by raw SQL (bulk loads, benchmarks) get an empty dict too.
+    attributes = models.JSONField(default=dict, db_default={}, blank=True)
     tags = models.ManyToManyField(Tag, through="ContactTag", related_name="contacts", blank=True)
+    # The ids of `tags`, sorted: a copy kept by contacts.attributes (the one writer of ContactTag) so a
+    # segment tests tags on the contact row itself (GIN-indexed jsonb containment on PostgreSQL)
+    # instead of joining a million contacts to their tag rows.
+    tag_ids = models.JSONField(default=list, db_default=[], blank=True, editable=False)
     # Lower-case, accent-free name + email + phone digits: one trigram-indexed column for search.
     search_text = models.TextField(blank=True, default="", editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

@@ -9,10 +9,12 @@ from collections.abc import Mapping
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from contacts.models import ConsentEvent, ConsentSource, Contact
+from contacts.attributes import contact_attributes_clean, contact_set_attributes, contact_set_tags, tag_names_clean
+from contacts.models import AttributeDefinition, ConsentEvent, ConsentSource, Contact
 from contacts.services import OPT_IN_FIELDS, contact_create, contact_update
 
 # Model field (as the services name it) → JSON field.
@@ -56,6 +58,13 @@ class StrictBooleanField(serializers.BooleanField):
         self.fail("invalid", input=data)
 
 
+class TagNamesField(serializers.ListField):
+    """Tag names in, the contact's tag names (sorted) out."""
+
+    def to_representation(self, data):
+        return sorted(tag.name for tag in data.all())
+
+
 class ContactSerializer(serializers.ModelSerializer):
     contactId = serializers.UUIDField(source="id", read_only=True)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
@@ -74,6 +83,16 @@ class ContactSerializer(serializers.ModelSerializer):
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
     deletedAt = serializers.DateTimeField(source="deleted_at", read_only=True, allow_null=True)
+    tags = TagNamesField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=50,
+        help_text="Tag names. Writing sets exactly these (new names become tags).",
+    )
+    attributes = serializers.DictField(
+        required=False,
+        help_text="Declared attributes, name → value. Writing changes only the names given; null removes one.",
+    )
 
     class Meta:
         model = Contact
@@ -85,6 +104,8 @@ class ContactSerializer(serializers.ModelSerializer):
             "optInWhatsApp",
             "optInSms",
             "optInEmail",
+            "tags",
+            "attributes",
             "lastInboundMessageAt",
             "createdAt",
             "updatedAt",
@@ -102,29 +123,59 @@ class ContactSerializer(serializers.ModelSerializer):
                 )
         return super().to_internal_value(data)
 
+    def validate_tags(self, value):
+        try:
+            return tag_names_clean(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+    def validate_attributes(self, value):
+        try:
+            contact_attributes_clean(value)  # checked again by the service; this reports it with the rest
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return value
+
     def _actor(self):
         request = self.context.get("request")
         return getattr(request, "user", None)
 
+    def _tags_and_attributes(self, contact: Contact, tags, attributes) -> None:
+        if tags is not None:
+            contact_set_tags(contact=contact, names=tags, actor=self._actor(), source=ConsentSource.API)
+        if attributes is not None:
+            contact_set_attributes(contact=contact, values=attributes, actor=self._actor(), source=ConsentSource.API)
+
     def create(self, validated_data):
+        tags, attributes = validated_data.pop("tags", None), validated_data.pop("attributes", None)
         opt_ins = {OPT_IN_FIELDS[field]: validated_data[field] for field in OPT_IN_FIELDS if field in validated_data}
         try:
-            return contact_create(
-                name=validated_data.get("name", ""),
-                phone=validated_data.get("phone"),
-                email=validated_data.get("email"),
-                opt_ins=opt_ins,
-                actor=self._actor(),
-                source=ConsentSource.API,
-            )
+            with transaction.atomic():
+                contact = contact_create(
+                    name=validated_data.get("name", ""),
+                    phone=validated_data.get("phone"),
+                    email=validated_data.get("email"),
+                    opt_ins=opt_ins,
+                    actor=self._actor(),
+                    source=ConsentSource.API,
+                )
+                self._tags_and_attributes(contact, tags, attributes)
+                return contact
         except DjangoValidationError as exc:
             raise api_validation_error(exc) from exc
 
     def update(self, instance, validated_data):
+        tags, attributes = validated_data.pop("tags", None), validated_data.pop("attributes", None)
         try:
-            return contact_update(contact=instance, data=validated_data, actor=self._actor(), source=ConsentSource.API)
+            with transaction.atomic():
+                contact_update(contact=instance, data=validated_data, actor=self._actor(), source=ConsentSource.API)
+                self._tags_and_attributes(instance, tags, attributes)
         except DjangoValidationError as exc:
             raise api_validation_error(exc) from exc
+        # The prefetched tags (if any) are from before the change.
+        if hasattr(instance, "_prefetched_objects_cache"):
+            instance._prefetched_objects_cache.pop("tags", None)
+        return instance
 
 
 class ConsentEventSerializer(serializers.ModelSerializer):
@@ -153,3 +204,30 @@ class ConsentEventSerializer(serializers.ModelSerializer):
             "changedAt",
             "proof",
         ]
+
+
+class ContactsTagSerializer(serializers.Serializer):
+    contactIds = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=1000)
+    add = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+    remove = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+
+    def validate(self, attrs):
+        if not attrs["add"] and not attrs["remove"]:
+            raise serializers.ValidationError({"add": ["Name the tags to add and/or remove."]})
+        return attrs
+
+
+class AttributeDefinitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AttributeDefinition
+        fields = ["name", "label", "type", "choices", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs):
+        definition = AttributeDefinition(**attrs)
+        try:
+            definition.full_clean(exclude=["name"] if "name" not in attrs else None, validate_unique=False)
+            definition.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        return attrs

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from contacts.api import ContactViewSet
+from contacts.api import AttributeDefinitionViewSet, ContactViewSet, TagViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -17,5 +17,7 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("contacts", ContactViewSet, basename="contact")
+router.register("tags", TagViewSet, basename="tag")
+router.register("attributes", AttributeDefinitionViewSet, basename="attribute")
 
 urlpatterns = router.urls

@@ -14,6 +14,8 @@ FIELDS = {
     "email",
     "optInWhatsApp",
     "optInSms",
+    "tags",
+    "attributes",
     "optInEmail",
     "lastInboundMessageAt",
     "createdAt",

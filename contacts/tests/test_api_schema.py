@@ -20,6 +20,9 @@ def test_the_contacts_api_schema_is_valid_without_warnings():
         "/api/contacts/{contactId}/",
         "/api/contacts/{contactId}/restore/",
         "/api/contacts/{contactId}/consent-history/",
+        "/api/contacts/tags/",
+        "/api/tags/",
+        "/api/attributes/",
     }
     contact = schema["components"]["schemas"]["Contact"]["properties"]
     assert list(contact) == [
@@ -30,6 +33,8 @@ def test_the_contacts_api_schema_is_valid_without_warnings():
         "optInWhatsApp",
         "optInSms",
         "optInEmail",
+        "tags",
+        "attributes",
         "lastInboundMessageAt",
         "createdAt",
         "updatedAt",
@@ -43,4 +48,6 @@ def test_the_contacts_api_schema_is_valid_without_warnings():
         "optInEmail": "boolean",
         "page": "integer",
         "search": "string",
+        "tag": "string",
+        "attribute": "string",
     }

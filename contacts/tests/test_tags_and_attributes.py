@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from accounts.models import AuditLog
-from contacts.attributes import contact_set_attributes, contact_set_tags, contacts_tag
+from contacts.attributes import contact_set_attributes, contact_set_tags, contacts_tag, tag_delete
 from contacts.models import AttributeDefinition, AttributeType, ContactTag, Tag
 
 
@@ -79,3 +79,20 @@ def test_setting_tags_makes_them_exactly_the_given_list(make_contact, operator):
     contact_set_tags(contact=contact, names="a, b", actor=operator, source="api")
     contact_set_tags(contact=contact, names=["b", "c"], actor=operator, source="api")
     assert sorted(contact.tags.values_list("name", flat=True)) == ["b", "c"]
+
+
+def test_the_contacts_tag_ids_copy_follows_every_tag_change(make_contact, operator):
+    first, second = make_contact(name="A"), make_contact(name="B")
+    contacts_tag(contact_ids=[first.pk, second.pk], add=["x", "y"], actor=operator, source="ui")
+    contacts_tag(contact_ids=[first.pk], remove=["x"], actor=operator, source="ui")
+    x, y = Tag.objects.get(name="x"), Tag.objects.get(name="y")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.tag_ids == [y.pk] and second.tag_ids == sorted([x.pk, y.pk])
+
+    assert tag_delete(tag=y, actor=operator) == 2
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.tag_ids == [] and second.tag_ids == [x.pk]
+    assert AuditLog.objects.filter(action="tag.delete", resource_id="y").exists()

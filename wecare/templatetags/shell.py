@@ -32,6 +32,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("invoice", "Invoice", "coming-soon", ("invoice",), soon=True),
     NavItem("dm", "DM", "dm:inbox", hint="WhatsApp / SMS / SES", permission="messaging.view_message"),
     NavItem("contacts", "Contacts", "contact_pages:list", permission="contacts.view_contact"),
+    NavItem("audiences", "Audiences", "audience_pages:list", hint="segments", permission="audiences.view_segment"),
     NavItem("bulk", "Bulk Messaging", "bulk_pages:list", permission="bulk.view_bulkjob"),
     NavItem("agent", "Agent", "agent"),
     NavItem("operations", "Operations", "operations", hint="queues, errors", permission="messaging.view_dlqmessage"),
