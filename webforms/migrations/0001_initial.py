@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('contacts', '0013_consent_proof_and_form_source'),
+        ('contacts', '0015_consent_proof_and_form_source'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contacts', '0012_attribute_index_and_roles'),
+        ('contacts', '0014_contact_json_db_defaults'),
     ]
 
     operations = [
