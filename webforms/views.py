@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.views.decorators.http import require_http_methods
 
 from accounts.services import audit_record
@@ -103,8 +104,10 @@ def form_edit_page(request: HttpRequest, form_id) -> HttpResponse:
 def form_detail_page(request: HttpRequest, form_id) -> HttpResponse:
     form = get_object_or_404(Form.objects.select_related("current_version"), pk=form_id)
     public_url = request.build_absolute_uri(reverse("webforms_public:form", args=[form.slug]))
+    title = form.current_version.title if form.current_version else form.name
+    # The snippet is HTML for another site: the title is escaped for its attribute.
     snippet = (
-        f'<iframe src="{public_url}" title="{form.current_version.title if form.current_version else form.name}" '
+        f'<iframe src="{escape(public_url)}" title="{escape(title)}" '
         'width="100%" height="720" loading="lazy" style="border:0"></iframe>'
     )
     return render_page(
