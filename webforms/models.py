@@ -100,6 +100,10 @@ class FormVersion(models.Model):
         }
         return {str(channel): text for channel, text in wording.items() if text.strip()}
 
+    def consent_wording_labelled(self) -> list[tuple[str, str]]:
+        """(channel label, wording) for the pages."""
+        return [(Channel(channel).label, text) for channel, text in self.consent_wording().items()]
+
 
 class FormSubmission(models.Model):
     """One accepted submission: what was typed, what was ticked against which wording, and from where."""

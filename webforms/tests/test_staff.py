@@ -204,3 +204,14 @@ def test_the_admin_creates_a_form_through_the_services(admin_client_role):
     assert AuditLog.objects.filter(action="form.create", resource_id=str(form.pk)).exists()
     assert refused.status_code == 200 and "Another form already has this address." in refused.content.decode()
     assert "SMS consent needs the phone number" in refused.content.decode()
+
+
+def test_the_embed_snippet_escapes_the_title_for_the_other_sites_html(operator_client):
+    operator_client.post("/forms/new/", {**BUILDER, "title": 'Offers "today"><script>x()</script>'})
+    form = Form.objects.get(slug="diwali")
+
+    html = operator_client.get(f"/forms/{form.pk}/").content.decode()
+
+    # Escaped once for the attribute in the snippet, and once more for this page.
+    assert "title=&quot;Offers &amp;quot;today&amp;quot;&amp;gt;&amp;lt;script&amp;gt;" in html
+    assert "<script>x()" not in html
