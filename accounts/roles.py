@@ -22,6 +22,9 @@ VIEWER_PERMISSIONS = [
     "audiences.view_segment",
     "links.view_shortlink",
     "links.view_click",
+    "webforms.view_form",
+    "webforms.view_formversion",
+    "webforms.view_formsubmission",
 ]
 OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "contacts.add_contact",
@@ -38,6 +41,9 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS + [
     "audiences.delete_segment",
     "links.add_shortlink",
     "links.change_shortlink",
+    "webforms.add_form",
+    "webforms.change_form",
+    "webforms.export_formsubmission",
 ]
 # Admin: every permission there is, including users and system configuration.
 ROLE_PERMISSIONS = {VIEWER: VIEWER_PERMISSIONS, OPERATOR: OPERATOR_PERMISSIONS, ADMIN: None}

@@ -506,6 +506,7 @@ class _Importer:
                 "actor": self.actor_label,
                 "source": ConsentSource.IMPORT.value,
                 "changed_at": now,
+                "proof": "{}",  # JSON as text: what COPY and SQLite take for a JSON column
             }
 
         events = []

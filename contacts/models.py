@@ -28,6 +28,7 @@ class ConsentSource(models.TextChoices):
     INBOUND_KEYWORD = "inbound_keyword", "Inbound keyword"
     INBOUND = "inbound", "Inbound message"
     UNSUBSCRIBE = "unsubscribe", "Unsubscribe link"
+    FORM = "form", "Form"
 
 
 class AttributeType(models.TextChoices):
@@ -242,6 +243,9 @@ class ConsentEvent(models.Model):
     actor = models.CharField(max_length=254, blank=True)
     source = models.CharField(max_length=32, choices=ConsentSource.choices)
     changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Evidence of how consent was given where the source keeps it (a web form: the form, its version,
+    # the exact wording shown, when, the source address and the user agent).
+    proof = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-changed_at"]

@@ -193,10 +193,23 @@ class ConsentEventSerializer(serializers.ModelSerializer):
     changedBy = serializers.CharField(source="actor", read_only=True, help_text="Email of who changed it, or system.")
     source = serializers.CharField(read_only=True)
     changedAt = serializers.DateTimeField(source="changed_at", read_only=True)
+    proof = serializers.JSONField(
+        read_only=True, help_text="Evidence kept by the source (a form: version, wording, …)."
+    )
 
     class Meta:
         model = ConsentEvent
-        fields = ["eventId", "contactId", "channel", "oldValue", "newValue", "changedBy", "source", "changedAt"]
+        fields = [
+            "eventId",
+            "contactId",
+            "channel",
+            "oldValue",
+            "newValue",
+            "changedBy",
+            "source",
+            "changedAt",
+            "proof",
+        ]
 
 
 class ContactsTagSerializer(serializers.Serializer):

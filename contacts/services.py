@@ -172,7 +172,9 @@ def _save(contact: Contact, **kwargs) -> None:
         raise
 
 
-def _consent_event(*, contact: Contact, channel: str, old: bool | None, new: bool, actor, source: str) -> ConsentEvent:
+def _consent_event(
+    *, contact: Contact, channel: str, old: bool | None, new: bool, actor, source: str, proof: dict | None = None
+) -> ConsentEvent:
     return ConsentEvent.objects.create(
         contact=contact,
         channel=channel,
@@ -181,6 +183,7 @@ def _consent_event(*, contact: Contact, channel: str, old: bool | None, new: boo
         changed_by=_db_user(actor),
         actor=_actor_label(actor),
         source=source,
+        proof=proof or {},
     )
 
 
@@ -204,10 +207,12 @@ def contact_create(
     actor=None,
     source: str,
     whatsapp_user_id: str | None = None,
+    proof: dict | None = None,
 ) -> Contact:
     """Create a contact. Opt-ins are False unless given in ``opt_ins`` ({"whatsapp": True, ...}).
 
-    Each opt-in given explicitly is written to the consent history with old value None.
+    Each opt-in given explicitly is written to the consent history with old value None (and
+    ``proof``, {channel: evidence}, where the source keeps some).
     """
     source = _check_source(source)
     opt_ins = dict(opt_ins or {})
@@ -244,7 +249,15 @@ def contact_create(
         details={"source": source, "fields": sorted(k for k, v in cleaned.items() if v), "opt_ins": opt_ins},
     )
     for channel, value in opt_ins.items():
-        _consent_event(contact=contact, channel=channel, old=None, new=value, actor=actor, source=source)
+        _consent_event(
+            contact=contact,
+            channel=channel,
+            old=None,
+            new=value,
+            actor=actor,
+            source=source,
+            proof=(proof or {}).get(channel),
+        )
         _audit_consent(contact=contact, channel=channel, old=None, new=value, actor=actor, source=source)
     return contact
 
@@ -316,8 +329,11 @@ def contact_update(*, contact: Contact, data: dict[str, Any], actor, source: str
 
 
 @transaction.atomic
-def contact_set_opt_in(*, contact: Contact, channel: str, value: bool, actor=None, source: str) -> bool:
-    """Set one channel's opt-in. Writes the consent history and audit only on a change.
+def contact_set_opt_in(
+    *, contact: Contact, channel: str, value: bool, actor=None, source: str, proof: dict | None = None
+) -> bool:
+    """Set one channel's opt-in. Writes the consent history (with ``proof``, the evidence a source
+    keeps) and audit only on a change.
 
     The row is locked while it is read and written, so two concurrent changes are both recorded
     with the right old value. Returns whether the value changed.
@@ -333,7 +349,7 @@ def contact_set_opt_in(*, contact: Contact, channel: str, value: bool, actor=Non
         return False
     setattr(locked, field, value)
     locked.save(update_fields=[field, "updated_at"])
-    _consent_event(contact=locked, channel=channel, old=old, new=value, actor=actor, source=source)
+    _consent_event(contact=locked, channel=channel, old=old, new=value, actor=actor, source=source, proof=proof)
     _audit_consent(contact=locked, channel=channel, old=old, new=value, actor=actor, source=source)
     setattr(contact, field, value)
     contact.updated_at = locked.updated_at

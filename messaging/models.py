@@ -118,6 +118,16 @@ class Message(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Outbound email: the double opt-in confirmation this message is (the gate's one exception to the
+    # email opt-in, messaging.safety); one message per confirmation.
+    email_confirmation = models.OneToOneField(
+        "webforms.EmailConfirmation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="message",
+        editable=False,
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -52,6 +52,7 @@ CATALOGUE: dict[str, tuple[str, tuple[str, ...]]] = {
     "AISuggestions": (COUNT, ("Outcome",)),
     "Suppressions": (COUNT, ("Channel", "Reason")),
     "LinkClicks": (COUNT, ()),  # people following short links (preview fetchers not counted)
+    "FormSubmissions": (COUNT, ("Outcome",)),
 }
 
 _logger = logging.getLogger(LOGGER_NAME)

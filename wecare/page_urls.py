@@ -15,6 +15,7 @@ urlpatterns = [
     path("contacts/", include("contacts.page_urls")),
     path("dm/", include("messaging.page_urls")),
     path("bulk/", include("bulk.page_urls")),
+    path("forms/", include("webforms.page_urls")),
     path("audiences/", include("audiences.page_urls")),  # saved segments, their builder and preview
     path("link/", include("links.page_urls")),
     re_path(rf"^(?P<module>{'|'.join(views.COMING_SOON)})/$", views.coming_soon, name="coming-soon"),

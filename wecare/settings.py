@@ -8,6 +8,7 @@ missing or malformed setting, with a message that names it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -225,6 +226,7 @@ INSTALLED_APPS = [
     "automation",
     "audiences",
     "links",
+    "webforms",
 ]
 
 MIDDLEWARE = [
@@ -823,6 +825,21 @@ if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT.startswith(("https://", "http://")):
     # form-action to that redirect too.
     _logout_origin = "/".join(OIDC_OP_LOGOUT_ENDPOINT.split("/", 3)[:3])
     CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_logout_origin)
+
+# --- Forms (webforms): public consent-capture pages at /f/<slug> ---------------------------------------
+# Submissions accepted per source address per hour (a DynamoDB token bucket, shared by every web process).
+FORMS_SUBMISSIONS_PER_ADDRESS_PER_HOUR = _int("FORMS_SUBMISSIONS_PER_ADDRESS_PER_HOUR", 10, minimum=1)
+# How long the link in a double opt-in email works (a signed token; the email goes out within 24 hours).
+FORMS_CONFIRM_LINK_HOURS = _int("FORMS_CONFIRM_LINK_HOURS", 48, minimum=1, maximum=24 * 30)
+# How long a rendered form may be submitted (its signed anti-forgery token).
+FORMS_TOKEN_MAX_AGE_SECONDS = _int("FORMS_TOKEN_MAX_AGE_SECONDS", 6 * 3600, minimum=300)
+# Sites that may frame every form (each form adds its own): origins, comma-separated.
+FORMS_EMBED_ORIGINS = _list("FORMS_EMBED_ORIGINS", [])
+for _origin in FORMS_EMBED_ORIGINS:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", _origin):
+        raise ImproperlyConfigured(
+            f"FORMS_EMBED_ORIGINS: {_origin!r} is not an origin; use scheme and host, e.g. https://www.example.org."
+        )
 
 # --- Logging (wecare.logs) and metrics (wecare.metrics) -------------------------------------------
 # One JSON object per line in every process (web, workers, beat, commands), everywhere: what a test or

@@ -35,5 +35,7 @@ urlpatterns = [
     # The redirect (production serves it before Django: wecare.wsgi, links.redirect).
     path("l/<str:slug>", link_views.follow, name="link-follow"),
     path("l/<str:slug>/<str:token>", link_views.follow, name="link-follow-personal"),
+    path("api/", include("webforms.urls")),  # /api/forms/...
+    path("f/", include("webforms.public_urls")),  # public forms, no sign-in
     path("", include("wecare.page_urls")),
 ]

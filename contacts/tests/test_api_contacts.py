@@ -221,7 +221,9 @@ def test_consent_history_lists_every_change_newest_first(api, make_contact):
         "changedBy",
         "source",
         "changedAt",
+        "proof",
     }
+    assert results[0]["proof"] == {}  # evidence only where a source keeps some (a form)
 
 
 def test_an_admin_restores_a_deleted_contact(api_client_for, admin_role_user, make_contact):

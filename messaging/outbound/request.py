@@ -57,6 +57,9 @@ class SendRequest:
     personalise: bool = False
     # Channel options beyond the text (Message.options): voice {"voiceId", "textType"}, RCS {"suggestions"}.
     options: dict | None = None
+    # Email: the pending double opt-in (webforms.EmailConfirmation id) this message confirms; the gate
+    # lets exactly that confirmation through without email consent (messaging.safety, rule 3).
+    confirms_email_request: Any = None
     # The contact as loaded (active) when the request was built: the gate uses it instead of loading
     # it again. Not part of the request's identity.
     contact: Contact | None = field(default=None, compare=False, repr=False)
@@ -103,6 +106,7 @@ class SendRequest:
             template_header=template_extras.get("header", ""),
             template_buttons=template_extras.get("buttons") or None,
             options=message.options or None,
+            confirms_email_request=message.email_confirmation_id,
         )
 
 

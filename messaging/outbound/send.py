@@ -87,6 +87,7 @@ def message_send(
             options=clearance.options,
             requested_by=requested_by if getattr(requested_by, "pk", None) else None,
             replay_of=replay_of,
+            email_confirmation_id=request.confirms_email_request,
             created_at=now,
         )
         links_personalise([message], bulk_job_id=bulk_job_id)

@@ -23,11 +23,11 @@ class NavItem:
     soon: bool = False
 
 
-# Pay, Forms, Docs and Invoice have no module yet: their entries open an honest "coming soon" page.
+# Pay, Docs and Invoice have no module yet: their entries open an honest "coming soon" page.
 NAV: tuple[NavItem, ...] = (
     NavItem("pay", "Pay", "coming-soon", ("pay",), soon=True),
     NavItem("link", "Link", "link_pages:list", hint="short links, clicks", permission="links.view_shortlink"),
-    NavItem("forms", "Forms", "coming-soon", ("forms",), soon=True),
+    NavItem("forms", "Forms", "webforms_pages:list", permission="webforms.view_form"),
     NavItem("docs", "Docs", "coming-soon", ("docs",), soon=True),
     NavItem("invoice", "Invoice", "coming-soon", ("invoice",), soon=True),
     NavItem("dm", "DM", "dm:inbox", hint="WhatsApp / SMS / SES", permission="messaging.view_message"),

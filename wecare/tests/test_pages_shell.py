@@ -47,7 +47,7 @@ def test_the_shell_carries_the_title_and_the_sidebar_in_the_agreed_order(admin_c
     ]
 
 
-@pytest.mark.parametrize("module,label", [("pay", "Pay"), ("forms", "Forms"), ("docs", "Docs"), ("invoice", "Invoice")])
+@pytest.mark.parametrize("module,label", [("pay", "Pay"), ("docs", "Docs"), ("invoice", "Invoice")])
 def test_modules_that_do_not_exist_say_so(viewer_client, module, label):
     response = viewer_client.get(f"/{module}/")
 
