@@ -145,7 +145,14 @@ def job_new(request: HttpRequest) -> HttpResponse:
         if not error:
             try:
                 message = _message_from(data, request.FILES)
-                job = bulk_job_create(user=request.user, channel=channel, message=message, **recipients)
+                job = bulk_job_create(
+                    user=request.user,
+                    channel=channel,
+                    message=message,
+                    scheduled_for=data.get("scheduled_for", "").strip() or None,
+                    time_zone=data.get("time_zone", "").strip(),
+                    **recipients,
+                )
             except BulkError as exc:
                 job = getattr(exc, "job", None)
                 if job is not None:  # stored as REJECTED: its pre-flight says who and why
@@ -168,6 +175,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
             "segments": Segment.objects.only("id", "name"),
             "tags": Tag.objects.all(),
             "threshold": settings.BULK_CONFIRMATION_THRESHOLD,
+            "business_time_zone": business_time_zone(),
         },
     )
 

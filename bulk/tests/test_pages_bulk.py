@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import AuditLog
 from bulk.models import BulkJob, JobStatus
@@ -44,6 +47,28 @@ def test_a_small_job_is_checked_and_queued_at_once(operator_client, contacts):
     assert 'data-testid="will-send">3<' in page
     assert "OPT_IN_REQUIRED" in page and "has not opted in to this channel" in page
     assert 'data-testid="confirm"' not in page
+
+
+def test_a_small_job_can_be_sent_later_from_the_wizard(operator_client, contacts):
+    contacts(3)
+
+    later = (timezone.now() + timedelta(days=3)).astimezone(ZoneInfo("Asia/Kolkata")).replace(second=0, microsecond=0)
+
+    response = create(operator_client, scheduled_for=f"{later:%Y-%m-%dT%H:%M}", time_zone="Asia/Kolkata")
+
+    job = BulkJob.objects.get()
+    assert response.status_code == 302
+    assert job.status == JobStatus.SCHEDULED and job.time_zone == "Asia/Kolkata"
+    assert job.scheduled_for == later
+
+
+def test_a_send_later_time_the_wizard_cannot_read_keeps_the_form(operator_client, contacts):
+    contacts(1)
+
+    response = create(operator_client, scheduled_for="24/12 morning", time_zone="Asia/Kolkata")
+
+    assert response.status_code == 200 and not BulkJob.objects.exists()
+    assert 'value="24/12 morning"' in response.content.decode()
 
 
 def test_above_the_threshold_the_exact_count_must_be_confirmed(operator_client, contacts):
