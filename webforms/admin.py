@@ -32,6 +32,8 @@ class FormAdminForm(forms.ModelForm):
     consent_whatsapp = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     consent_sms = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     consent_email = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    consent_voice = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    consent_rcs = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     class Meta:
         model = Form
@@ -80,7 +82,17 @@ class FormAdminForm(forms.ModelForm):
 class FormVersionInline(admin.TabularInline):
     model = FormVersion
     extra = 0
-    fields = ("number", "title", "consent_whatsapp", "consent_sms", "consent_email", "created_at", "created_by")
+    fields = (
+        "number",
+        "title",
+        "consent_whatsapp",
+        "consent_sms",
+        "consent_email",
+        "consent_voice",
+        "consent_rcs",
+        "created_at",
+        "created_by",
+    )
     readonly_fields = fields
     can_delete = False
     show_change_link = True

@@ -74,6 +74,8 @@ class FormVersion(models.Model):
     consent_whatsapp = models.TextField(blank=True, verbose_name="WhatsApp consent wording")
     consent_sms = models.TextField(blank=True, verbose_name="SMS consent wording")
     consent_email = models.TextField(blank=True, verbose_name="Email consent wording")
+    consent_voice = models.TextField(blank=True, verbose_name="Voice call consent wording")
+    consent_rcs = models.TextField(blank=True, verbose_name="RCS consent wording")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -97,6 +99,8 @@ class FormVersion(models.Model):
             Channel.WHATSAPP: self.consent_whatsapp,
             Channel.SMS: self.consent_sms,
             Channel.EMAIL: self.consent_email,
+            Channel.VOICE: self.consent_voice,
+            Channel.RCS: self.consent_rcs,
         }
         return {str(channel): text for channel, text in wording.items() if text.strip()}
 

@@ -125,7 +125,7 @@ class PublicForm(forms.Form):
         for channel, field in self.consent_fields():
             if not data.get(field.name):
                 continue
-            if channel in (Channel.WHATSAPP, Channel.SMS) and not phone:
+            if channel != Channel.EMAIL and not phone:
                 self.add_error("phone" if "phone" in self.fields else None,
                                f"{Channel(channel).label} needs your phone number.")  # fmt: skip
             if channel == Channel.EMAIL and not email:
@@ -179,6 +179,18 @@ class FormBuilderForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Email consent wording",
         help_text="Empty: no Email checkbox.",
+    )
+    consent_voice = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Voice call consent wording",
+        help_text="Empty: no voice call checkbox.",
+    )
+    consent_rcs = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="RCS consent wording",
+        help_text="Empty: no RCS checkbox.",
     )
     email_double_opt_in = forms.BooleanField(
         required=False,

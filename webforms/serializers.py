@@ -51,6 +51,8 @@ class FormSerializer(serializers.Serializer):
     )
     consentSms = serializers.CharField(source="consent_sms", write_only=True, required=False, allow_blank=True)
     consentEmail = serializers.CharField(source="consent_email", write_only=True, required=False, allow_blank=True)
+    consentVoice = serializers.CharField(source="consent_voice", write_only=True, required=False, allow_blank=True)
+    consentRcs = serializers.CharField(source="consent_rcs", write_only=True, required=False, allow_blank=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
 

@@ -51,11 +51,13 @@ CONTENT_FIELDS = (
     "consent_whatsapp",
     "consent_sms",
     "consent_email",
+    "consent_voice",
+    "consent_rcs",
 )
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 CONFIRM_SALT = "webforms.email-confirmation"
 FORM_TOKEN_SALT = "webforms.form-token"  # noqa: S105 - a signing salt, not a secret
-PHONE_CHANNELS = (Channel.WHATSAPP, Channel.SMS)
+PHONE_CHANNELS = (Channel.WHATSAPP, Channel.SMS, Channel.VOICE, Channel.RCS)
 RESERVED_SLUGS = {"confirm"}  # /f/confirm/<token>/ is the double opt-in link
 
 

@@ -74,6 +74,8 @@ def _builder_initial(form: Form) -> dict:
             consent_whatsapp=version.consent_whatsapp,
             consent_sms=version.consent_sms,
             consent_email=version.consent_email,
+            consent_voice=version.consent_voice,
+            consent_rcs=version.consent_rcs,
         )
     return initial
 

@@ -208,3 +208,16 @@ def test_a_submission_keeps_the_version_it_was_shown_even_if_the_form_changes_me
     submission = FormSubmission.objects.get()
     assert submission.version.number == 1 and submission.consents["sms"]["wording"] == WORDING["sms"]
     assert ConsentEvent.objects.get(channel="sms").proof["wording"] == WORDING["sms"]
+
+
+def test_voice_and_rcs_consent_are_captured_like_the_other_phone_channels(make_form):
+    wording = {**WORDING, "voice": "Yes, call me with delivery updates.", "rcs": "Yes, send me RCS messages."}
+    form = make_form(wording=wording)
+
+    response = submit(form, {"phone": "98765 43211", "consent_voice": "on", "consent_rcs": "on"})
+
+    contact = Contact.objects.get(phone="+919876543211")
+    assert response.status_code == 302
+    assert (contact.opt_in_voice, contact.opt_in_rcs, contact.opt_in_sms) == (True, True, False)
+    event = ConsentEvent.objects.get(contact=contact, channel="voice")
+    assert event.source == "form" and event.proof["wording"] == wording["voice"]
