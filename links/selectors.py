@@ -104,3 +104,12 @@ def bulk_job_clicks(job) -> JobClicks:
 def contact_clicks(contact, *, limit: int = 50):
     """What this contact clicked, newest first (the link, when, which bulk job)."""
     return Click.objects.filter(contact=contact).select_related("link").order_by("-clicked_at")[:limit]
+
+
+def funnel_clicked_rows(job, funnel) -> list:
+    """The job funnel's "clicked" step (registered by links.apps): recipients who followed a personal
+    link, as a rate of those sent."""
+    from bulk.funnel import FunnelRow
+
+    clicks = bulk_job_clicks(job)
+    return [FunnelRow("clicked", "Clicked a link", clicks.clickers, funnel.count("sent"), "of sent")]

@@ -34,9 +34,9 @@ def test_the_funnel_counts_sent_delivered_read_replied_and_failed_by_reason_from
     result = funnel.job_funnel(job)
 
     counts = {row.key: row.count for row in result.rows}
-    assert counts == {"sent": 6, "delivered": 4, "read": 2, "replied": 1, "failed": 1}
+    assert counts == {"sent": 6, "delivered": 4, "read": 2, "replied": 1, "failed": 1, "clicked": 0}
     rates = {row.key: row.rate for row in result.rows}
-    assert rates == {"sent": 100.0, "delivered": 66.7, "read": 33.3, "replied": 16.7, "failed": 16.7}
+    assert rates == {"sent": 100.0, "delivered": 66.7, "read": 33.3, "replied": 16.7, "failed": 16.7, "clicked": 0.0}
     assert result.failed_by_reason == [("131047", 1)]
     assert result.skipped_by_reason == [("OPT_IN_REQUIRED", 1)]
     assert {k: v for k, v in result.by_state.items() if v} == {

@@ -108,5 +108,10 @@ def test_a_personal_link_from_a_bulk_job_shows_its_click_on_the_job_page(
     expect(block.locator("[data-count=ctr]")).to_have_text("25.0%")
     screenshot(page, "link-bulk-job-clicks")
 
+    page.goto(f"/bulk/{job.pk}/funnel/")  # the click is a step of the job's funnel too
+    clicked = page.locator("[data-testid=funnel] tr[data-step=clicked]")
+    expect(clicked.locator("[data-count=clicked]")).to_have_text("1")
+    expect(clicked).to_contain_text("25.0% of sent")
+
     page.goto(f"/contacts/{contacts[0].pk}/")
     expect(page.locator("[data-testid=contact-clicks]")).to_contain_text("/l/bulk-offer")
