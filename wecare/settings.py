@@ -779,9 +779,11 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "WECARE.DIGITAL API",
-    "DESCRIPTION": "Contacts, consent and messaging over WhatsApp, SMS and Email.",
+    "DESCRIPTION": "Contacts, consent and messaging over WhatsApp, SMS, Email, voice and RCS.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name for the form's "asked?" choice, shared by its name, phone and email fields.
+    "ENUM_NAME_OVERRIDES": {"FormFieldAskEnum": "webforms.models.Ask"},
 }
 
 
