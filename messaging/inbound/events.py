@@ -252,10 +252,9 @@ def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
     for event in events:
         event_id = str(event.pk)
         body = event.body
-        if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
-            summary.one_by_one.append(event_id)  # SES / SMS feedback: the per-event path applies it
-        if sms_voice_event(body) is not None:  # voice/RCS events: the per-event path
-            summary.one_by_one.append(event_id)
+        is_feedback = isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None
+        if is_feedback or sms_voice_event(body) is not None:
+            summary.one_by_one.append(event_id)  # SES / SMS feedback, voice and RCS events: the per-event path
             continue
         if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
             batched.append(event_id)  # not an EUM event: kept, nothing to process
