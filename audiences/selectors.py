@@ -2,9 +2,11 @@
 
 The preview's skip breakdown classifies every member in SQL with the gate's contact rules, in the
 gate's order (messaging/safety.py): 3 OPT_IN_REQUIRED, 4 ADDRESS_MISSING, 6 TEMPLATE_REQUIRED
-(WhatsApp free-form outside the 24-hour window). The other rules judge the message, the sender or
-the tier, not the contact: the bulk pre-flight checks them when the job is created, on the same
-members, with the gate itself. audiences/tests/test_preview_matches_gate.py proves that this
+(WhatsApp free-form outside the 24-hour window), 9 *_SUPPRESSED (the address suppressed on the
+channel for every message; a suppression for one WhatsApp template category depends on the template,
+so only the pre-flight counts it). The other rules judge the message, the sender or the tier, not the
+contact: the bulk pre-flight checks them when the job is created, on the same members, with the gate
+itself. audiences/tests/test_preview_matches_gate.py proves that this
 classification and `messaging.safety.safety_evaluate_many` decide alike for every kind of contact;
 one aggregate query gives all the counts, so it stays fast at a million contacts.
 """
@@ -19,8 +21,8 @@ from django.utils import timezone
 
 from audiences.spec import address_q, spec_q, window_q
 from contacts.models import Channel, Contact
-from messaging.models import MessageType
-from messaging.safety import FREE_FORM_WHATSAPP, RefusalCode
+from messaging.models import MessageType, Suppression
+from messaging.safety import FREE_FORM_WHATSAPP, SUPPRESSED_CODES, RefusalCode
 
 SAMPLE_SIZE = 20
 
@@ -38,6 +40,12 @@ def gate_rules(*, channel: str, message_type: str, now: datetime) -> list[tuple[
     ]
     if channel == Channel.WHATSAPP and message_type in FREE_FORM_WHATSAPP:
         rules.append((RefusalCode.TEMPLATE_REQUIRED.value, ~window_q(now)))
+    if channel in SUPPRESSED_CODES:
+        # Addresses are stored as suppressions are keyed (emails lower-cased, phones in E.164), so an
+        # IN over the few suppressed addresses classifies a million members in one hashed lookup each.
+        field = "email" if channel == Channel.EMAIL else "phone"
+        suppressed = Suppression.objects.active(now).filter(channel=channel, category="").values("address")
+        rules.append((SUPPRESSED_CODES[channel].value, Q(**{f"{field}__in": suppressed})))
     return rules
 
 

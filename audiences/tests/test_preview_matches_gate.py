@@ -12,7 +12,7 @@ from django.utils import timezone
 from audiences.selectors import gate_code_annotation, segment_preview
 from contacts.models import Contact
 from contacts.search import build_search_text
-from messaging.models import TemplateStatus, WhatsAppTemplate
+from messaging.models import Suppression, SuppressionReason, TemplateStatus, WhatsAppTemplate
 from messaging.safety import SendRequest, safety_evaluate_many
 
 PHONE_ID = "phone-number-id-audiences"
@@ -53,8 +53,27 @@ def every_kind_of_contact(db, settings):
             )
         )  # fmt: skip
     Contact.objects.bulk_create(contacts)
+    _suppress_some(contacts, now)
     deleted = Contact.objects.create(name="Gone", phone="+919300000001", opt_in_whatsapp=True, deleted_at=now)
     return now, deleted
+
+
+def _suppress_some(contacts, now) -> None:
+    """Channel-wide suppressions on some addresses; lifted and expired ones, which no longer refuse."""
+    phones = [c.phone for c in contacts if c.phone]
+    emails = [c.email for c in contacts if c.email]
+    rows = [
+        Suppression(channel=channel, address=phone, reason=SuppressionReason.SMS_INVALID)
+        for channel in ("sms", "whatsapp")
+        for phone in phones[::7]
+    ]
+    rows += [Suppression(channel="email", address=email, reason=SuppressionReason.HARD_BOUNCE) for email in emails[::5]]
+    rows += [
+        Suppression(channel="sms", address=phones[1], reason=SuppressionReason.SMS_BLOCKED, lifted_at=now),
+        Suppression(channel="email", address=emails[1], reason=SuppressionReason.SOFT_BOUNCES,
+                    expires_at=now - timedelta(minutes=1)),
+    ]  # fmt: skip
+    Suppression.objects.bulk_create(rows)
 
 
 def _gate_codes(message: dict, contacts, now) -> dict[str, str]:
@@ -98,6 +117,7 @@ def test_the_preview_counts_are_the_gate_decisions_counted(every_kind_of_contact
     assert preview.skipped == dict(expected)
     assert deleted.pk not in {row["contactId"] for row in preview.sample}
     if kind == "whatsapp template":
-        outside = [c for c in members if c.opt_in_whatsapp and not (
+        codes = _gate_codes(message, members, now)
+        outside = [c for c in members if codes[str(c.pk)] == "" and not (
             c.last_inbound_message_at and now - c.last_inbound_message_at < timedelta(hours=24))]  # fmt: skip
         assert preview.opens_conversation == len(outside)
