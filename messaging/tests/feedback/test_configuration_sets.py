@@ -17,7 +17,9 @@ from wecare import aws
 pytestmark = pytest.mark.django_db
 
 
-def test_bootstrap_aws_creates_the_ses_configuration_set_publishing_to_the_topic_and_may_run_again(settings):
+def test_bootstrap_aws_creates_the_ses_configuration_set_publishing_to_the_topic_and_may_run_again(settings, reset_aws):
+    # reset_aws: the emulator is shared by this process's tests, and an earlier test's bootstrap (another
+    # topic in its settings) may have made the set already; bootstrap_aws leaves an existing set as it is.
     call_command("bootstrap_aws", stdout=io.StringIO())
     call_command("bootstrap_aws", stdout=io.StringIO())  # idempotent
 
