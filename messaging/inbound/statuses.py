@@ -159,7 +159,10 @@ def _find_outbound_many(items: list[tuple[str, str, str]]) -> dict[str, Message]
     answer was stored) fall back to the one-by-one lookup by callback data or provider id.
     """
     wamids = {wamid for wamid, _, _ in items}
-    found = {m.whatsapp_message_id: m for m in _outbound(Message.objects.filter(whatsapp_message_id__in=wamids))}
+    # Only what applying needs: the id, the wamid and, for a failure's suppression, the contact.
+    known = _outbound(Message.objects.filter(whatsapp_message_id__in=wamids))
+    known = known.only("id", "whatsapp_message_id", "contact_id")
+    found = {m.whatsapp_message_id: m for m in known}
     for wamid, callback_data, envelope_message_id in items:
         if wamid not in found:
             message = _find_outbound(wamid=wamid, callback_data=callback_data, envelope_message_id=envelope_message_id)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conftest import ROOT, _database_url, wait_until
 from contacts.services import contact_create
-from messaging import inbound
+from messaging import inbound, sns
 from messaging.inbound.outbox import inbound_outbox_relay, inbound_outbox_size
 from messaging.models import Direction, InboundEvent, Message, MessageStatus
 from messaging.tests.inbound_fixtures import drain_queue
@@ -94,6 +95,28 @@ def test_statuses_of_many_messages_are_applied_together_forward_only(contact):
     assert failing.status == MessageStatus.FAILED and failing.failed_at == _at(T0 + 7)
     assert failing.error_code == "131026" and failing.error_details["details"] == "not on WhatsApp"
     assert not InboundEvent.objects.exclude(status=InboundEvent.Status.PROCESSED).exists()
+
+
+@pytest.mark.django_db
+def test_a_batch_parses_each_events_sns_message_once(contact, monkeypatch):
+    # given: status events, and a count of the parses of an SNS Message
+    messages = [_outbound(contact, n) for n in range(5)]
+    events = [_store(_status_body(m.whatsapp_message_id, s, T0)) for m in messages for s in ("delivered", "read")]
+    parses = []
+
+    def loads(text, **kwargs):
+        parses.append(text)
+        return json.loads(text, **kwargs)
+
+    monkeypatch.setattr(sns, "json", SimpleNamespace(loads=loads))
+
+    # when
+    summary = inbound.inbound_events_process(event_ids=[str(e.pk) for e in events])
+
+    # then: told apart (feedback, voice, EUM) and decoded from one parse each
+    assert len(summary.processed) == len(events)
+    assert len(parses) == len(events)
+    assert Message.objects.filter(pk__in=[m.pk for m in messages], status=MessageStatus.READ).count() == 5
 
 
 @pytest.mark.django_db
