@@ -21,7 +21,7 @@ from messaging.inbound.payload import (
     receiving_phone_number_id,
 )
 from messaging.inbound.sms_voice_events import sms_voice_event_apply, sms_voice_record
-from messaging.inbound.statuses import status_apply, statuses_apply
+from messaging.inbound.statuses import status_apply, status_check, statuses_apply
 from messaging.models import InboundEvent
 from messaging.sns import NOTIFICATION, sns_message
 from wecare import metrics
@@ -237,6 +237,7 @@ def _status_only(message: dict[str, Any]) -> list[tuple[dict[str, Any], str]] | 
         for status in value.get("statuses") or []:
             if not isinstance(status, dict):
                 raise InboundPayloadError("A status is not a JSON object.")
+            status_check(status)  # one bad status fails its event here, not the whole batch later
             items.append((status, envelope_message_id))
     return items
 

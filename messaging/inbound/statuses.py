@@ -250,6 +250,15 @@ def _values_list(rows) -> tuple[str, list[Any]]:
     return "(" + " UNION ALL ".join([row] * len(rows)) + ") AS v", params
 
 
+def status_check(status: dict[str, Any]) -> None:
+    """Raise InboundPayloadError where applying ``status`` would (no message id, or a tracked status
+    without an epoch time), so a batch sets its event apart before applying the others."""
+    if not _text(status.get("id")):
+        raise InboundPayloadError("A status event has no message id.")
+    if _text(status.get("status")) in STATUS_TIME_FIELDS:
+        _timestamp(status.get("timestamp"))
+
+
 def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
     """Apply many status events, ``(status, envelope message id)``, in a few statements; forward
     only, with the same rules as ``status_apply``. Returns how many messages moved forward.

@@ -150,6 +150,26 @@ def test_a_malformed_event_in_a_batch_is_dead_lettered_and_the_others_are_applie
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("bad_status", [{"timestamp": "soon"}, {"id": ""}], ids=["bad timestamp", "no message id"])
+def test_a_status_that_cannot_be_applied_dead_letters_its_event_alone_not_the_batch(contact, bad_status):
+    # given: good events, and one whose status has no usable time or no message id
+    messages = [_outbound(contact, n) for n in range(3)]
+    good = [_store(_status_body(m.whatsapp_message_id, "delivered", T0)) for m in messages]
+    value = status_value({"id": messages[0].whatsapp_message_id, "status": "read", "timestamp": str(T0), **bad_status})
+    bad = _store(sns_notification(eum_envelope(value)))
+
+    # when
+    summary = inbound.inbound_events_process(event_ids=[str(e.pk) for e in [*good, bad]])
+
+    # then: the others are applied now, not after the whole batch's retries
+    assert summary.failed == [str(bad.pk)] and sorted(summary.processed) == sorted(str(e.pk) for e in good)
+    assert Message.objects.filter(pk__in=[m.pk for m in messages], status=MessageStatus.DELIVERED).count() == 3
+    bad.refresh_from_db()
+    assert bad.status == InboundEvent.Status.FAILED and "InboundPayloadError" in bad.error
+    assert drain_queue(settings.QUEUE_INBOUND_DLQ)[0]["originalMessageId"] == bad.sns_message_id
+
+
+@pytest.mark.django_db
 def test_the_relay_puts_stored_events_on_the_inbound_queue_in_batched_task_messages(contact, settings):
     settings.INBOUND_EVENTS_PER_TASK = 7
     message = _outbound(contact, 1)
