@@ -603,7 +603,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "is_secure": not AWS_ENDPOINT_URL.startswith("http://"),
     # Only used when kombu creates a queue; deploy/data.yaml and bootstrap_aws make them with this value.
     "visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=30),
-    "polling_interval": _float("CELERY_POLLING_INTERVAL", 1.0),
+    # kombu waits this long after an empty receive, and also while a worker's one prefetched task
+    # runs before it looks again: at 1.0 s a busy queue (inbound statuses) lost up to a second per task.
+    "polling_interval": _float("CELERY_POLLING_INTERVAL", 0.1),
     "wait_time_seconds": _int("CELERY_WAIT_TIME_SECONDS", 1, maximum=20),
     "queue_name_prefix": env.str("CELERY_QUEUE_PREFIX", default="").strip() or queue_prefix(ENVIRONMENT),
 }

@@ -11,19 +11,19 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.dlq import dlq_send
-from messaging.feedback.events import feedback_message, feedback_process
+from messaging.feedback.events import feedback_process, feedback_record
 from messaging.inbound.messages import inbound_message_receive
 from messaging.inbound.payload import (
     InboundPayloadError,
     _text,
-    decode_notification,
-    is_eum_event,
+    decode_envelope,
+    is_eum_message,
     receiving_phone_number_id,
 )
-from messaging.inbound.sms_voice_events import sms_voice_event, sms_voice_event_apply
-from messaging.inbound.statuses import status_apply, statuses_apply
+from messaging.inbound.sms_voice_events import sms_voice_event_apply, sms_voice_record
+from messaging.inbound.statuses import status_apply, status_check, statuses_apply
 from messaging.models import InboundEvent
-from messaging.sns import NOTIFICATION
+from messaging.sns import NOTIFICATION, sns_message
 from wecare import metrics
 
 logger = logging.getLogger(__name__)
@@ -43,22 +43,26 @@ class ProcessSummary:
 
 def notification_process(body: dict[str, Any]) -> ProcessSummary:
     """Process one SNS Notification body (already verified). Idempotent: safe to run again."""
+    message = sns_message(body)  # parsed once; what kind of event it is is told from it
+    is_notification = isinstance(body, dict) and body.get("Type") == NOTIFICATION
     # SES and SMS feedback first: an SMS event may carry a "context" key, as EUM Social's envelope does.
-    if isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None:
-        return ProcessSummary(not_eum=True, feedback=feedback_process(body))
-    if (event := sms_voice_event(body)) is not None:  # a voice call or RCS event of EUM SMS
+    if is_notification and feedback_record(message) is not None:
+        return ProcessSummary(not_eum=True, feedback=feedback_process(body, message=message))
+    if (event := sms_voice_record(message)) is not None:  # a voice call or RCS event of EUM SMS
         summary = ProcessSummary()
         applied = sms_voice_event_apply(event)
         (summary.statuses_applied if applied else summary.statuses_ignored).append(str(event.get("messageId")))
         return summary
-    if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
+    if is_notification and not is_eum_message(message):
         logger.info(
             "SNS message %s on the topic is not an EUM Social event (subject %r): kept, nothing to process",
             body.get("MessageId"),
             body.get("Subject", ""),
         )
         return ProcessSummary(not_eum=True)
-    envelope, entry = decode_notification(body)
+    if not is_notification:
+        raise InboundPayloadError("Not an SNS Notification.")
+    envelope, entry = decode_envelope(message)
     summary = ProcessSummary()
     envelope_message_id = _text(envelope.get("messageId"))
     for change in entry["changes"]:
@@ -215,10 +219,11 @@ class BatchSummary:
     failed: list[str] = field(default_factory=list)  # malformed: dead-lettered
 
 
-def _status_only(body: dict[str, Any]) -> list[tuple[dict[str, Any], str]] | None:
-    """The (status, envelope message id) items of a notification that carries only statuses;
-    None if it carries anything else (messages, other fields), which the per-event path handles."""
-    envelope, entry = decode_notification(body)
+def _status_only(message: dict[str, Any]) -> list[tuple[dict[str, Any], str]] | None:
+    """The (status, envelope message id) items of an EUM event (a notification's parsed Message)
+    that carries only statuses; None if it carries anything else (messages, other fields), which
+    the per-event path handles."""
+    envelope, entry = decode_envelope(message)
     envelope_message_id = _text(envelope.get("messageId"))
     items = []
     for change in entry["changes"]:
@@ -232,6 +237,7 @@ def _status_only(body: dict[str, Any]) -> list[tuple[dict[str, Any], str]] | Non
         for status in value.get("statuses") or []:
             if not isinstance(status, dict):
                 raise InboundPayloadError("A status is not a JSON object.")
+            status_check(status)  # one bad status fails its event here, not the whole batch later
             items.append((status, envelope_message_id))
     return items
 
@@ -252,15 +258,18 @@ def inbound_events_process(*, event_ids: list[str]) -> BatchSummary:
     for event in events:
         event_id = str(event.pk)
         body = event.body
-        is_feedback = isinstance(body, dict) and body.get("Type") == NOTIFICATION and feedback_message(body) is not None
-        if is_feedback or sms_voice_event(body) is not None:
+        message = sns_message(body)  # parsed once; what kind of event it is is told from it
+        is_notification = isinstance(body, dict) and body.get("Type") == NOTIFICATION
+        if (is_notification and feedback_record(message) is not None) or sms_voice_record(message) is not None:
             summary.one_by_one.append(event_id)  # SES / SMS feedback, voice and RCS events: the per-event path
             continue
-        if isinstance(body, dict) and body.get("Type") == NOTIFICATION and not is_eum_event(body):
+        if is_notification and not is_eum_message(message):
             batched.append(event_id)  # not an EUM event: kept, nothing to process
             continue
         try:
-            statuses = _status_only(body)
+            if not is_notification:
+                raise InboundPayloadError("Not an SNS Notification.")
+            statuses = _status_only(message)
         except InboundPayloadError as exc:
             logger.error("inbound event %s cannot be processed: %s", event_id, exc)
             inbound_event_fail(event_id=event_id, error=f"InboundPayloadError: {exc}")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from messaging.models import MessageType
-from messaging.sns import NOTIFICATION
+from messaging.sns import NOTIFICATION, sns_message
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 
@@ -34,10 +34,11 @@ def is_eum_event(body: dict[str, Any]) -> bool:
 
     Other publishers may share the topic (the tier alerts are plain text): those are not errors.
     """
-    try:
-        message = json.loads(body.get("Message", "")) if isinstance(body, dict) else None
-    except (TypeError, ValueError):
-        return False
+    return is_eum_message(sns_message(body))
+
+
+def is_eum_message(message: Any) -> bool:
+    """Whether a notification's parsed Message is an EUM Social event (a JSON object with its keys)."""
     return isinstance(message, dict) and ("whatsAppWebhookEntry" in message or "context" in message)
 
 
@@ -49,6 +50,11 @@ def decode_notification(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
         envelope = json.loads(body["Message"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InboundPayloadError(f"The SNS Message is not a JSON EUM envelope: {exc}") from None
+    return decode_envelope(envelope)
+
+
+def decode_envelope(envelope: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(EUM envelope, Meta entry) of a notification's parsed Message; InboundPayloadError if malformed."""
     if not isinstance(envelope, dict):
         raise InboundPayloadError("The EUM envelope is not a JSON object.")
     raw_entry = envelope.get("whatsAppWebhookEntry")

@@ -18,7 +18,6 @@ Only VOICE_* and RCS_* events are handled here; SMS events (TEXT_*) are not this
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,7 @@ from messaging.models import (
     VoiceCallStatus,
     status_may_advance,
 )
+from messaging.sns import sns_message
 from wecare import metrics
 
 logger = logging.getLogger(__name__)
@@ -78,10 +78,11 @@ TIME_FIELDS = {
 
 def sms_voice_event(body: dict[str, Any]) -> dict[str, Any] | None:
     """The voice or RCS event inside an SNS Notification body, or None if it carries something else."""
-    try:
-        event = json.loads(body.get("Message", "")) if isinstance(body, dict) else None
-    except (TypeError, ValueError):
-        return None
+    return sms_voice_record(sns_message(body))
+
+
+def sms_voice_record(event: Any) -> dict[str, Any] | None:
+    """``event`` (a notification's parsed Message) if it is a voice or RCS event, else None."""
     if not isinstance(event, dict) or not isinstance(event.get("eventType"), str):
         return None
     return event if event["eventType"].startswith(("VOICE_", "RCS_")) else None

@@ -26,6 +26,9 @@ STATUS_TIME_FIELDS = {
     MessageStatus.READ: "read_at",
     MessageStatus.FAILED: "failed_at",
 }
+# The step times a later event may fill in (a "failed" time is only set with the status).
+TIME_STATUS = {field: status for status, field in STATUS_TIME_FIELDS.items() if status != MessageStatus.FAILED}
+TIME_FIELDS = tuple(TIME_STATUS)
 
 
 def _outbound(queryset):
@@ -156,7 +159,10 @@ def _find_outbound_many(items: list[tuple[str, str, str]]) -> dict[str, Message]
     answer was stored) fall back to the one-by-one lookup by callback data or provider id.
     """
     wamids = {wamid for wamid, _, _ in items}
-    found = {m.whatsapp_message_id: m for m in _outbound(Message.objects.filter(whatsapp_message_id__in=wamids))}
+    # Only what applying needs: the id, the wamid and, for a failure's suppression, the contact.
+    known = _outbound(Message.objects.filter(whatsapp_message_id__in=wamids))
+    known = known.only("id", "whatsapp_message_id", "contact_id")
+    found = {m.whatsapp_message_id: m for m in known}
     for wamid, callback_data, envelope_message_id in items:
         if wamid not in found:
             message = _find_outbound(wamid=wamid, callback_data=callback_data, envelope_message_id=envelope_message_id)
@@ -165,50 +171,102 @@ def _find_outbound_many(items: list[tuple[str, str, str]]) -> dict[str, Message]
     return found
 
 
-def _update_from_values(
-    field: str, rows: list[tuple[Any, datetime]], *, status: str | None = None, now=None, status_in=()
-) -> int:
-    """PostgreSQL: set ``field`` per message from a VALUES list in one statement. With ``status``,
-    also move the status, only where it may advance (``status_in``); without, only fill an empty
-    ``field``. Returns the rows changed."""
-    table = Message._meta.db_table
+# Statuses a batch moves with the one statement below; "failed" carries per-message error details.
+ADVANCING_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+ROWS_PER_STATEMENT = 1000  # far below PostgreSQL's and SQLite's limits on parameters
+
+
+def _advance_and_fill(rows: list[tuple[Any, str | None, datetime | None, dict[str, datetime]]], *, now) -> int:
+    """Move many messages forward and fill their step times in one ``UPDATE … FROM`` a list of
+    values (per chunk); returns how many moved forward.
+
+    Each row is (message id, status to move to or None, its time, {time field: earliest time}).
+    A message moves only if its status, read by this statement, may advance to the new one
+    (``status_may_advance``): then the status, ``updated_at`` and that status's time are set. Every
+    other step time given is filled only where the message has none (a late "delivered" after
+    "read" still tells when that step happened). The same as one conditional UPDATE per status,
+    then one per time field, as earlier releases ran it.
+    """
     quote = connection.ops.quote_name
-    column = quote(Message._meta.get_field(field).column)
-    if connection.vendor == "postgresql":
-        values = "(VALUES " + ", ".join(["(%s::uuid, %s::timestamptz)"] * len(rows)) + ") AS v(id, at)"
-        params: list[Any] = [v for row in rows for v in row]
-    else:  # SQLite (3.33+ has UPDATE … FROM): a UNION ALL names the columns, stored as Django stores them
-        values = "(" + " UNION ALL ".join(["SELECT %s AS id, %s AS at"] * len(rows)) + ") AS v"
-        pk = Message._meta.pk
-        params = [
-            v
-            for pk_value, at in rows
-            for v in (pk.get_db_prep_value(pk_value, connection), connection.ops.adapt_datetimefield_value(at))
-        ]
-    if status is not None:
-        sets = f"{quote('status')} = %s, {quote('updated_at')} = %s, {column} = v.at"
-        where = f"m.{quote('status')} IN ({', '.join(['%s'] * len(status_in))})"
-        params = [status, now, *params, *status_in]
-    else:
-        sets = f"{column} = v.at"
-        where = f"m.{column} IS NULL"
+    columns = {field: quote(Message._meta.get_field(field).column) for field in TIME_FIELDS}
+    status, updated_at = quote("status"), quote("updated_at")
+    # Whether m may advance to v.new: per new status, the current statuses the Python rule allows.
+    advance_sql, advance_params = "CASE v.new", []
+    for new in ADVANCING_STATUSES:
+        allowed = [current for current in MessageStatus.values if status_may_advance(current, new)]
+        advance_sql += f" WHEN %s THEN m.{status} IN ({', '.join(['%s'] * len(allowed))})"
+        advance_params += [new, *allowed]
+    advance_sql += " ELSE FALSE END"
+    sets = [f"{status} = CASE WHEN {advance_sql} THEN v.new ELSE m.{status} END"]
+    params: list[Any] = [*advance_params]
+    sets.append(f"{updated_at} = CASE WHEN {advance_sql} THEN %s ELSE m.{updated_at} END")
+    params += [*advance_params, connection.ops.adapt_datetimefield_value(now)]
+    changes = [advance_sql]
+    change_params = [*advance_params]
+    for field, column in columns.items():
+        sets.append(
+            f"{column} = CASE WHEN ({advance_sql}) AND v.new = %s THEN v.at ELSE COALESCE(m.{column}, v.{field}) END"
+        )
+        params += [*advance_params, TIME_STATUS[field]]
+        changes.append(f"(m.{column} IS NULL AND v.{field} IS NOT NULL)")
     # Only names from the model, quoted, go into the text; every value is a parameter.
-    sql = (
-        f"UPDATE {quote(table)} AS m SET {sets} FROM {values} "  # noqa: S608
-        f"WHERE m.{quote('id')} = v.id AND {where}"
+    template = (
+        f"UPDATE {quote(Message._meta.db_table)} AS m SET {', '.join(sets)} FROM {{values}} "  # noqa: S608
+        f"WHERE m.{quote('id')} = v.id AND ({' OR '.join(changes)}) "
+        f"RETURNING {updated_at} = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    moved = 0
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        values, values_params = _values_list(rows[start : start + ROWS_PER_STATEMENT])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                template.format(values=values),
+                [*params, *values_params, *change_params, connection.ops.adapt_datetimefield_value(now)],
+            )
+            # updated_at is set to `now` only on the rows that moved forward.
+            moved += sum(1 for (was_moved,) in cursor.fetchall() if was_moved)
+    return moved
+
+
+def _values_list(rows) -> tuple[str, list[Any]]:
+    """The rows as a table ``v(id, new, at, sent_at, delivered_at, read_at)`` and its parameters."""
+    pk = Message._meta.pk
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [
+        value
+        for pk_value, new, at, fills in rows
+        for value in (
+            pk.get_db_prep_value(pk_value, connection),
+            new,
+            adapt(at),
+            *(adapt(fills.get(field)) for field in TIME_FIELDS),
+        )
+    ]
+    if connection.vendor == "postgresql":
+        row = "(%s::uuid, %s::text, %s::timestamptz" + ", %s::timestamptz" * len(TIME_FIELDS) + ")"
+        return f"(VALUES {', '.join([row] * len(rows))}) AS v(id, new, at, {', '.join(TIME_FIELDS)})", params
+    # SQLite (3.35+ for UPDATE … FROM and RETURNING): a UNION ALL names the columns.
+    row = "SELECT %s AS id, %s AS new, %s AS at, " + ", ".join(f"%s AS {field}" for field in TIME_FIELDS)
+    return "(" + " UNION ALL ".join([row] * len(rows)) + ") AS v", params
+
+
+def status_check(status: dict[str, Any]) -> None:
+    """Raise InboundPayloadError where applying ``status`` would (no message id, or a tracked status
+    without an epoch time), so a batch sets its event apart before applying the others."""
+    if not _text(status.get("id")):
+        raise InboundPayloadError("A status event has no message id.")
+    if _text(status.get("status")) in STATUS_TIME_FIELDS:
+        _timestamp(status.get("timestamp"))
 
 
 def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
     """Apply many status events, ``(status, envelope message id)``, in a few statements; forward
     only, with the same rules as ``status_apply``. Returns how many messages moved forward.
 
-    Per target status and time one conditional UPDATE moves every message whose status (read in
-    the database, at that moment) may advance to it; then, per time field and value, one UPDATE
-    fills the time of a step a message had not recorded (a late "delivered" after "read").
+    Per message, the furthest status the batch reaches is applied if the message's status (read in
+    the database, at that moment) may advance to it, and every step time the batch names is filled
+    in where it is missing: one UPDATE for all of them (``_advance_and_fill``), and one per
+    distinct error for the rare "failed".
     """
     parsed = []
     for status, envelope_message_id in items:
@@ -223,9 +281,9 @@ def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
     if not parsed:
         return 0
     messages = _find_outbound_many([(w, _text(s.get("biz_opaque_callback_data")), e) for w, _, _, s, e in parsed])
-    # Per message: the furthest status this batch reaches, and the time of every step it names.
+    # Per message: the furthest status this batch reaches, and the earliest time of every step it names.
     target: dict[Any, tuple[str, datetime, dict[str, Any]]] = {}
-    times: dict[str, dict[Any, datetime]] = {field: {} for field in STATUS_TIME_FIELDS.values()}
+    fills: dict[Any, dict[str, datetime]] = defaultdict(dict)
     for wamid, new, at, status, _ in parsed:
         message = messages.get(wamid)
         if message is None:
@@ -239,44 +297,42 @@ def statuses_apply(items: list[tuple[dict[str, Any], str]]) -> int:
                     )
             except IntegrityError:
                 logger.warning("status %s: wamid already belongs to another message than %s", wamid, message.pk)
-        field = STATUS_TIME_FIELDS[new]
         if new != MessageStatus.FAILED:
-            earliest = times[field].get(message.pk)
-            times[field][message.pk] = at if earliest is None else min(earliest, at)
+            field = STATUS_TIME_FIELDS[new]
+            earliest = fills[message.pk].get(field)
+            fills[message.pk][field] = at if earliest is None else min(earliest, at)
         current = target.get(message.pk)
         if current is None or status_may_advance(current[0], new):
             target[message.pk] = (new, at, status)
     now = timezone.now()
     moved = 0
-    # "failed" (rare, with per-message error details) is grouped by value; the other statuses and
-    # the time fills are one UPDATE … FROM a list of (message, time) each.
-    advances: dict[tuple, list] = defaultdict(list)
+    # "failed" (rare, with per-message error details) is grouped by value.
+    failures: dict[tuple, list] = defaultdict(list)
     for pk, (new, at, status) in target.items():
-        error = _error_details(status) if new == MessageStatus.FAILED else ("", {})
-        advances[(new, at, error[0], json.dumps(error[1], sort_keys=True))].append(pk)
+        if new == MessageStatus.FAILED:
+            code, details = _error_details(status)
+            failures[(at, code, json.dumps(details, sort_keys=True))].append(pk)
+    may_fail_from = [current for current in MessageStatus.values if status_may_advance(current, MessageStatus.FAILED)]
     with transaction.atomic():
-        for (new, at, code, details), pks in advances.items():
-            may_advance_from = [current for current in MessageStatus.values if status_may_advance(current, new)]
-            if new != MessageStatus.FAILED:
-                continue  # below, one UPDATE … FROM per status
-            updates: dict[str, Any] = {"status": new, "updated_at": now, STATUS_TIME_FIELDS[new]: at}
-            if new == MessageStatus.FAILED:
-                updates["error_code"], updates["error_details"] = code, json.loads(details)
-            moved += Message.objects.filter(pk__in=pks, status__in=may_advance_from).update(**updates)
-        failed_messages = {message.pk: message for message in messages.values()}
+        for (at, code, details), pks in failures.items():
+            moved += Message.objects.filter(pk__in=pks, status__in=may_fail_from).update(
+                status=MessageStatus.FAILED,
+                updated_at=now,
+                failed_at=at,
+                error_code=code,
+                error_details=json.loads(details),
+            )
+        by_pk = {message.pk: message for message in messages.values()}
         for pk, (new, at, status) in target.items():
             if new == MessageStatus.FAILED:
-                _failure_feedback(failed_messages[pk], status, at)
-        for new in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ):
-            rows = [(pk, at) for pk, (status_, at, _) in target.items() if status_ == new]
-            if rows:
-                may_advance_from = [c for c in MessageStatus.values if status_may_advance(c, new)]
-                moved += _update_from_values(
-                    STATUS_TIME_FIELDS[new], rows, status=new, now=now, status_in=may_advance_from
-                )
-        for field, values in times.items():
-            if values:
-                _update_from_values(field, list(values.items()))
+                _failure_feedback(by_pk[pk], status, at)
+        rows = []
+        for pk in sorted(target.keys() | fills.keys(), key=str):  # one order for every worker: no deadlock
+            new, at, _ = target.get(pk, (None, None, None))
+            if new not in ADVANCING_STATUSES:
+                new, at = None, None  # "failed" was applied above; only step times are left to fill
+            rows.append((pk, new, at, fills.get(pk, {})))
+        moved += _advance_and_fill(rows, now=now)
         _record_pricing([(messages[w].pk, pricing_category(s)) for w, _, _, s, _ in parsed if w in messages])
     logger.info("statuses applied in a batch: %s event(s), %s message(s) moved forward", len(parsed), moved)
     return moved

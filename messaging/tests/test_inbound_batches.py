@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conftest import ROOT, _database_url, wait_until
 from contacts.services import contact_create
-from messaging import inbound
+from messaging import inbound, sns
 from messaging.inbound.outbox import inbound_outbox_relay, inbound_outbox_size
 from messaging.models import Direction, InboundEvent, Message, MessageStatus
 from messaging.tests.inbound_fixtures import drain_queue
@@ -97,6 +98,28 @@ def test_statuses_of_many_messages_are_applied_together_forward_only(contact):
 
 
 @pytest.mark.django_db
+def test_a_batch_parses_each_events_sns_message_once(contact, monkeypatch):
+    # given: status events, and a count of the parses of an SNS Message
+    messages = [_outbound(contact, n) for n in range(5)]
+    events = [_store(_status_body(m.whatsapp_message_id, s, T0)) for m in messages for s in ("delivered", "read")]
+    parses = []
+
+    def loads(text, **kwargs):
+        parses.append(text)
+        return json.loads(text, **kwargs)
+
+    monkeypatch.setattr(sns, "json", SimpleNamespace(loads=loads))
+
+    # when
+    summary = inbound.inbound_events_process(event_ids=[str(e.pk) for e in events])
+
+    # then: told apart (feedback, voice, EUM) and decoded from one parse each
+    assert len(summary.processed) == len(events)
+    assert len(parses) == len(events)
+    assert Message.objects.filter(pk__in=[m.pk for m in messages], status=MessageStatus.READ).count() == 5
+
+
+@pytest.mark.django_db
 def test_a_batch_never_moves_a_message_backwards_and_running_it_again_changes_nothing(contact):
     message = _outbound(contact, 1, status=MessageStatus.READ)
     read_at = message.read_at
@@ -121,6 +144,26 @@ def test_a_malformed_event_in_a_batch_is_dead_lettered_and_the_others_are_applie
     assert summary.failed == [str(bad.pk)]
     message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED
+    bad.refresh_from_db()
+    assert bad.status == InboundEvent.Status.FAILED and "InboundPayloadError" in bad.error
+    assert drain_queue(settings.QUEUE_INBOUND_DLQ)[0]["originalMessageId"] == bad.sns_message_id
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad_status", [{"timestamp": "soon"}, {"id": ""}], ids=["bad timestamp", "no message id"])
+def test_a_status_that_cannot_be_applied_dead_letters_its_event_alone_not_the_batch(contact, bad_status):
+    # given: good events, and one whose status has no usable time or no message id
+    messages = [_outbound(contact, n) for n in range(3)]
+    good = [_store(_status_body(m.whatsapp_message_id, "delivered", T0)) for m in messages]
+    value = status_value({"id": messages[0].whatsapp_message_id, "status": "read", "timestamp": str(T0), **bad_status})
+    bad = _store(sns_notification(eum_envelope(value)))
+
+    # when
+    summary = inbound.inbound_events_process(event_ids=[str(e.pk) for e in [*good, bad]])
+
+    # then: the others are applied now, not after the whole batch's retries
+    assert summary.failed == [str(bad.pk)] and sorted(summary.processed) == sorted(str(e.pk) for e in good)
+    assert Message.objects.filter(pk__in=[m.pk for m in messages], status=MessageStatus.DELIVERED).count() == 3
     bad.refresh_from_db()
     assert bad.status == InboundEvent.Status.FAILED and "InboundPayloadError" in bad.error
     assert drain_queue(settings.QUEUE_INBOUND_DLQ)[0]["originalMessageId"] == bad.sns_message_id
