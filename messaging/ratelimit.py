@@ -34,14 +34,16 @@ see `_Held.next_size`) in one conditional ``ADD tat
 <n/rate>`` and hands them to its threads. Each token keeps its own time, the moment the GCRA would
 have granted it alone (the batch reserves up to RATE_LIMIT_BATCH_SECONDS ahead): a thread that takes
 it sleeps until then, and a token is spent at most its grace after its time (RATE_LIMIT_TOKEN_GRACE_
-SECONDS, or half the bucket's burst if longer) or never: it expires; nothing to give back, the bucket
-has already moved on. The batches are taken with a burst that much shorter, so the spends of all
-processes together stay within capacity + rate × t in any t seconds, exactly as one-by-one taking did.
+SECONDS, or half the bucket's burst if longer, capped by `_headroom`) or never: it expires; nothing to
+give back, the bucket has already moved on. The batches are taken with a burst that much shorter
+(down to none), so the spends of all processes together never put more into any 1-s window than
+one-by-one taking would, floor(capacity + rate): the cap is what keeps a late token from bunching.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -244,11 +246,11 @@ def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: flo
         if new_tat is not None:
             _last_tat[bucket.key] = new_tat
             start = new_tat - n * interval
-            # A token due already is due from when the answer came (the round trip may take longer than the
-            # grace); the idle start above allows for the usual round trip, so that is rarely earlier.
-            received = _now()
-            _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (received - now)
-            return [max(received, start + k * interval - tolerance) for k in range(n)], 0.0
+            # Each token keeps its own time, even one already due when the answer came: moved to the answer's
+            # time, several would bunch there (a second above the limit); past its grace it expires instead.
+            # The idle start above allows for the usual round trip, so that is rare.
+            _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (_now() - now)
+            return [start + k * interval - tolerance for k in range(n)], 0.0
         try:
             current = int(RateLimitTracker.get(bucket.key, consistent_read=True).tat)
         except DoesNotExist:
@@ -324,10 +326,25 @@ def held_tokens_forget() -> None:
 
 
 def _grace(bucket: Bucket) -> float:
-    """How late a token may be spent, seconds: RATE_LIMIT_TOKEN_GRACE_SECONDS, or half the bucket's
-    burst when that is longer (the burst is shortened by as much, so the bound stays exact)."""
+    """How late a token may be spent, seconds: RATE_LIMIT_TOKEN_GRACE_SECONDS (or half the bucket's burst
+    when that is longer), but never more than the bucket's headroom (`_headroom`): a late token must not
+    bunch with the next ones into a second above what one-by-one taking allows."""
     burst = (bucket.capacity - 1.0) / bucket.rate
-    return max(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS, burst / 2)
+    return min(max(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS, burst / 2), _headroom(bucket))
+
+
+def _headroom(bucket: Bucket) -> float:
+    """How far, seconds, spends may run ahead of the one-by-one schedule (burst + grace) while no 1-s
+    window holds more spends than one-by-one taking allows, floor(capacity + rate).
+
+    Spends in a 1-s window come from tokens due within 1 + burst + grace seconds, one interval apart at
+    the closest: at most ceil((1 + burst + grace) / interval) of them, within floor(capacity + rate)
+    while 1 + burst + grace ≤ floor(capacity + rate) × interval. That is never less than the burst:
+    at 80/s with a 0.02-s burst (capacity 1.6, 81 a second) 12.5 ms, where the default grace of 50 ms
+    allowed 85 in a second (1.06 of the limit); at 5/s 200 ms.
+    """
+    allowed = math.floor(bucket.capacity + bucket.rate)
+    return max(0, allowed * _interval(bucket) - MICROSECONDS) / MICROSECONDS
 
 
 def _fetch(bucket: Bucket) -> tuple[list[int], float]:
