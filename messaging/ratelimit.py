@@ -247,7 +247,7 @@ def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: flo
             _last_tat[bucket.key] = new_tat
             start = new_tat - n * interval
             # Each token keeps its own time, even one already due when the answer came: moved to the answer's
-            # time, several would bunch there (a second above the limit); past its grace it expires instead.
+            # time, several would bunch there (a second above the limit); past `_lateness` it expires instead.
             # The idle start above allows for the usual round trip, so that is rare.
             _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (_now() - now)
             return [start + k * interval - tolerance for k in range(n)], 0.0
@@ -333,6 +333,13 @@ def _grace(bucket: Bucket) -> float:
     return min(max(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS, burst / 2), _headroom(bucket))
 
 
+def _lateness(bucket: Bucket) -> int:
+    """How long after its time (µs) a held token may still be spent: its grace, plus the part of the burst
+    the batch gave up for that grace (a token's time is that much before its place in the schedule)."""
+    grace = round(_grace(bucket) * MICROSECONDS)
+    return max(grace, round((bucket.capacity - 1.0) * _interval(bucket)))
+
+
 def _headroom(bucket: Bucket) -> float:
     """How far, seconds, spends may run ahead of the one-by-one schedule (burst + grace) while no 1-s
     window holds more spends than one-by-one taking allows, floor(capacity + rate).
@@ -364,7 +371,7 @@ def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True) -> int:
     From the tokens this process holds, else from a new batch (one thread fetches, the others wait
     for it and share it). Raises RateLimited when none can be had before ``deadline`` (monotonic).
     """
-    grace = round(_grace(bucket) * MICROSECONDS)
+    grace = _lateness(bucket)
     with _held.lock:
         fetch_lock = _fetch_locks.setdefault(bucket, threading.Lock())
     while True:
@@ -427,7 +434,7 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) 
         if delay > 0:
             time.sleep(delay)
         now = _now()
-        if all(now <= when + round(_grace(bucket) * MICROSECONDS) for bucket, when in taken):
+        if all(now <= when + _lateness(bucket) for bucket, when in taken):
             return time.monotonic() - start
         # Woken too late (a busy CPU): these tokens expired, and spending them could exceed the rate.
         late = True

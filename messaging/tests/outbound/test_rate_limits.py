@@ -256,10 +256,9 @@ def test_tokens_taken_but_not_spent_expire_with_their_time(settings, dynamodb_ca
     assert dynamodb_calls.operations.count("UpdateItem") == 2
 
 
-def _busiest_second_if_spent_late(times: list[int], grace: float) -> int:
-    """The most spends one 1-s window can get when tokens are spent as late as their grace allows:
-    those due within [t, t + 1 + grace) all fit in [t + grace, t + 1 + grace)."""
-    late = round(grace * 1_000_000)
+def _busiest_second_if_spent_late(times: list[int], late: int) -> int:
+    """The most spends one 1-s window can get when tokens are spent as late as allowed (``late`` µs after
+    their time): those due within [t, t + 1 s + late) all fit in [t + late, t + 1 s + late)."""
     return max(sum(1 for u in times if t <= u < t + 1_000_000 + late) for t in times)
 
 
@@ -278,6 +277,7 @@ def test_a_token_spent_at_the_end_of_its_grace_never_puts_a_second_above_one_by_
     # then: even if the first tokens of a second are spent as late as allowed, that second holds no more
     # than one-by-one taking allows (50 ms of grace let it hold 85: 1.06 of the limit)
     assert len(times) > 100
-    assert _busiest_second_if_spent_late(times, grace) <= math.floor(bucket.capacity + bucket.rate) == 81
+    one_by_one = math.floor(bucket.capacity + bucket.rate)
+    assert _busiest_second_if_spent_late(times, ratelimit._lateness(bucket)) <= one_by_one == 81
     # and a slow bucket without a burst still lets its tokens be a little late
     assert ratelimit._grace(Bucket.per_second("sms", 5.0)) == 0.05
