@@ -39,7 +39,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from bulk import quiet_hours, sending
@@ -53,6 +52,7 @@ from bulk.models import (
     JobStatus,
     RecipientStatus,
 )
+from bulk.rows import rows_update
 from contacts.models import Channel, Contact
 from messaging import ratelimit
 from messaging.channels import ChannelError
@@ -295,9 +295,8 @@ class ChunkRun:
                             for e in new
                         ]
                     )
-                BulkRecipient.objects.filter(pk__in=[e.recipient_id for e in new]).update(
-                    message=Case(*[When(pk=e.recipient_id, then=Value(e.message_id)) for e in new]),
-                    updated_at=now,
+                rows_update(
+                    BulkRecipient, {e.recipient_id: {"message": e.message_id} for e in new}, same={"updated_at": now}
                 )
             reused = [e for e in group if e.reused_message and e.message is None]
             if reused:
@@ -539,27 +538,21 @@ class ChunkRun:
         self, sent: list[tuple[Entry, str, str, bool]], attempts: list[ProviderAttempt], now: datetime
     ) -> None:
         ids = [e.message_id for e, _, _, _ in sent]
-        details = Message._meta.get_field("error_details")
         dry_run = any(d for _, _, _, d in sent)  # one send mode for the whole run (the provider boundary's)
         with transaction.atomic():
             if attempts:
                 sending.attempts_record(attempts)
-            Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).update(
-                status=MessageStatus.SENT,
-                provider_message_id=Case(*[When(pk=e.message_id, then=Value(pid)) for e, pid, _, _ in sent]),
-                error_details=Case(
-                    *[
-                        When(pk=e.message_id, then=Value({"requestId": rid} if rid else {}, output_field=details))
-                        for e, _, rid, _ in sent
-                    ],
-                    output_field=details,
-                ),
-                dry_run=dry_run,
-                attempts=F("attempts") + 1,
-                locked_until=None,
-                sent_at=now,
-                updated_at=now,
-            )
+            rows_update(
+                Message,
+                {
+                    e.message_id: {"provider_message_id": pid, "error_details": {"requestId": rid} if rid else {}}
+                    for e, pid, rid, _ in sent
+                },
+                same={"status": MessageStatus.SENT, "dry_run": dry_run, "locked_until": None, "sent_at": now,
+                      "updated_at": now},
+                where={"status": MessageStatus.QUEUED},
+                increment=["attempts"],
+            )  # fmt: skip
             BulkRecipient.objects.filter(
                 pk__in=[e.recipient_id for e, _, _, _ in sent], status=RecipientStatus.SENDING
             ).update(status=RecipientStatus.SENT, error_code="", error_details="", sent_at=now, updated_at=now)
@@ -572,47 +565,60 @@ class ChunkRun:
             reservation.settle(opened=[e.contact_id for e, _, _, _ in sent if e.phone == phone], released=[])
 
     def _write_failed(self, failed: list[tuple[Entry, str, dict]], now: datetime) -> None:
+        outcomes = []
         for entry, code, details in failed:
-            outcome = sending.Outcome(RecipientStatus.FAILED, code, details.get("message") or code)
             sending.message_failed(
                 entry.message_id, code=code, details=details, attempts=details["attempts"], now=now, dead_letter=True
             )
-            self._write_outcome(entry, outcome, now)
+            outcomes.append((entry, sending.Outcome(RecipientStatus.FAILED, code, details.get("message") or code)))
             if reservation := self.tiers.get(entry.phone):
                 reservation.settle(opened=[], released=[entry.contact_id])  # failed permanently: place back
+        self._write_outcomes(outcomes, now)
 
     def _write_unknown(self, unknown: list[tuple[Entry, str]], now: datetime) -> None:
+        outcomes = []
         for entry, error in unknown:
             sending.message_failed(
                 entry.message_id, code="INTERNAL_ERROR", details={"code": "INTERNAL_ERROR", "message": error[:2000]},
                 attempts=1, now=now,
             )  # fmt: skip
-            outcome = sending.Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, f"delivery crashed: {error}")
-            self._write_outcome(entry, outcome, now)
+            outcomes.append(
+                (entry, sending.Outcome(RecipientStatus.FAILED, OUTCOME_UNKNOWN, f"delivery crashed: {error}"))
+            )
+        self._write_outcomes(outcomes, now)
 
     def _write_refused(self, refused: list[tuple[Entry, Refusal]], now: datetime | None = None) -> None:
         """The gate said no (at claim, or on a fresh re-read): SKIPPED with its code; a message already
         created fails with it (stage delivery); its tier place goes back."""
         now = now or timezone.now()
+        outcomes = []
         for entry, refusal in refused:
             sending.refusal_record(refusal, entry.request, now=now)
             if entry.message_id is not None:
                 details = {"code": str(refusal.code), "reason": refusal.reason, "stage": "delivery"}
                 sending.message_failed(entry.message_id, code=str(refusal.code), details=details, attempts=0, now=now)
-            self._write_outcome(entry, sending.Outcome(RecipientStatus.SKIPPED, str(refusal.code), refusal.reason), now)
+            outcomes.append((entry, sending.Outcome(RecipientStatus.SKIPPED, str(refusal.code), refusal.reason)))
             if reservation := self.tiers.get(entry.phone):
                 reservation.settle(opened=[], released=[entry.contact_id])
+        self._write_outcomes(outcomes, now)
 
-    def _write_outcome(self, entry: Entry, outcome: sending.Outcome, now: datetime) -> None:
-        changed = BulkRecipient.objects.filter(pk=entry.recipient_id, status=RecipientStatus.SENDING).update(
-            status=outcome.status,
-            error_code=outcome.code[:64],
-            error_details=outcome.details[:10000],
-            sent_at=now if outcome.status == RecipientStatus.SENT else None,
-            updated_at=now,
+    def _write_outcomes(self, outcomes: list[tuple[Entry, sending.Outcome]], now: datetime) -> None:
+        """The recipients' outcomes in one statement, each only while it is still SENDING."""
+        rows = {
+            entry.recipient_id: {
+                "status": outcome.status,
+                "error_code": outcome.code[:64],
+                "error_details": outcome.details[:10000],
+                "sent_at": now if outcome.status == RecipientStatus.SENT else None,
+            }
+            for entry, outcome in outcomes
+        }
+        changed = set(
+            rows_update(BulkRecipient, rows, same={"updated_at": now}, where={"status": RecipientStatus.SENDING})
         )
-        if changed:
-            self.by_status[outcome.status] += 1
+        for entry, outcome in outcomes:
+            if entry.recipient_id in changed:
+                self.by_status[outcome.status] += 1
 
     # --- the run --------------------------------------------------------------------------------
 
