@@ -395,7 +395,7 @@ class ChunkRun:
         attempt = 0
         while True:
             attempt += 1
-            ratelimit.rate_limit_acquire(buckets, max_wait=TOKEN_WAIT_SECONDS)
+            ratelimit.rate_limit_acquire(buckets, max_wait=TOKEN_WAIT_SECONDS, demand=self._demand(entry))
             verdict = self._fresh_refusal(entry)
             if verdict is False:
                 return  # stopped: the entry stays unsent (released at the end)
@@ -436,6 +436,13 @@ class ChunkRun:
                 self.results.attempts.append(row)
                 self.results.sent.append((entry, provider_id, result.request_id, result.dry_run))
             return
+
+    def _demand(self, entry: Entry) -> int:
+        """This chunk's sends from the entry's number not yet at the provider, the entry's own included:
+        the most tokens its buckets can still be spent on here."""
+        phone = entry.clearance.phone_number_id
+        with self.lock:
+            return sum(1 for e in self.queue if not e.called and not e.done and e.clearance.phone_number_id == phone)
 
     @staticmethod
     def _attempt_row(entry: Entry, started_at, started: float, operation: dict, **outcome) -> ProviderAttempt:

@@ -269,7 +269,8 @@ def test_a_token_spent_at_the_end_of_its_grace_never_puts_a_second_above_one_by_
     bucket = Bucket.per_second(f"test-grace#{uuid.uuid4().hex}", 80.0)
     grace = ratelimit._grace(bucket)
 
-    # when: a process takes 1.5 s of tokens, then more as a busy bucket, as batches are taken
+    # when: a process takes a first token (the bucket was full), then 3 s of tokens in two batches
+    first, _ = ratelimit.take_batch(bucket, 1, grace=grace)
     times, _ = ratelimit.take_batch(bucket, 200, lookahead=1.5, grace=grace)
     more, _ = ratelimit.take_batch(bucket, 200, lookahead=1.5 + (times[-1] - times[0]) / 1e6, grace=grace)
     times += more
@@ -281,3 +282,17 @@ def test_a_token_spent_at_the_end_of_its_grace_never_puts_a_second_above_one_by_
     assert _busiest_second_if_spent_late(times, ratelimit._lateness(bucket)) <= one_by_one == 81
     # and a slow bucket without a burst still lets its tokens be a little late
     assert ratelimit._grace(Bucket.per_second("sms", 5.0)) == 0.05
+
+
+def test_a_worker_takes_no_more_tokens_than_it_has_sends_for(settings):
+    # given: batches of 0.1 s at 100/s (10 tokens), and a chunk with 3 sends left on this bucket
+    settings.RATE_LIMIT_BATCH_SECONDS, settings.RATE_LIMIT_BATCH_MAX = 0.1, 50
+    bucket = _bucket(rate=100.0, capacity=1.0)
+
+    # when: its 3 sends take their tokens, each saying how many are left
+    for left in (3, 2, 1):
+        rate_limit_acquire([bucket], max_wait=2.0, demand=left)
+
+    # then: no token is left over to expire unspent (a full batch would have left 7)
+    assert not ratelimit._held.tokens.get(bucket)
+    assert ratelimit._held.in_hand.get(bucket, 0) == 0
