@@ -141,6 +141,16 @@ def _self_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _quiet_and_pauses(arrivals: list[float]) -> tuple[list[int], int, float]:
+    """Where the rate was lost: the 3 quietest whole seconds (calls in each, from the first call), and the
+    pauses, gaps of over 0.1 s between calls (how many, the longest in seconds)."""
+    whole = int(arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0
+    per_second = Counter(int(t - arrivals[0]) for t in arrivals)
+    quietest = sorted(per_second.get(second, 0) for second in range(whole))[:3]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False) if b - a > 0.1]
+    return quietest, len(gaps), max(gaps, default=0.0)
+
+
 def _start_bulk_workers(count: int, concurrency: int, env: dict[str, str], queue: str) -> list:
     workers = []
     for index in range(count):
@@ -222,6 +232,7 @@ def run(name: str, args, fake: FakeSocialMessaging, operator, rates: dict[str, s
     span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
     rate = (len(arrivals) - 1) / span if span else float("nan")
     report = BulkJob.objects.get(pk=job.pk).report_s3_key
+    quietest, pauses, longest_pause = _quiet_and_pauses(arrivals)
     result = {
         "run": name,
         "status": job.status,
@@ -241,6 +252,9 @@ def run(name: str, args, fake: FakeSocialMessaging, operator, rates: dict[str, s
         "cpu_ms_moto": 1000 * moto_cpu / max(1, counts["sent"]),
         "cpu_ms_fake": 1000 * fake_cpu / max(1, counts["sent"]),
         "load": os.getloadavg()[0],
+        "quietest": quietest,
+        "pauses": pauses,
+        "longest_pause": longest_pause,
     }
     line = (
         f"[{name}] job {job.status} in {job_seconds:.1f}s after confirmation; {counts['sent']} sent, "
@@ -251,6 +265,10 @@ def run(name: str, args, fake: FakeSocialMessaging, operator, rates: dict[str, s
         line += f"; limit {limit:.0f}/s, ratio {rate / limit:.3f}"
     print(line, flush=True)
     print(f"[{name}] per number: {json.dumps(dict(from_numbers))}; report s3://{settings.REPORT_BUCKET}/{report}")
+    print(
+        f"[{name}] quietest seconds {quietest} calls; {pauses} pause(s) over 0.1 s between calls, the longest "
+        f"{longest_pause:.2f}s; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     print(
         f"[{name}] CPU per message: bulk workers {result['cpu_ms_workers']:.2f} ms (target <= 2), moto_server "
         f"(SQS, DynamoDB, S3) {result['cpu_ms_moto']:.2f} ms, fake provider + this script "
@@ -339,6 +357,8 @@ def main() -> None:
         if lifted_run := by_run.get("lifted"):
             fields.append(f"lifted={lifted_run['rate']:.0f}/s")
         cpu = [r["cpu_ms_workers"] for r in results]
+        if limited:
+            fields += [f"quietest={'/'.join(map(str, limited['quietest']))}", f"pauses={limited['pauses']}"]
         fields += [
             f"worker_cpu_ms={max(cpu):.2f}",
             f"moto_cpu_ms={max(r['cpu_ms_moto'] for r in results):.2f}",

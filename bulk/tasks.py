@@ -8,6 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from bulk import execution, quiet_hours, scheduling
+from bulk.worker import heap_freeze_once
 from messaging.dlq import dlq_send
 from wecare.retry import backoff_seconds
 
@@ -22,7 +23,9 @@ def bulk_chunk_process(self, chunk_id: str, failures: int = 0) -> str:
     """Send one chunk. A live lease elsewhere: try again when it expires. A failure: retry with
     backoff, and after BULK_CHUNK_MAX_RETRIES put the chunk on bulk-dlq."""
     try:
-        return execution.chunk_process(chunk_id).outcome
+        outcome = execution.chunk_process(chunk_id).outcome
+        heap_freeze_once()
+        return outcome
     except execution.LeaseHeld as exc:
         raise self.retry(args=[chunk_id, failures], countdown=min(exc.retry_after, MAX_COUNTDOWN), exc=exc)
     except Exception as exc:

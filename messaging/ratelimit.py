@@ -34,14 +34,16 @@ see `_Held.next_size`) in one conditional ``ADD tat
 <n/rate>`` and hands them to its threads. Each token keeps its own time, the moment the GCRA would
 have granted it alone (the batch reserves up to RATE_LIMIT_BATCH_SECONDS ahead): a thread that takes
 it sleeps until then, and a token is spent at most its grace after its time (RATE_LIMIT_TOKEN_GRACE_
-SECONDS, or half the bucket's burst if longer) or never: it expires; nothing to give back, the bucket
-has already moved on. The batches are taken with a burst that much shorter, so the spends of all
-processes together stay within capacity + rate × t in any t seconds, exactly as one-by-one taking did.
+SECONDS, or half the bucket's burst if longer, capped by `_headroom`) or never: it expires; nothing to
+give back, the bucket has already moved on. The batches are taken with a burst that much shorter
+(down to none), so the spends of all processes together never put more into any 1-s window than
+one-by-one taking would, floor(capacity + rate): the cap is what keeps a late token from bunching.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -244,11 +246,17 @@ def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: flo
         if new_tat is not None:
             _last_tat[bucket.key] = new_tat
             start = new_tat - n * interval
-            # A token due already is due from when the answer came (the round trip may take longer than the
-            # grace); the idle start above allows for the usual round trip, so that is rarely earlier.
+            # Each token keeps its own time, even one already due when the answer came: moved to the answer's
+            # time, several would bunch there (a second above the limit); past `_lateness` it expires instead.
+            # The idle start above allows for the usual round trip, so that is rare. Only the first token of
+            # a full bucket is due from the answer, as one-by-one taking grants it (a slow answer must not
+            # cost a slow bucket its only token: 5 s at 0.2/s).
             received = _now()
             _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (received - now)
-            return [max(received, start + k * interval - tolerance) for k in range(n)], 0.0
+            times = [start + k * interval - tolerance for k in range(n)]
+            if seen <= now:
+                times[0] = max(times[0], received)
+            return times, 0.0
         try:
             current = int(RateLimitTracker.get(bucket.key, consistent_read=True).tat)
         except DoesNotExist:
@@ -271,6 +279,13 @@ class _Held:
         # the rate allows), doubled up to the maximum when a batch was used up.
         self.sizes: dict[Bucket, int] = {}
         self.wasted: dict[Bucket, int] = {}
+        # Tokens handed to threads that have not spent them yet (they wait for their time).
+        self.in_hand: dict[Bucket, int] = {}
+
+    def unneeded(self, bucket: Bucket, demand: int | None) -> bool:
+        """Whether the tokens held and in hand already cover ``demand`` (None: no limit)."""
+        covered = len(self.tokens.get(bucket, ())) + self.in_hand.get(bucket, 0)
+        return demand is not None and covered >= demand
 
     def pop(self, bucket: Bucket, grace: int) -> int | None:
         """The oldest token not yet expired (its time + ``grace`` µs not past); expired ones are dropped."""
@@ -319,21 +334,48 @@ def held_tokens_forget() -> None:
         _held.tokens.clear()
         _held.sizes.clear()
         _held.wasted.clear()
+        _held.in_hand.clear()
         _fetch_locks.clear()
     _last_tat.clear()
 
 
 def _grace(bucket: Bucket) -> float:
-    """How late a token may be spent, seconds: RATE_LIMIT_TOKEN_GRACE_SECONDS, or half the bucket's
-    burst when that is longer (the burst is shortened by as much, so the bound stays exact)."""
+    """How late a token may be spent, seconds: RATE_LIMIT_TOKEN_GRACE_SECONDS (or half the bucket's burst
+    when that is longer), but never more than the bucket's headroom (`_headroom`): a late token must not
+    bunch with the next ones into a second above what one-by-one taking allows."""
     burst = (bucket.capacity - 1.0) / bucket.rate
-    return max(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS, burst / 2)
+    return min(max(settings.RATE_LIMIT_TOKEN_GRACE_SECONDS, burst / 2), _headroom(bucket))
 
 
-def _fetch(bucket: Bucket) -> tuple[list[int], float]:
-    """A new batch into this process's store (the caller holds the bucket's fetch lock)."""
+def _lateness(bucket: Bucket) -> int:
+    """How long after its time (µs) a held token may still be spent: its grace, plus the part of the burst
+    the batch gave up for that grace (a token's time is that much before its place in the schedule)."""
+    grace = round(_grace(bucket) * MICROSECONDS)
+    return max(grace, round((bucket.capacity - 1.0) * _interval(bucket)))
+
+
+def _headroom(bucket: Bucket) -> float:
+    """How far, seconds, spends may run ahead of the one-by-one schedule (burst + grace) while no 1-s
+    window holds more spends than one-by-one taking allows, floor(capacity + rate).
+
+    Spends in a 1-s window come from tokens due within 1 + burst + grace seconds, one interval apart at
+    the closest: at most ceil((1 + burst + grace) / interval) of them, within floor(capacity + rate)
+    while 1 + burst + grace ≤ floor(capacity + rate) × interval. That is never less than the burst:
+    at 80/s with a 0.02-s burst (capacity 1.6, 81 a second) 12.5 ms, where the default grace of 50 ms
+    allowed 85 in a second (1.06 of the limit); at 5/s 200 ms.
+    """
+    allowed = math.floor(bucket.capacity + bucket.rate)
+    return max(0, allowed * _interval(bucket) - MICROSECONDS) / MICROSECONDS
+
+
+def _fetch(bucket: Bucket, demand: int | None = None) -> tuple[list[int], float]:
+    """A new batch into this process's store (the caller holds the bucket's fetch lock), no larger than
+    the ``demand`` not yet covered by tokens held or in hand: a token taken beyond it would expire."""
     with _held.lock:
         size = _held.next_size(bucket)
+        if demand is not None:
+            covered = len(_held.tokens.get(bucket, ())) + _held.in_hand.get(bucket, 0)
+            size = max(1, min(size, demand - covered))
     times, wait = take_batch(bucket, size, lookahead=settings.RATE_LIMIT_BATCH_SECONDS, grace=_grace(bucket))
     if times:
         with _held.lock:
@@ -341,13 +383,15 @@ def _fetch(bucket: Bucket) -> tuple[list[int], float]:
     return times, wait
 
 
-def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True) -> int:
+def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True, demand: int | None = None) -> int:
     """One token of ``bucket`` for this thread: its time (µs; up to a batch ahead of now).
 
     From the tokens this process holds, else from a new batch (one thread fetches, the others wait
     for it and share it). Raises RateLimited when none can be had before ``deadline`` (monotonic).
+    ``demand``: how many sends of this process still need a token of the bucket, this one included.
+    The token is in hand (`_Held.in_hand`) until the caller spends it or gives it back.
     """
-    grace = round(_grace(bucket) * MICROSECONDS)
+    grace = _lateness(bucket)
     with _held.lock:
         fetch_lock = _fetch_locks.setdefault(bucket, threading.Lock())
     while True:
@@ -355,6 +399,9 @@ def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True) -> int:
             when = _held.pop(bucket, grace)
             tokens = _held.tokens.get(bucket)
             last = tokens[-1] if tokens else when
+            if when is not None:
+                _held.in_hand[bucket] = _held.in_hand.get(bucket, 0) + 1
+                prefetch = prefetch and not _held.unneeded(bucket, demand)
         if when is not None:
             # Fetch the next batch ahead, while this token's own time is still a round trip away and
             # what is left would not outlast the round trip: the batches then join without a gap.
@@ -362,21 +409,23 @@ def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True) -> int:
             ahead = when - _now()
             if prefetch and ahead > margin and last < _now() + margin and fetch_lock.acquire(blocking=False):
                 try:
-                    _fetch(bucket)
+                    _fetch(bucket, demand)
                 finally:
                     fetch_lock.release()
             return when
         with fetch_lock:
             with _held.lock:  # another thread may have fetched a batch while we waited for the lock
                 when = _held.pop(bucket, grace)
-            if when is not None:
-                return when
-            times, wait = _fetch(bucket)
+                if when is not None:
+                    _held.in_hand[bucket] = _held.in_hand.get(bucket, 0) + 1
+                    return when
+            times, wait = _fetch(bucket, demand)
             if times:
                 with _held.lock:
                     when = _held.pop(bucket, grace)
-                if when is not None:
-                    return when
+                    if when is not None:
+                        _held.in_hand[bucket] = _held.in_hand.get(bucket, 0) + 1
+                        return when
                 continue
         wait *= 1 + random.random() * 0.2  # jitter: waiting processes do not all ask at once
         if time.monotonic() + wait > deadline:
@@ -385,11 +434,13 @@ def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True) -> int:
         time.sleep(wait)
 
 
-def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) -> float:
+def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None, demand: int | None = None) -> float:
     """One token from every bucket, waiting up to ``max_wait`` seconds in all; returns the time waited.
 
     Raises RateLimited when the wait would be longer; the tokens taken go back to this process's
-    store for the next send (they expire with their time if none comes).
+    store for the next send (they expire with their time if none comes). ``demand``: how many sends
+    of this process still need these buckets, this one included (a bulk chunk's unsent recipients of
+    the number): no batch is taken beyond it, so no token is left to expire when the chunk ends.
     """
     max_wait = settings.RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
     start = time.monotonic()
@@ -398,20 +449,25 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None) 
     while True:
         taken: list[tuple[Bucket, int]] = []
         try:
-            for bucket in buckets:
-                taken.append((bucket, _take_one(bucket, deadline, prefetch=not late)))
-        except RateLimited:
-            with _held.lock:
-                for bucket, when in reversed(taken):
-                    _held.put_back(bucket, when)
-            raise
-        # Spend them together, at the latest token's time, and only while none has expired.
-        delay = (max(when for _, when in taken) - _now()) / MICROSECONDS
-        if delay > 0:
-            time.sleep(delay)
-        now = _now()
-        if all(now <= when + round(_grace(bucket) * MICROSECONDS) for bucket, when in taken):
-            return time.monotonic() - start
+            try:
+                for bucket in buckets:
+                    taken.append((bucket, _take_one(bucket, deadline, prefetch=not late, demand=demand)))
+            except RateLimited:
+                with _held.lock:
+                    for bucket, when in reversed(taken):
+                        _held.put_back(bucket, when)
+                raise
+            # Spend them together, at the latest token's time, and only while none has expired.
+            delay = (max(when for _, when in taken) - _now()) / MICROSECONDS
+            if delay > 0:
+                time.sleep(delay)
+            now = _now()
+            if all(now <= when + _lateness(bucket) for bucket, when in taken):
+                return time.monotonic() - start
+        finally:
+            with _held.lock:  # spent, given back or expired: no longer in hand
+                for bucket, _when in taken:
+                    _held.in_hand[bucket] = max(0, _held.in_hand.get(bucket, 0) - 1)
         # Woken too late (a busy CPU): these tokens expired, and spending them could exceed the rate.
         late = True
         if time.monotonic() > deadline:

@@ -4,6 +4,7 @@ waits or is re-queued, never dropped or failed."""
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import time
 import uuid
@@ -253,3 +254,45 @@ def test_tokens_taken_but_not_spent_expire_with_their_time(settings, dynamodb_ca
 
     # then: the next send does not use a stale token: it takes a new batch from DynamoDB
     assert dynamodb_calls.operations.count("UpdateItem") == 2
+
+
+def _busiest_second_if_spent_late(times: list[int], late: int) -> int:
+    """The most spends one 1-s window can get when tokens are spent as late as allowed (``late`` µs after
+    their time): those due within [t, t + 1 s + late) all fit in [t + late, t + 1 s + late)."""
+    return max(sum(1 for u in times if t <= u < t + 1_000_000 + late) for t in times)
+
+
+def test_a_token_spent_at_the_end_of_its_grace_never_puts_a_second_above_one_by_one_taking(settings):
+    # given: WhatsApp's 80/s per number with its 0.02-s burst (capacity 1.6: at most 81 in any second
+    # one by one), and a grace setting longer than that burst
+    settings.RATE_LIMIT_BURST_SECONDS, settings.RATE_LIMIT_TOKEN_GRACE_SECONDS = 0.02, 0.05
+    bucket = Bucket.per_second(f"test-grace#{uuid.uuid4().hex}", 80.0)
+    grace = ratelimit._grace(bucket)
+
+    # when: a process takes a first token (the bucket was full), then 3 s of tokens in two batches
+    first, _ = ratelimit.take_batch(bucket, 1, grace=grace)
+    times, _ = ratelimit.take_batch(bucket, 200, lookahead=1.5, grace=grace)
+    more, _ = ratelimit.take_batch(bucket, 200, lookahead=1.5 + (times[-1] - times[0]) / 1e6, grace=grace)
+    times += more
+
+    # then: even if the first tokens of a second are spent as late as allowed, that second holds no more
+    # than one-by-one taking allows (50 ms of grace let it hold 85: 1.06 of the limit)
+    assert len(times) > 100
+    one_by_one = math.floor(bucket.capacity + bucket.rate)
+    assert _busiest_second_if_spent_late(times, ratelimit._lateness(bucket)) <= one_by_one == 81
+    # and a slow bucket without a burst still lets its tokens be a little late
+    assert ratelimit._grace(Bucket.per_second("sms", 5.0)) == 0.05
+
+
+def test_a_worker_takes_no_more_tokens_than_it_has_sends_for(settings):
+    # given: batches of 0.1 s at 100/s (10 tokens), and a chunk with 3 sends left on this bucket
+    settings.RATE_LIMIT_BATCH_SECONDS, settings.RATE_LIMIT_BATCH_MAX = 0.1, 50
+    bucket = _bucket(rate=100.0, capacity=1.0)
+
+    # when: its 3 sends take their tokens, each saying how many are left
+    for left in (3, 2, 1):
+        rate_limit_acquire([bucket], max_wait=2.0, demand=left)
+
+    # then: no token is left over to expire unspent (a full batch would have left 7)
+    assert not ratelimit._held.tokens.get(bucket)
+    assert ratelimit._held.in_hand.get(bucket, 0) == 0
