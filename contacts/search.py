@@ -24,7 +24,12 @@ _SPACES = re.compile(r"\s+")
 
 def normalize_text(value: str) -> str:
     """Lower-case (casefold), accents stripped, whitespace collapsed: "  José  ÁLVAREZ" → "jose alvarez"."""
-    decomposed = unicodedata.normalize("NFKD", value or "")
+    value = value or ""
+    if value.isascii():
+        # Most names and every email: NFKD leaves ASCII as it is and casefold is lower(), so the
+        # unicode decomposition, per character, is skipped (it is done for every imported row).
+        return _SPACES.sub(" ", value.lower()).strip()
+    decomposed = unicodedata.normalize("NFKD", value)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACES.sub(" ", stripped.casefold()).strip()
 
