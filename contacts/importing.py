@@ -26,6 +26,8 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,6 +315,50 @@ def _parse_row(
 
 
 # --- The import ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _ParsedBatch:
+    rows: list[_Row]  # the good rows, to match and write
+    bad_rows: list[BadRow]  # the rows rejected by their own cells
+    read: int  # every row read, good or bad
+
+
+def _parsed_batches(
+    rows: CsvRows, index: dict[str, int], region: str, definitions: dict, batch_size: int
+) -> Iterator[_ParsedBatch]:
+    """The file's rows, parsed and checked cell by cell, in batches of up to ``batch_size`` good rows."""
+    batch = _ParsedBatch([], [], 0)
+    for number, line, cells, problem in rows:
+        batch.read += 1
+        if problem:
+            batch.bad_rows.append(BadRow(number, line, [(ROW, problem)]))
+            continue
+        parsed = _parse_row(number, line, cells, index, region, definitions)
+        if isinstance(parsed, BadRow):
+            batch.bad_rows.append(parsed)
+            continue
+        batch.rows.append(parsed)
+        if len(batch.rows) >= batch_size:
+            yield batch
+            batch = _ParsedBatch([], [], 0)
+    if batch.read:
+        yield batch
+
+
+def _parsed_ahead(batches: Iterator[_ParsedBatch]) -> Iterator[_ParsedBatch]:
+    """``batches``, with the next one parsed in a thread while the caller writes this one.
+
+    Exactly one batch is in flight: parsing is Python (CPU) while writing mostly waits for
+    PostgreSQL, so the two overlap without holding more than one extra batch in memory. The thread
+    never touches the database (Django's connection stays with the caller, in its transaction); an
+    error while parsing (an invalid CSV line) is raised here, in the caller's thread.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contacts-import-parse") as pool:
+        pending = pool.submit(next, batches, None)
+        while (batch := pending.result()) is not None:
+            pending = pool.submit(next, batches, None)
+            yield batch
 
 
 @dataclass
@@ -744,23 +790,17 @@ def contacts_import(
     if on_progress:
         on_progress(progress)
     importer = _Importer(actor=actor, dry_run=dry_run, progress=progress)
-    batch: list[_Row] = []
-    for number, line, cells, problem in rows:
-        progress.read += 1
-        if problem:
-            progress.bad_rows.append(BadRow(number, line, [(ROW, problem)]))
-            continue
-        parsed = _parse_row(number, line, cells, index, region, definitions)
-        if isinstance(parsed, BadRow):
-            progress.bad_rows.append(parsed)
-            continue
-        batch.append(parsed)
-        if len(batch) >= batch_size:
-            importer.run_batch(batch)
-            batch = []
-            if on_progress:
+    batches = _parsed_batches(rows, index, region, definitions, batch_size)
+    if connection.vendor == "postgresql":
+        batches = _parsed_ahead(batches)
+    with closing(batches):  # on an error while writing, the parsing thread is waited for too
+        for batch in batches:
+            # Counted only now, as the batch is written: the progress shown never runs ahead.
+            progress.read += batch.read
+            progress.bad_rows.extend(batch.bad_rows)
+            importer.run_batch(batch.rows)
+            if on_progress and batch.rows:
                 on_progress(progress)
-    importer.run_batch(batch)
     progress.bad_rows.sort(key=lambda bad: bad.number)
     if not dry_run:
         audit_record(
