@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -378,6 +379,25 @@ class ImportProgress:
 ProgressCallback = Callable[[ImportProgress], None]
 
 
+class _RandomIds:
+    """uuid4() values from one os.urandom call per thousand ids instead of one per id.
+
+    Each os.urandom call releases the GIL; with the parsing thread busy, taking it back cost the
+    import ~60 µs per id. The ids are the same: 16 random bytes with the version-4 bits set.
+    """
+
+    def __init__(self) -> None:
+        self._ids: Iterator[uuid.UUID] = iter(())
+
+    def __call__(self) -> uuid.UUID:
+        try:
+            return next(self._ids)
+        except StopIteration:
+            data = os.urandom(16 * 1000)
+            self._ids = (uuid.UUID(bytes=data[i : i + 16], version=4) for i in range(0, len(data), 16))
+            return next(self._ids)
+
+
 def _search_text(name: str, email: str | None, phone_forms: list[str]) -> str:
     parts = [normalize_text(name or ""), normalize_text(email or ""), *phone_forms]
     return " ".join(part for part in parts if part)
@@ -449,6 +469,7 @@ class _Importer:
         # Normalised phone/email → the row of this file that has it (for duplicate reports).
         self.seen: dict[tuple[str, str], int] = {}
         self.tag_ids: dict[str, int] = {}  # the batch's tag names that exist already → id
+        self.new_id = _RandomIds()  # one per import: not shared between threads
 
     def _reject(self, row: _Row, errors: list[tuple[str, str]]) -> None:
         self.progress.bad_rows.append(BadRow(row.number, row.line, errors))
@@ -542,7 +563,7 @@ class _Importer:
         name = data.get("name", "")
         email = data.get("email")
         values = {
-            "id": uuid.uuid4(),
+            "id": self.new_id(),
             "name": name,
             "phone": data.get("phone"),
             "email": email,
@@ -597,7 +618,7 @@ class _Importer:
 
         def event(contact_id, channel: str, old: bool | None, new: bool) -> dict[str, Any]:
             return {
-                "id": uuid.uuid4(),
+                "id": self.new_id(),
                 "contact_id": contact_id,
                 "channel": channel,
                 "old_value": old,
