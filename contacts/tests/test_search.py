@@ -167,5 +167,12 @@ def test_the_ascii_shortcut_normalises_exactly_as_the_unicode_path(text):
     assert normalize_text(text) == _normalize_the_unicode_way(text)
 
 
+def test_accented_and_other_non_ascii_text_normalises_as_the_unicode_reference():
+    # Every character up to U+2FFF (Latin, Greek, Cyrillic, Indic scripts, combining marks), in blocks.
+    blocks = ["".join(chr(code) for code in range(start, start + 256)) for start in range(0x80, 0x3000, 256)]
+    for text in [*blocks, "Zoë  Łukasz\u00a0Søren", "e\u0301\u0302 ǅ ﬁ ①"]:
+        assert normalize_text(text) == _normalize_the_unicode_way(text), text
+
+
 def test_text_with_accents_still_loses_them():
     assert normalize_text("  José  ÁLVAREZ Straße") == "jose alvarez strasse"
