@@ -22,10 +22,26 @@ _PHONE_LIKE = re.compile(r"[+\d\s().\-/]+")
 _SPACES = re.compile(r"\s+")
 
 
+class _CombiningMarks(dict):
+    """A str.translate table that deletes combining marks (the accents NFKD splits off), filled in
+    as characters are met: translate in C is several times faster than a per-character generator."""
+
+    def __missing__(self, code: int) -> int | None:
+        self[code] = None if unicodedata.combining(chr(code)) else code
+        return self[code]
+
+
+_WITHOUT_COMBINING_MARKS = _CombiningMarks()
+
+
 def normalize_text(value: str) -> str:
     """Lower-case (casefold), accents stripped, whitespace collapsed: "  José  ÁLVAREZ" → "jose alvarez"."""
-    decomposed = unicodedata.normalize("NFKD", value or "")
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    value = value or ""
+    if value.isascii():
+        # Most names and every email: NFKD leaves ASCII as it is and casefold is lower(), so the
+        # unicode decomposition, per character, is skipped (it is done for every imported row).
+        return _SPACES.sub(" ", value.lower()).strip()
+    stripped = unicodedata.normalize("NFKD", value).translate(_WITHOUT_COMBINING_MARKS)
     return _SPACES.sub(" ", stripped.casefold()).strip()
 
 

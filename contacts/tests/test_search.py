@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 
 from contacts.models import ConsentSource
+from contacts.search import normalize_text
 from contacts.selectors import contact_get_by_phone, contact_search
 from contacts.services import contact_create, contact_soft_delete, contact_update
 
@@ -139,3 +143,36 @@ def test_a_search_the_planner_expects_to_be_very_broad_comes_newest_first(people
     names = [c.name for c in contact_search(query="jose")]
 
     assert names == ["jose kumar", "José Álvarez"]  # created last, first
+
+
+def _normalize_the_unicode_way(value: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(re.split(r"\s+", stripped.casefold())).strip()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "".join(chr(i) for i in range(128)),  # every ASCII character, control and whitespace ones too
+        *(f"a{chr(i)}B" for i in range(128)),
+        "  JOSE \t\n  Alvarez  ",
+        "Person@Example.COM",
+        "O'Brien-Smith  III",
+        "",
+    ],
+)
+def test_the_ascii_shortcut_normalises_exactly_as_the_unicode_path(text):
+    assert text.isascii()
+    assert normalize_text(text) == _normalize_the_unicode_way(text)
+
+
+def test_accented_and_other_non_ascii_text_normalises_as_the_unicode_reference():
+    # Every character up to U+2FFF (Latin, Greek, Cyrillic, Indic scripts, combining marks), in blocks.
+    blocks = ["".join(chr(code) for code in range(start, start + 256)) for start in range(0x80, 0x3000, 256)]
+    for text in [*blocks, "Zoë  Łukasz\u00a0Søren", "e\u0301\u0302 ǅ ﬁ ①"]:
+        assert normalize_text(text) == _normalize_the_unicode_way(text), text
+
+
+def test_text_with_accents_still_loses_them():
+    assert normalize_text("  José  ÁLVAREZ Straße") == "jose alvarez strasse"
