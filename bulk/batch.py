@@ -18,7 +18,7 @@ What a chunk of 100 costs (instead of ~13 SQL statements and 2 DynamoDB writes p
   them; a sender checks that answer right before each provider call and, if it is older than
   STALE_SECONDS (1 s), waits for a new one. A STOP, opt-out or deletion committed while the chunk
   runs therefore stops every send not yet at the provider within 1 s; pause and cancel likewise.
-- **Record**: outcomes are written in batches every FLUSH_SECONDS (0.25 s) or 4 × threads results:
+- **Record**: outcomes are written in batches every FLUSH_SECONDS (0.1 s) or 2 × threads results:
   one UPDATE for the messages sent, one for their recipients, one per usage key; failures (rare)
   one by one. A SIGKILL loses at most those unwritten outcomes and the messages created ahead (up to
   3 per thread): their recipients end FAILED with OUTCOME_UNKNOWN, never resent.
@@ -68,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 FRESH_SECONDS = 0.5  # consent and job status re-read this often while a chunk runs
 STALE_SECONDS = 1.0  # a sender never calls the provider on an answer older than this
-FLUSH_SECONDS = 0.25  # outcomes written this often (or sooner, see _drive): one write per ~20 sends at 80/s
+FLUSH_SECONDS = 0.1  # outcomes written this often (or sooner, see _drive)
 MESSAGE_HOLD = timedelta(seconds=120)  # as messaging.services.CLAIM_SECONDS
 # A rate-limit wait in a bulk worker: the chunk waits rather than re-queues (it holds its lease).
 TOKEN_WAIT_SECONDS = 30.0
@@ -506,7 +506,7 @@ class ChunkRun:
                     last_fresh = time.monotonic()
                     if self.job_status not in RUNNABLE_JOB_STATUSES:
                         self.stop.set()
-                if now - last_flush >= FLUSH_SECONDS or self._pending_results() >= 4 * self.threads:
+                if now - last_flush >= FLUSH_SECONDS or self._pending_results() >= 2 * self.threads:
                     self.flush()
                     last_flush = time.monotonic()
         except BaseException as exc:  # the database: the chunk stops (its senders too) and is retried
