@@ -8,18 +8,25 @@ from bulk import worker
 
 
 def test_the_heap_is_frozen_once_per_process(monkeypatch):
-    # given: a process that has not frozen its heap yet
+    # given: a process that has not frozen its heap yet, its gc.freeze calls counted
     monkeypatch.setattr(worker, "_frozen_in_pid", 0)
+    calls, real_freeze = [], gc.freeze
+
+    def counted_freeze():
+        calls.append(1)
+        real_freeze()
+
+    monkeypatch.setattr(gc, "freeze", counted_freeze)
     gc.unfreeze()
     try:
         # when: two chunks are done
         worker.heap_freeze_once()
         frozen = gc.get_freeze_count()
-        kept = [[] for _ in range(10)]  # noqa: F841 - new tracked objects: a second freeze would take them too
         worker.heap_freeze_once()
 
-        # then: frozen after the first, not again after the second
+        # then: the heap was frozen after the first, and not again after the second (the count is not
+        # compared: a frozen object may be freed meanwhile by another thread of the test process)
         assert frozen > 0
-        assert gc.get_freeze_count() == frozen
+        assert len(calls) == 1
     finally:
         gc.unfreeze()
