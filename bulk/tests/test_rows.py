@@ -12,6 +12,7 @@ from bulk.models import BulkJob, BulkRecipient, RecipientStatus
 from bulk.rows import rows_update
 from contacts.models import Contact
 from messaging.models import Message
+from wecare.tests.sqlite_rerun import rerun_on_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +114,17 @@ def test_a_hundred_rows_in_one_statement(operator):
     assert len(changed) == 100
     codes = dict(BulkRecipient.objects.filter(pk__in=changed).values_list("pk", "error_code"))
     assert all(codes[r.pk] == f"E{i}" for i, r in enumerate(recipients))
+
+
+def test_the_same_rows_are_written_alike_on_sqlite(tmp_path):
+    """The tests above, again on SQLite (the `make run` default), where the statement is a CASE."""
+    rerun_on_sqlite(
+        tmp_path,
+        __file__,
+        (
+            "test_each_row_gets_its_own_outcome_in_one_statement",
+            "test_a_row_whose_condition_no_longer_holds_is_left_alone_and_not_reported",
+            "test_foreign_keys_json_and_counters_are_written_as_the_orm_writes_them",
+            "test_a_hundred_rows_in_one_statement",
+        ),
+    )

@@ -3,9 +3,6 @@ says, in one UPDATE for sent, delivered and read together, on PostgreSQL and on 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,11 +10,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conftest import ROOT
 from contacts.models import Contact
 from messaging import inbound
 from messaging.inbound.statuses import STATUS_TIME_FIELDS
 from messaging.models import Direction, Message, MessageStatus, status_may_advance
+from wecare.tests.sqlite_rerun import rerun_on_sqlite
 
 T0 = 1_750_000_000
 AT = datetime.fromtimestamp(T0, tz=UTC)
@@ -106,24 +103,11 @@ def test_a_batch_takes_the_furthest_status_and_fills_only_the_step_times_a_messa
 
 def test_the_same_batches_apply_alike_on_sqlite(tmp_path):
     """The tests above, again in a pytest of their own on a SQLite database (its own SQL path)."""
-    if connection.vendor == "sqlite":
-        pytest.skip("this run is on SQLite already")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    tests = [f"{__file__}::{name}" for name in (
-        "test_every_status_moves_to_every_new_status_exactly_as_the_forward_only_rule_says",
-        "test_a_batch_takes_the_furthest_status_and_fills_only_the_step_times_a_message_lacks",
-    )]  # fmt: skip
-
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "--no-migrations"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    rerun_on_sqlite(
+        tmp_path,
+        __file__,
+        (
+            "test_every_status_moves_to_every_new_status_exactly_as_the_forward_only_rule_says",
+            "test_a_batch_takes_the_furthest_status_and_fills_only_the_step_times_a_message_lacks",
+        ),
     )
-
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "2 passed" in result.stdout
