@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from contacts.models import ConsentEvent, Contact
+from wecare.tests.sqlite_rerun import rerun_on_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +194,19 @@ def test_the_command_shows_a_progress_bar(tmp_path, capsys):
 
     progress = capsys.readouterr().err
     assert "Importing contacts" in progress and "1/1" in progress
+
+
+def test_the_same_imports_work_alike_on_sqlite(tmp_path):
+    """Creates, updates, bad and duplicate rows again on SQLite (the `make run` default), whose batch
+    statements differ from PostgreSQL's (no COPY, no array parameters)."""
+    rerun_on_sqlite(
+        tmp_path,
+        __file__,
+        (
+            "test_good_rows_are_imported_with_normalised_values_and_no_opt_in_unless_given",
+            "test_imported_opt_ins_are_recorded_with_source_import",
+            "test_bad_rows_are_reported_by_number_with_the_reason_and_good_rows_are_kept",
+            "test_a_row_duplicating_an_existing_contact_is_rejected",
+            "test_a_row_with_contact_id_updates_that_contact_and_records_opt_in_changes",
+        ),
+    )
