@@ -33,12 +33,6 @@ def fake(monkeypatch, live):
     aws.reset_clients()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="target not met yet (issue 11): measured 14 SQL statements (11 up to the provider call: contact, "
-    "phone number, message and audit inserts, media lookup; message load, claim, consent re-check, attempt row) "
-    "and 1.6-1.9 DynamoDB calls per message; remove this marker when it passes",
-)
 @pytest.mark.django_db
 def test_a_one_to_one_message_costs_at_most_5_sql_statements_and_1_dynamodb_call_in_the_steady_state(
     make_contact, fake, settings, dynamodb_calls, django_capture_on_commit_callbacks
