@@ -25,6 +25,39 @@ def _actor(user) -> tuple[User | None, str]:
     return user, user.email or user.get_username()
 
 
+def audit_entry(
+    *,
+    user,
+    action: str,
+    resource_type: str = "",
+    resource_id: Any = "",
+    details: dict | None = None,
+) -> AuditLog:
+    """One audit entry, not yet written: for a caller that writes it in a statement of its own (the
+    one-to-one send writes message and entry together); log it with `audit_logged` once written."""
+    db_user, actor = _actor(user)
+    return AuditLog(
+        user=db_user,
+        actor=actor[:254],
+        action=action[:64],
+        resource_type=str(resource_type or "")[:64],
+        resource_id=str(resource_id or "")[:128],
+        details=details or {},
+    )
+
+
+def audit_logged(entry: AuditLog) -> None:
+    """Log a written audit entry."""
+    logger.info(
+        "audit action=%s actor=%s resource=%s:%s details=%s",
+        entry.action,
+        entry.actor,
+        entry.resource_type,
+        entry.resource_id,
+        entry.details,
+    )
+
+
 def audit_record(
     *,
     user,
@@ -34,23 +67,9 @@ def audit_record(
     details: dict | None = None,
 ) -> AuditLog:
     """Write one audit entry and log it."""
-    db_user, actor = _actor(user)
-    entry = AuditLog.objects.create(
-        user=db_user,
-        actor=actor[:254],
-        action=action[:64],
-        resource_type=str(resource_type or "")[:64],
-        resource_id=str(resource_id or "")[:128],
-        details=details or {},
-    )
-    logger.info(
-        "audit action=%s actor=%s resource=%s:%s details=%s",
-        action,
-        actor,
-        resource_type,
-        resource_id,
-        details or {},
-    )
+    entry = audit_entry(user=user, action=action, resource_type=resource_type, resource_id=resource_id, details=details)
+    entry.save(force_insert=True)
+    audit_logged(entry)
     return entry
 
 

@@ -1,6 +1,6 @@
 """Benchmark: outbound WhatsApp sends through the real task path, against a 50 ms fake of EUM Social.
 
-    scripts/with-services.sh .venv/bin/python bench/outbound_send.py [--messages 1500] [--workers 2]
+    scripts/with-services.sh .venv/bin/python bench/outbound_send.py [--messages 2000] [--workers 2]
         [--concurrency 16] [--pool threads] [--latency 0.05] [--runs limited,lifted] [--limit 80]
 
 What runs: ``POST /api/messages/`` (in process: the DRF view, message_send with the gate, the row, the
@@ -258,7 +258,7 @@ def run(name: str, args, fake: FakeSocialMessaging, rates: dict[str, str], limit
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=16, help="threads (or processes) per worker")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])

@@ -73,6 +73,9 @@ class FakeState:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: botocore reuses its connections
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm holds the
+    # body back until the client's delayed ACK (tens of ms per call on a kept-alive connection).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format, *args):  # quiet

@@ -54,8 +54,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from wecare import dynamo, metrics
 from wecare.errors import RetryLater
@@ -219,6 +220,18 @@ def _batch_size(bucket: Bucket) -> int:
     return max(1, min(settings.RATE_LIMIT_BATCH_MAX, size))
 
 
+def _batch_times(start: int, n: int, interval: int, tolerance: int, *, idle: bool, received: int) -> list[int]:
+    """The times of a batch's n tokens (µs). Each token keeps its own time, even one already due when the
+    answer came: moved to the answer's time, several would bunch there (a second above the limit); past
+    `_lateness` it expires instead. The idle start allows for the usual round trip, so that is rare. Only
+    the first token of a full (idle) bucket is due from the answer, as one-by-one taking grants it (a slow
+    answer must not cost a slow bucket its only token: 5 s at 0.2/s)."""
+    times = [start + k * interval - tolerance for k in range(n)]
+    if idle:
+        times[0] = max(times[0], received)
+    return times
+
+
 def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: float = 0.0) -> tuple[list[int], float]:
     """Take up to ``count`` tokens in one conditional update, reserving up to ``lookahead`` seconds ahead.
 
@@ -246,17 +259,9 @@ def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: flo
         if new_tat is not None:
             _last_tat[bucket.key] = new_tat
             start = new_tat - n * interval
-            # Each token keeps its own time, even one already due when the answer came: moved to the answer's
-            # time, several would bunch there (a second above the limit); past `_lateness` it expires instead.
-            # The idle start above allows for the usual round trip, so that is rare. Only the first token of
-            # a full bucket is due from the answer, as one-by-one taking grants it (a slow answer must not
-            # cost a slow bucket its only token: 5 s at 0.2/s).
             received = _now()
             _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (received - now)
-            times = [start + k * interval - tolerance for k in range(n)]
-            if seen <= now:
-                times[0] = max(times[0], received)
-            return times, 0.0
+            return _batch_times(start, n, interval, tolerance, idle=seen <= now, received=received), 0.0
         try:
             current = int(RateLimitTracker.get(bucket.key, consistent_read=True).tat)
         except DoesNotExist:
@@ -267,6 +272,54 @@ def take_batch(bucket: Bucket, count: int, *, lookahead: float = 0.0, grace: flo
         if wait > 0:
             return [], wait / MICROSECONDS
     return [], interval / MICROSECONDS
+
+
+def take_batches_jointly(wanted: list[tuple[Bucket, int]], *, lookahead: float) -> dict[Bucket, list[int]] | None:
+    """`take_batch` for several buckets at once, in one DynamoDB call (TransactWriteItems, all or none).
+
+    Each bucket's write is the one `take_batch` would try first, with a condition at least as strict
+    (a busy bucket must still be at the tat this process last saw, so the new tat is known without a
+    read). Returns each bucket's token times, or None when any condition failed or a bucket has no
+    token within ``lookahead``: nothing was taken, the caller takes them one by one.
+    """
+    tat = RateLimitTracker.tat
+    now = _now()
+    arrival = now + round(_round_trip[0])
+    planned = []
+    transaction = TransactWrite(connection=RateLimitTracker._get_connection().connection)
+    for bucket, count in wanted:
+        interval = _interval(bucket)
+        tolerance = max(0, round((bucket.capacity - 1.0) * interval) - round(_grace(bucket) * MICROSECONDS))
+        reach = round(lookahead * MICROSECONDS) + tolerance
+        seen = _last_tat.get(bucket.key, 0)
+        if seen <= now:  # idle, as far as this process saw
+            n = min(count, reach // interval + 1)
+            new_tat, condition = arrival + n * interval, tat.does_not_exist() | (tat <= now)
+        elif (room := now + reach - seen) >= 0:
+            n = min(count, room // interval + 1)
+            new_tat, condition = seen + n * interval, tat == seen
+        else:
+            return None
+        item = RateLimitTracker(bucket.key)
+        actions = [tat.set(new_tat), RateLimitTracker.expires_at.set(IDLE_TTL)]
+        transaction.update(item, actions=actions, condition=condition, add_version_condition=False)
+        planned.append((bucket, n, new_tat, tolerance, interval, seen <= now))
+    try:
+        transaction._commit()  # the context manager's commit, without hiding the error in __exit__
+    except TransactWriteError as exc:
+        if exc.cause_response_code == "TransactionCanceledException":
+            for bucket, *_ in planned:
+                _last_tat.pop(bucket.key, None)  # the hint was wrong: the one-by-one path reads afresh
+            return None
+        raise
+    received = _now()
+    _round_trip[0] = 0.8 * _round_trip[0] + 0.2 * (received - now)
+    batches = {}
+    for bucket, n, new_tat, tolerance, interval, idle in planned:
+        _last_tat[bucket.key] = new_tat
+        start = new_tat - n * interval
+        batches[bucket] = _batch_times(start, n, interval, tolerance, idle=idle, received=received)
+    return batches
 
 
 class _Held:
@@ -434,6 +487,49 @@ def _take_one(bucket: Bucket, deadline: float, *, prefetch: bool = True, demand:
         time.sleep(wait)
 
 
+def _refill_jointly(buckets: list[Bucket]) -> None:
+    """When this process holds no token of one of the buckets of an acquisition, every one of them gets
+    its next batch, in one DynamoDB call (`take_batches_jointly`) rather than one call per bucket each
+    time one runs out; if that fails, `_take_one` takes them one by one as before. Only when no other
+    thread of this process is fetching them."""
+    with _held.lock:
+        any_empty = False
+        for bucket in buckets:
+            when = _held.pop(bucket, _lateness(bucket))
+            if when is None:
+                any_empty = True
+            else:
+                _held.put_back(bucket, when)
+        if not any_empty:
+            return
+        empty = list(dict.fromkeys(buckets))  # a bucket named twice (media upload and send) is written once
+        locks = [_fetch_locks.setdefault(bucket, threading.Lock()) for bucket in empty]
+    taken = []
+    try:
+        for lock in locks:
+            if not lock.acquire(blocking=False):
+                return
+            taken.append(lock)
+        with _held.lock:
+            before = {bucket: (_held.sizes.get(bucket), _held.wasted.get(bucket)) for bucket in empty}
+            wanted = [(bucket, _held.next_size(bucket)) for bucket in empty]
+        batches = take_batches_jointly(wanted, lookahead=settings.RATE_LIMIT_BATCH_SECONDS)
+        with _held.lock:
+            if batches is None:  # as if never asked: the one-by-one fetch sizes its batch itself
+                for bucket, (size, wasted) in before.items():
+                    _held.sizes.pop(bucket, None)
+                    if size is not None:
+                        _held.sizes[bucket] = size
+                    if wasted:
+                        _held.wasted[bucket] = wasted
+                return
+            for bucket, times in batches.items():
+                _held.add(bucket, times)
+    finally:
+        for lock in taken:
+            lock.release()
+
+
 def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None, demand: int | None = None) -> float:
     """One token from every bucket, waiting up to ``max_wait`` seconds in all; returns the time waited.
 
@@ -448,6 +544,8 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None, 
     late = False
     while True:
         taken: list[tuple[Bucket, int]] = []
+        if len(buckets) > 1 and demand is None:  # a bulk chunk sizes each bucket's batch by its demand
+            _refill_jointly(buckets)
         try:
             try:
                 for bucket in buckets:

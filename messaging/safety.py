@@ -96,7 +96,12 @@ from messaging.channels import rcs as rcs_channel
 from messaging.channels import sms as sms_channel
 from messaging.channels import voice as voice_channel
 from messaging.channels import whatsapp as whatsapp_channel
-from messaging.feedback.suppressions import contact_address, suppressed_addresses, suppression_matching
+from messaging.feedback.suppressions import (
+    contact_address,
+    suppressed_addresses,
+    suppression_known_clear,
+    suppression_matching,
+)
 from messaging.models import MessageType, SafetyRefusalCount, Suppression, TemplateStatus, WhatsAppTemplate
 from messaging.outbound.request import SendRequest
 from messaging.tier import (
@@ -472,6 +477,8 @@ def _suppression_refusal(
 ) -> Refusal | None:
     """Rule 9: the address is suppressed on the channel (for WhatsApp: for everything, or for the
     template's category)."""
+    if suppression_known_clear(contact, request.channel):
+        return None  # read with the contact a moment ago, in the same query: nothing suppresses the address
     address = contact_address(contact, request.channel)
     category = clearance.template.category if clearance.template is not None else ""
     suppression = suppression_matching(lookups.suppressions(request.channel, address), category=category)

@@ -12,7 +12,8 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.services import audit_record
@@ -155,3 +156,23 @@ def contact_suppressions(contact: Contact, *, now: datetime | None = None) -> li
     if not conditions:
         return []
     return list(Suppression.objects.active(now).filter(conditions).order_by("channel", "-created_at"))
+
+
+def suppression_flag_annotate(contacts: QuerySet[Contact], channel: str, *, now: datetime) -> QuerySet[Contact]:
+    """The contacts with whether their ``channel`` address has an active suppression, in the same query
+    (the send path reads contact and flag at once instead of asking `suppressed_addresses` again)."""
+    address = Lower(OuterRef("email")) if channel == Channel.EMAIL else OuterRef("phone")
+    suppressed = Exists(Suppression.objects.active(now).filter(channel=channel, address=address))
+    return contacts.annotate(
+        suppression_flag_seen=suppressed, suppression_flag_channel=Value(channel, output_field=CharField())
+    )
+
+
+def suppression_known_clear(contact: Contact, channel: str) -> bool:
+    """The contact was read with its flag for ``channel`` and no active suppression matched its address,
+    compared exactly as `suppressed_addresses` would compare it (else the caller asks the table)."""
+    if getattr(contact, "suppression_flag_channel", None) != channel or getattr(contact, "suppression_flag_seen", True):
+        return False
+    stored = (contact.email if channel == Channel.EMAIL else contact.phone) or ""
+    # The database lower-cased the stored address: the same as Python's only for ASCII; nothing stripped.
+    return bool(stored) and stored.isascii() and stored == stored.strip()

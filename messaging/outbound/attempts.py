@@ -93,6 +93,18 @@ def attempt_finish(
     provider_message_id: str = "",
     error: ChannelError | None = None,
 ) -> None:
+    fields = attempt_finish_fields(attempt, result=result, provider_message_id=provider_message_id, error=error)
+    ProviderAttempt.objects.filter(pk=attempt.pk).update(**fields)
+
+
+def attempt_finish_fields(
+    attempt: ProviderAttempt,
+    *,
+    result: ProviderResult | None = None,
+    provider_message_id: str = "",
+    error: ChannelError | None = None,
+) -> dict:
+    """What `attempt_finish` writes (for a caller that writes it together with the message)."""
     fields: dict = {
         "finished_at": timezone.now(),
         "duration_ms": int((time.monotonic() - getattr(attempt, "_started", time.monotonic())) * 1000),
@@ -110,7 +122,7 @@ def attempt_finish(
             provider_request_id=result.request_id[:128],
             provider_message_id=provider_message_id[:256],
         )
-    ProviderAttempt.objects.filter(pk=attempt.pk).update(**fields)
+    return fields
 
 
 def attempt_crashed(attempt: ProviderAttempt, exc: BaseException) -> None:

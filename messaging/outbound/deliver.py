@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from pynamodb.exceptions import PynamoDBException
@@ -30,8 +30,9 @@ from messaging import ratelimit
 from messaging.channels import ChannelError, Delivery, Provider, ProviderRequest, ProviderResult, provider_for
 from messaging.dlq import dlq_send
 from messaging.models import Direction, Message, MessageStatus, MessageUsage, ProviderAttempt, status_may_advance
-from messaging.outbound.attempts import attempt_crashed, attempt_finish, attempt_start
+from messaging.outbound.attempts import attempt_crashed, attempt_finish, attempt_finish_fields, attempt_start
 from messaging.outbound.request import SendRequest
+from messaging.outbound.statements import message_claim_returning, sent_record
 from messaging.safety import Clearance, SafetyRefusal, safety_check, safety_consent_recheck
 from messaging.tier import tier_give_back
 from wecare import alerts, logs, metrics
@@ -78,6 +79,12 @@ def _claim(message: Message, now: datetime) -> bool:
     return claimed == 1
 
 
+def _claim_with_contact(message_id, now: datetime) -> tuple[Message, bool] | None:
+    """PostgreSQL: the claim and the read of the message, its contact and the contact's suppression
+    flag in one statement. (message, taken over from a worker that never finished) or None: not claimed."""
+    return message_claim_returning(message_id, now=now, until=now + timedelta(seconds=CLAIM_SECONDS))
+
+
 def _release(message: Message, **fields: Any) -> None:
     """Let go of the message (it stays queued), keeping the count of provider attempts made."""
     Message.objects.filter(pk=message.pk).update(
@@ -93,8 +100,10 @@ def _attempt(
     *,
     consent: SendRequest | None = None,
     now: datetime | None = None,
-) -> tuple[ProviderResult, Any]:
-    """One provider call as one ProviderAttempt row; ``parse(result)`` checks the answer.
+    finish_later: bool = False,
+) -> tuple[ProviderResult, Any, ProviderAttempt | None]:
+    """One provider call as one ProviderAttempt row; ``parse(result)`` checks the answer. With
+    ``finish_later`` a successful attempt is returned unfinished: the caller records it with the message.
 
     With ``consent`` (a send to a person) the row is only written if the contact is still opted in and
     not deleted, in the same statement, right before the call; else the gate says why (SafetyRefusal).
@@ -118,16 +127,19 @@ def _attempt(
         raise
     if not result.dry_run:
         metrics.emit("ProviderLatency", _elapsed_ms(started), channel=message.channel)
+    if finish_later:
+        return result, value, attempt
     attempt_finish(attempt, result=result, provider_message_id=value if isinstance(value, str) else "")
-    return result, value
+    return result, value, None
 
 
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _provider_send(provider: Provider, delivery: Delivery) -> tuple[ProviderResult, str]:
-    """Prepare, take tokens, re-check consent, send; returns the send's result and provider message id."""
+def _provider_send(provider: Provider, delivery: Delivery) -> tuple[ProviderResult, str, ProviderAttempt | None]:
+    """Prepare, take tokens, re-check consent, send; returns the send's result, provider message id and
+    (PostgreSQL) its attempt, still to be finished together with the message (`_sent`)."""
     upload = provider.prepare(delivery)
     ratelimit.rate_limit_acquire(provider.buckets(delivery))
     if upload is not None:
@@ -135,12 +147,20 @@ def _provider_send(provider: Provider, delivery: Delivery) -> tuple[ProviderResu
     request = provider.send_request(delivery)
     # The tokens and the upload may have taken a while: consent is read once more, right before the
     # call, in the statement that records the attempt.
-    return _attempt(delivery.message, provider, request, provider.sent, consent=delivery.request, now=delivery.now)
+    together = connection.vendor == "postgresql"
+    return _attempt(
+        delivery.message,
+        provider,
+        request,
+        provider.sent,
+        consent=delivery.request,
+        now=delivery.now,
+        finish_later=together,
+    )
 
 
-def _finish_sent(message: Message, provider_id: str, request_id: str, dry_run: bool, now: datetime) -> Message:
-    """One UPDATE in the usual case (the message still queued); a status event that overtook us wins."""
-    fields = {
+def _sent_fields(message: Message, provider_id: str, request_id: str, dry_run: bool) -> dict:
+    return {
         "provider_message_id": provider_id,
         "dry_run": dry_run,
         "locked_until": None,
@@ -149,7 +169,52 @@ def _finish_sent(message: Message, provider_id: str, request_id: str, dry_run: b
         "attempts": message.attempts,
         "updated_at": timezone.now(),
     }
-    if Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED).update(
+
+
+def _sent(
+    message: Message,
+    attempt: ProviderAttempt | None,
+    provider_id: str,
+    result: ProviderResult,
+    clearance: Clearance,
+    now: datetime,
+) -> Message:
+    """Record a send the provider took: the attempt finished, the message sent, the usage counted. One
+    statement on PostgreSQL (``attempt`` unfinished), else one by one (``attempt`` finished already)."""
+    if attempt is None:
+        row = _finish_sent(message, provider_id, result.request_id, result.dry_run, timezone.now())
+        _count_usage(row, clearance, result.dry_run, now)
+        return row
+    sent_at = timezone.now()
+    fields = _sent_fields(message, provider_id, result.request_id, result.dry_run)
+    still_queued = sent_record(
+        attempt=(
+            ProviderAttempt.objects.filter(pk=attempt.pk),
+            attempt_finish_fields(attempt, result=result, provider_message_id=provider_id),
+        ),
+        message=(
+            Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED),
+            {**fields, "status": MessageStatus.SENT, "sent_at": sent_at},
+        ),
+        usage=_usage_row(message, clearance, result.dry_run, now),
+        counters=("count", "business_initiated", "segments"),
+    )
+    return _finish_sent(message, provider_id, result.request_id, result.dry_run, sent_at, written=still_queued)
+
+
+def _finish_sent(
+    message: Message,
+    provider_id: str,
+    request_id: str,
+    dry_run: bool,
+    now: datetime,
+    *,
+    written: bool = False,
+) -> Message:
+    """One UPDATE in the usual case (the message still queued; ``written``: done already, by `_sent`);
+    a status event that overtook us wins."""
+    fields = _sent_fields(message, provider_id, request_id, dry_run)
+    if written or Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED).update(
         **fields, status=MessageStatus.SENT, sent_at=now
     ):
         for name, value in fields.items():
@@ -193,6 +258,24 @@ def _finish_failed(message: Message, code: str, details: dict, now: datetime) ->
             ]
         )
     return row
+
+
+def _usage_row(message: Message, clearance: Clearance, dry_run: bool, now: datetime) -> MessageUsage:
+    """This send's count, as a new usage row (`statements.sent_record` adds it to the day's row)."""
+    template = clearance.template
+    return MessageUsage(
+        day=timezone.localdate(now),
+        channel=message.channel,
+        kind=MessageUsage.Kind.TEMPLATE if template else MessageUsage.Kind.FREE_FORM,
+        template_name=template.name if template else "",
+        template_language=template.language if template else "",
+        category=template.category if template else "",
+        origination_phone_number_id=message.origination_phone_number_id,
+        dry_run=dry_run,
+        count=1,
+        business_initiated=int(clearance.business_initiated),
+        segments=message.segments or 0,
+    )
 
 
 def _count_usage(message: Message, clearance: Clearance, dry_run: bool, now: datetime) -> None:
@@ -269,16 +352,21 @@ def _refused(message: Message, refusal: SafetyRefusal, stage: str, now: datetime
 def message_deliver(message_id, *, now: datetime | None = None) -> Message:
     """Send one queued message now (see the module docstring). Raises DeliveryDeferred to be retried."""
     now = now or timezone.now()
-    message = Message.objects.select_related("contact").get(pk=message_id)
-    if message.direction != Direction.OUTBOUND:
-        raise ValueError(f"message {message_id} is {message.direction}, not outbound")
-    logs.log_bind(message_id=message.pk, contact_id=message.contact_id)
-    if message.status != MessageStatus.QUEUED:
-        return message  # already sent, failed or further: at-least-once delivery of the task
-    taken_over = message.locked_until is not None  # a worker claimed it before us and never finished
-    if not _claim(message, now):
-        logger.info("message %s is being sent by another worker", message.pk)
-        return message
+    claimed = _claim_with_contact(message_id, now) if connection.vendor == "postgresql" else None
+    if claimed is not None:
+        message, taken_over = claimed
+        logs.log_bind(message_id=message.pk, contact_id=message.contact_id)
+    else:
+        message = Message.objects.select_related("contact").get(pk=message_id)
+        if message.direction != Direction.OUTBOUND:
+            raise ValueError(f"message {message_id} is {message.direction}, not outbound")
+        logs.log_bind(message_id=message.pk, contact_id=message.contact_id)
+        if message.status != MessageStatus.QUEUED:
+            return message  # already sent, failed or further: at-least-once delivery of the task
+        taken_over = message.locked_until is not None  # a worker claimed it before us and never finished
+        if connection.vendor == "postgresql" or not _claim(message, now):
+            logger.info("message %s is being sent by another worker", message.pk)
+            return message
     if taken_over and (settled := _settle_from_attempts(message, now)) is not None:
         return settled
 
@@ -296,7 +384,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
 
     delivery = Delivery(message=message, clearance=clearance, now=now, request=request)
     try:
-        result, provider_id = _provider_send(provider_for(message.channel), delivery)
+        result, provider_id, attempt = _provider_send(provider_for(message.channel), delivery)
     except SafetyRefusal as refusal:
         _tier_give_back(message, clearance, now)
         return _refused(message, refusal, "provider call", now)
@@ -323,8 +411,7 @@ def message_deliver(message_id, *, now: datetime | None = None) -> Message:
     except Exception:
         _release(message)
         raise
-    row = _finish_sent(message, provider_id, result.request_id, result.dry_run, timezone.now())
-    _count_usage(row, clearance, result.dry_run, now)
+    row = _sent(message, attempt, provider_id, result, clearance, now)
     record_sent(provider_for(message.channel), [row.pk], dry_run=result.dry_run)
     return row
 

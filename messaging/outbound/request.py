@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 
 from contacts.models import Channel, Contact
 from messaging.channels import whatsapp as whatsapp_channel
+from messaging.feedback.suppressions import suppression_flag_annotate
 from messaging.models import Direction, Message, MessageType
 
 
@@ -115,16 +118,36 @@ def whatsapp_phone_number_for(contact: Contact) -> str:
     service window belongs to that number), else the first of settings.WHATSAPP_PHONE_NUMBER_IDS.
     Deterministic, so a conversation stays on one number."""
     allowed = settings.WHATSAPP_PHONE_NUMBER_IDS
-    last = (
-        Message.objects.filter(contact=contact, channel=Channel.WHATSAPP, direction=Direction.INBOUND)
-        .exclude(origination_phone_number_id="")
-        .order_by("-created_at")
-        .values_list("origination_phone_number_id", flat=True)
-        .first()
-    )
+    if hasattr(contact, "last_whatsapp_number"):  # read with the contact (`contact_for_send`)
+        last = contact.last_whatsapp_number
+    else:
+        last = _last_whatsapp_numbers(contact.pk).first()
     if last and last in allowed:
         return last
     return allowed[0] if allowed else ""
+
+
+def _last_whatsapp_numbers(contact_id):
+    return (
+        Message.objects.filter(contact=contact_id, channel=Channel.WHATSAPP, direction=Direction.INBOUND)
+        .exclude(origination_phone_number_id="")
+        .order_by("-created_at")
+        .values_list("origination_phone_number_id", flat=True)
+    )
+
+
+def contact_for_send(contact_id: Any, channel: str) -> Contact | None:
+    """The active contact a send is for, in one query with what the send path asks of it next: for
+    WhatsApp the number it last wrote to, and whether its address on ``channel`` is suppressed (the
+    gate's rule 9 then needs no query of its own when it is not)."""
+    if not is_uuid(contact_id):
+        return None
+    contacts = Contact.objects.active().filter(pk=contact_id)
+    if channel == Channel.WHATSAPP:
+        contacts = contacts.annotate(last_whatsapp_number=Subquery(_last_whatsapp_numbers(OuterRef("pk"))[:1]))
+    if channel in Channel.values:
+        contacts = suppression_flag_annotate(contacts, channel, now=timezone.now())
+    return contacts.first()
 
 
 def _message_type(
@@ -175,11 +198,10 @@ def send_request_build(
     Pass ``contact`` (active, loaded a moment ago) when you have it: neither this nor the gate loads
     it again.
     """
-    if channel == Channel.WHATSAPP and not origination_phone_number_id:
-        if contact is None:
-            contact = Contact.objects.active().filter(pk=contact_id).first() if is_uuid(contact_id) else None
-        if contact is not None:
-            origination_phone_number_id = whatsapp_phone_number_for(contact)
+    if contact is None:
+        contact = contact_for_send(contact_id, channel)
+    if channel == Channel.WHATSAPP and not origination_phone_number_id and contact is not None:
+        origination_phone_number_id = whatsapp_phone_number_for(contact)
     return SendRequest(
         contact_id=contact_id,
         channel=channel,
