@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -231,3 +234,40 @@ def test_events_accepted_while_the_broker_is_down_are_relayed_when_it_returns(
         message=f"every event processed\n{worker.log()[-3000:]}",
     )
     assert set(Message.objects.filter(direction=Direction.OUTBOUND).values_list("status", flat=True)) == {"delivered"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_loop_stops_at_once_on_sigterm_even_while_it_backs_off_from_a_broker_outage(contact):
+    # given: an event waiting, and the relay loop failing to reach a broker that is down, so it backs off
+    _store(_status_body(_outbound(contact, 1).whatsapp_message_id, "delivered", T0))
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "relay_inbound_events", "--interval", "20"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": _database_url(), "AWS_MAX_ATTEMPTS": "1",
+             "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{_closed_port()}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(relay.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_until(
+            lambda: relay.poll() is not None or any("inbound relay failed" in line for line in output),
+            timeout=60,
+            message="a failed round",
+        )
+        assert relay.poll() is None, "".join(output)
+
+        # when: a deployment stops it
+        started = time.monotonic()
+        relay.send_signal(signal.SIGTERM)
+
+        # then: it exits cleanly within a few seconds, not after its backoff
+        assert relay.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        assert inbound_outbox_size() == 1  # still stored, for the next relay
+    finally:
+        relay.kill()
+        relay.wait()

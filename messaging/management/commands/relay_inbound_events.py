@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 
 from django.core.management.base import BaseCommand
@@ -29,16 +30,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once: bool, interval: float, **options):
-        stopping = False
-
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        # An event, not a flag: a SIGTERM (a deployment stopping the task) ends the wait between rounds at
+        # once, where a sleep would run on for up to the 30-s backoff, past ECS's stop timeout.
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: stopping.set())
         backoff = interval
-        while not stopping:
+        while not stopping.is_set():
             started = time.monotonic()
             close_old_connections()
             try:
@@ -51,4 +49,4 @@ class Command(BaseCommand):
             if once:
                 self.stdout.write(f"{relayed} event(s) relayed.")
                 return
-            time.sleep(max(0.0, backoff - (time.monotonic() - started)))
+            stopping.wait(max(0.0, backoff - (time.monotonic() - started)))
