@@ -530,6 +530,25 @@ def _refill_jointly(buckets: list[Bucket]) -> None:
             lock.release()
 
 
+def _spendable_together(taken: list[tuple[Bucket, int]]) -> list[tuple[Bucket, int]]:
+    """The tokens of one send are spent together, at the latest one's time. A token of another bucket that
+    would have expired by then (an older one held, while a bucket refilled alongside gave a token due
+    later) is swapped for this process's next held token of its bucket, which a joint refill usually
+    just added; the older one expires unspent, as it would have. Without a fresher token, the old stays."""
+    while True:
+        spend_at = max(when for _, when in taken)
+        swapped = False
+        with _held.lock:
+            for i, (bucket, when) in enumerate(taken):
+                tokens = _held.tokens.get(bucket)
+                if when + _lateness(bucket) < spend_at and tokens:
+                    _held.wasted[bucket] = _held.wasted.get(bucket, 0) + 1
+                    taken[i] = (bucket, tokens.popleft())
+                    swapped = True
+        if not swapped:
+            return taken
+
+
 def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None, demand: int | None = None) -> float:
     """One token from every bucket, waiting up to ``max_wait`` seconds in all; returns the time waited.
 
@@ -555,6 +574,7 @@ def rate_limit_acquire(buckets: list[Bucket], *, max_wait: float | None = None, 
                     for bucket, when in reversed(taken):
                         _held.put_back(bucket, when)
                 raise
+            taken = _spendable_together(taken)
             # Spend them together, at the latest token's time, and only while none has expired.
             delay = (max(when for _, when in taken) - _now()) / MICROSECONDS
             if delay > 0:

@@ -296,3 +296,29 @@ def test_a_worker_takes_no_more_tokens_than_it_has_sends_for(settings):
     # then: no token is left over to expire unspent (a full batch would have left 7)
     assert not ratelimit._held.tokens.get(bucket)
     assert ratelimit._held.in_hand.get(bucket, 0) == 0
+
+
+def test_a_held_token_that_would_expire_before_the_others_are_due_is_swapped_for_a_fresher_one():
+    # given: a number's bucket holding an old token (just within its lateness) and a fresh one, and
+    # the account's bucket giving a token due a little later (as after a joint refill)
+    number, account = Bucket.per_second(f"n-{uuid.uuid4()}", 80.0), Bucket.per_second(f"a-{uuid.uuid4()}", 1000.0)
+    now = ratelimit._now()
+    old, fresh, later = now - ratelimit._lateness(number) + 1_000, now + 2_000, now + 5_000
+    ratelimit._held.add(number, [fresh])
+
+    # when: the tokens of one send are made spendable together
+    taken = ratelimit._spendable_together([(number, old), (account, later)])
+
+    # then: the number's token is the fresh one (the old would have expired by the account's time),
+    # counted as wasted; each token is spent within its own lateness
+    assert taken == [(number, fresh), (account, later)]
+    assert ratelimit._held.wasted[number] == 1
+    assert all(later <= when + ratelimit._lateness(bucket) for bucket, when in taken)
+
+
+def test_without_a_fresher_token_the_old_one_stays_and_the_send_takes_new_ones():
+    number, account = Bucket.per_second(f"n-{uuid.uuid4()}", 80.0), Bucket.per_second(f"a-{uuid.uuid4()}", 1000.0)
+    now = ratelimit._now()
+    old, later = now - ratelimit._lateness(number) + 1_000, now + 5_000
+
+    assert ratelimit._spendable_together([(number, old), (account, later)]) == [(number, old), (account, later)]
