@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
-DATABASE = "wecare_bench_inbound"
+DATABASE = f"wecare_bench_inbound_{os.getpid()}"  # its own: two runs on one cluster never collide
 TOPIC = "arn:aws:sns:us-east-1:809904170947:base-wecare-digital"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-bench0000000000000000000000000.pem"
 TARGET_RPS = 500
